@@ -1,0 +1,234 @@
+//! start, stop, demote, promote.
+
+use crate::actions::checks;
+use crate::agent::{ActionResult, Agent, Failure};
+use crate::election::{self, Candidate, Verdict};
+use crate::exit::OcfExit;
+use crate::instance::{self, POLL};
+use crate::pacemaker::{ATTR_CANCEL_SWITCHOVER, ATTR_LSN, ATTR_NODES, ATTR_RECOVER_PRIMARY};
+use crate::pg;
+use crate::role::{Postmaster, Role};
+use crate::scores;
+use std::time::Duration;
+use tokio::time::Instant;
+
+pub async fn start(agent: &Agent) -> ActionResult {
+    checks::local(agent, true).await?;
+    let o = instance::settle(agent).await?;
+    match o.role {
+        Role::Standby => {
+            log::info!("instance already running as a standby");
+            Ok(OcfExit::Success)
+        }
+        Role::Primary => Err(Failure::generic(
+            "instance is running as a primary outside of Pacemaker's knowledge; start must leave a standby: stop it first",
+        )),
+        Role::Stopped | Role::CrashedStandby => start_standby(agent).await,
+        Role::CrashedPrimary => {
+            log::warn!("instance crashed as a primary; starting it as a standby (it replays its own WAL, then follows the primary)");
+            start_standby(agent).await
+        }
+        Role::Transient(w) => Err(Failure::generic(w)),
+        Role::Broken(code, why) => Err(Failure::new(code, why)),
+    }
+}
+
+/// Start with standby.signal and wait until it answers as a standby.
+pub async fn start_standby(agent: &Agent) -> ActionResult {
+    instance::ensure_standby_signal(agent)?;
+    if let Err(first) = instance::pg_ctl_start(agent).await {
+        // After a kill -9, orphaned backends can hold the old shared memory
+        // for a moment: one retry.
+        if !first.reason.contains("shared memory") || agent.time_left() < Duration::from_secs(2) {
+            return Err(first);
+        }
+        log::warn!("{}; retrying once", first.reason);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        instance::pg_ctl_start(agent).await?;
+    }
+    instance::wait_for(agent, "a running standby", |r| matches!(r, Role::Standby | Role::Primary)).await.and_then(|o| {
+        if o.role == Role::Primary {
+            Err(Failure::generic("instance started as a primary despite standby.signal"))
+        } else {
+            log::info!("instance started as a standby");
+            Ok(OcfExit::Success)
+        }
+    })
+}
+
+pub async fn stop(agent: &Agent) -> ActionResult {
+    checks::binaries_and_user(agent)?;
+    // Stop whatever runs, whatever state it is in: a failed stop gets the
+    // node fenced, so never refuse one that can be done.
+    if let Postmaster::NotRunning = instance::postmaster(&agent.params.datadir) {
+        let c = instance::control_data(agent).await;
+        match c {
+            Ok(c) => log::info!("instance already stopped (control file: \"{}\")", c.state.as_str()),
+            Err(e) => log::info!("instance already stopped ({})", e.reason),
+        }
+        return Ok(OcfExit::Success);
+    }
+    stop_running(agent).await?;
+    log::info!("instance stopped");
+    Ok(OcfExit::Success)
+}
+
+/// Fast shutdown; if it cannot finish in time, immediate shutdown so the
+/// stop still succeeds (crash recovery at next start is safe; fencing the
+/// node is not cheaper).
+async fn stop_running(agent: &Agent) -> Result<(), Failure> {
+    let reserve = (agent.time_left() / 4).min(Duration::from_secs(5));
+    let fast_deadline = agent.deadline - reserve;
+    let fast = instance::pg_ctl_stop_until(agent, "fast", fast_deadline).await;
+    if let Err(e) = fast {
+        log::warn!("fast shutdown did not complete ({}); using immediate shutdown", e.reason);
+        instance::pg_ctl_stop_until(agent, "immediate", agent.deadline).await?;
+    }
+    wait_postmaster_gone(agent).await
+}
+
+async fn wait_postmaster_gone(agent: &Agent) -> Result<(), Failure> {
+    loop {
+        if let Postmaster::NotRunning = instance::postmaster(&agent.params.datadir) {
+            return Ok(());
+        }
+        if Instant::now() + POLL >= agent.deadline {
+            return Err(Failure::generic("the postmaster is still running at the end of the stop"));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+pub async fn demote(agent: &Agent) -> ActionResult {
+    checks::binaries_and_user(agent)?;
+    let o = instance::settle(agent).await?;
+    match o.role {
+        Role::Standby => {
+            log::info!("instance already running as a standby");
+            return Ok(OcfExit::Success);
+        }
+        Role::Primary => {
+            drop(o);
+            // Clean (fast) shutdown only: the shutdown checkpoint is what the
+            // standby taking over checks it received.
+            instance::pg_ctl_stop_until(agent, "fast", agent.deadline).await?;
+            wait_postmaster_gone(agent).await?;
+            let c = instance::control_data(agent).await?;
+            if c.state != crate::controlfile::DbState::ShutDown {
+                return Err(Failure::generic(format!("primary did not shut down cleanly (control file: \"{}\")", c.state.as_str())));
+            }
+            log::info!("primary shut down cleanly at checkpoint {}, starting it as a standby", c.checkpoint);
+        }
+        Role::Stopped | Role::CrashedStandby => {}
+        Role::CrashedPrimary => {
+            log::warn!("demoting a crashed primary: it starts as a standby and replays its own WAL first");
+        }
+        Role::Transient(w) => return Err(Failure::generic(w)),
+        Role::Broken(code, why) => return Err(Failure::new(code, why)),
+    }
+    start_standby(agent).await
+}
+
+pub async fn promote(agent: &Agent) -> ActionResult {
+    checks::binaries_and_user(agent)?;
+    let o = instance::settle(agent).await?;
+    match o.role {
+        Role::Primary => {
+            log::info!("instance already running as a primary");
+            return Ok(OcfExit::Success);
+        }
+        Role::Standby => {}
+        Role::Stopped => {
+            log::info!("instance is stopped: starting it as a standby before promoting it");
+            drop(o);
+            start_standby(agent).await?;
+        }
+        Role::CrashedPrimary | Role::CrashedStandby => {
+            return Err(Failure::generic("cannot promote a crashed instance: it must be recovered (stopped and started) first"));
+        }
+        Role::Transient(w) => return Err(Failure::generic(w)),
+        Role::Broken(code, why) => return Err(Failure::new(code, why)),
+    }
+
+    let pcmk = &agent.pcmk;
+    let mine = pcmk.private_all(ATTR_CANCEL_SWITCHOVER, agent.deadline).await.map_err(tool)?;
+    let me = agent.node().await?.to_string();
+    if let Some(why) = mine.get(&me) {
+        let _ = pcmk.delete_private(ATTR_CANCEL_SWITCHOVER, agent.deadline).await;
+        return Err(Failure::generic(format!("switchover cancelled: {why}")));
+    }
+    let recovering = pcmk.private_all(ATTR_RECOVER_PRIMARY, agent.deadline).await.map_err(tool)?;
+    if recovering.contains_key(&me) {
+        log::info!("recovering the primary in place: no election");
+    } else {
+        elect(agent, &me).await?;
+    }
+
+    let o = instance::observe(agent).await?;
+    let client = o.client.ok_or_else(|| Failure::generic("lost the connection to the standby before promoting it"))?;
+    let wait = agent.time_left().as_secs().clamp(1, 3600);
+    let rows = pg::rows(&client, &format!("SELECT pg_promote(true, {wait})"), agent.deadline)
+        .await
+        .map_err(|e| Failure::generic(format!("pg_promote failed: {e}")))?;
+    if rows.first().and_then(|r| r[0].as_deref()) != Some("t") {
+        return Err(Failure::generic("pg_promote did not complete the promotion in time"));
+    }
+    instance::wait_for(agent, "a primary", |r| *r == Role::Primary).await?;
+    log::info!("promoted to primary");
+    Ok(OcfExit::Success)
+}
+
+fn tool(e: crate::pacemaker::ToolError) -> Failure {
+    Failure::generic(e.to_string())
+}
+
+/// Compare fresh positions published in pre-promote; fail the promotion in
+/// favour of a more advanced standby.
+async fn elect(agent: &Agent, me: &str) -> Result<(), Failure> {
+    let pcmk = &agent.pcmk;
+    let nodes_attr = pcmk.private_all(ATTR_NODES, agent.deadline).await.map_err(tool)?;
+    let mut nodes: Vec<String> = nodes_attr.get(me).map(|v| v.split_whitespace().map(str::to_string).collect()).unwrap_or_default();
+    if !nodes.iter().any(|n| n == me) {
+        nodes.push(me.to_string());
+    }
+    // Attributes travel asynchronously: wait for every node's, but keep half
+    // of the time left to report and hand over.
+    let give_up = Instant::now() + agent.time_left() / 2;
+    let positions = loop {
+        let published = pcmk.private_all(ATTR_LSN, agent.deadline).await.map_err(tool)?;
+        let missing: Vec<&String> = nodes.iter().filter(|n| !published.contains_key(*n)).collect();
+        if missing.is_empty() {
+            break published;
+        }
+        if Instant::now() + Duration::from_millis(100) >= give_up {
+            return Err(Failure::generic(format!(
+                "election: no position published by {} in time; not promoting without comparing",
+                missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let view = pcmk.cluster_view(agent.deadline).await.map_err(tool)?;
+    let mut candidates = Vec::new();
+    for n in &nodes {
+        let pos = election::Position::from_attr(&positions[n])
+            .ok_or_else(|| Failure::generic(format!("election: {n} published an unreadable position \"{}\"", positions[n])))?;
+        candidates.push(Candidate { node: n.clone(), position: pos, score: view.scores.get(n).copied() });
+    }
+    match election::elect(me, &candidates) {
+        Verdict::Proceed => {
+            log::info!("election: this node is the most advanced of {} ({})", nodes.join(", "),
+                candidates.iter().map(|c| format!("{}={}", c.node, c.position.to_attr())).collect::<Vec<_>>().join(" "));
+            Ok(())
+        }
+        Verdict::HandOver { node, position } => {
+            pcmk.set_score(me, 1, agent.deadline).await.map_err(tool)?;
+            pcmk.set_score(&node, scores::BEST_STANDBY, agent.deadline).await.map_err(tool)?;
+            Err(Failure::generic(format!(
+                "{node} is more advanced ({}) than this node: promotion handed over to it",
+                position.to_attr()
+            )))
+        }
+        Verdict::Refuse(why) => Err(Failure::generic(format!("election: {why}"))),
+    }
+}

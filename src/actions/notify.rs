@@ -1,0 +1,162 @@
+//! notify: the pre/post hooks around promotions, demotions and stops.
+//! Pacemaker logs and ignores the return code, so problems are logged and
+//! left for the following action to act upon.
+
+use crate::agent::{ActionResult, Agent, Failure};
+use crate::election::Position;
+use crate::exit::OcfExit;
+use crate::instance;
+use crate::notify::{self, Notification, Operation, When};
+use crate::pacemaker::{ATTR_CANCEL_SWITCHOVER, ATTR_LSN, ATTR_NODES, ATTR_RECOVER_PRIMARY};
+use crate::pg;
+use crate::process::Cmd;
+use crate::role::Role;
+use crate::waldump;
+
+pub async fn notify(agent: &Agent) -> ActionResult {
+    let n = notify::parse(&agent.env).map_err(|e| Failure::new(OcfExit::ErrArgs, e.0))?;
+    log::debug!("notification {:?}-{:?}: {:?}", n.when, n.operation, n.transition);
+    let r = match (n.when, n.operation) {
+        (When::Pre, Operation::Promote) => pre_promote(agent, &n).await,
+        (When::Post, Operation::Promote) => clean_election_attrs(agent).await,
+        (When::Pre, Operation::Demote) => pre_demote(agent, &n).await,
+        (When::Pre, Operation::Stop) => pre_stop(agent, &n).await,
+        _ => Ok(()),
+    };
+    if let Err(e) = r {
+        log::warn!("notify {:?}-{:?}: {}", n.when, n.operation, e.reason);
+    }
+    Ok(OcfExit::Success)
+}
+
+async fn pre_promote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
+    let me = agent.node().await?.to_string();
+    let t = &n.transition;
+    let Some(target) = t.promote.first() else { return Ok(()) };
+    log::info!("{target} is about to be promoted");
+    let pcmk = &agent.pcmk;
+    if t.is_primary_recovery(target) {
+        log::info!("the primary on {target} is recovered in place: no election");
+        if *target == me {
+            pcmk.set_private(ATTR_RECOVER_PRIMARY, "1", agent.deadline).await.map_err(tool)?;
+        }
+        return Ok(());
+    }
+    clean_election_attrs(agent).await?;
+
+    if let Some(old) = t.switchover_from(&me) {
+        if let Err(why) = check_switchover(agent, old).await {
+            log::error!("switchover from {old} is not safe: {}", why.reason);
+            pcmk.set_private(ATTR_CANCEL_SWITCHOVER, &why.reason, agent.deadline).await.map_err(tool)?;
+            return Ok(());
+        }
+    }
+
+    let o = instance::observe(agent).await?;
+    let client = match (&o.role, &o.client) {
+        (Role::Standby, Some(c)) => c,
+        (r, _) => return Err(Failure::generic(format!("not a running standby ({r:?}): no position to publish"))),
+    };
+    // A restartpoint brings the control file's timeline up to date (a
+    // standby that followed a promotion may not have recorded it yet).
+    let _ = pg::execute(client, "CHECKPOINT", agent.deadline).await;
+    let control = instance::control_data(agent).await?;
+    let status = pg::status(client, agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
+    let pos = Position {
+        timeline: status.received_tli.unwrap_or(0).max(control.timeline),
+        lsn: status.lsn.ok_or_else(|| Failure::generic("standby reports no received or replayed LSN"))?,
+    };
+    log::info!("this standby's position: timeline {} LSN {}", pos.timeline, pos.lsn);
+    pcmk.set_private(ATTR_LSN, &pos.to_attr(), agent.deadline).await.map_err(tool)?;
+    if *target == me {
+        pcmk.set_private(ATTR_NODES, &t.election_nodes().join(" "), agent.deadline).await.map_err(tool)?;
+    }
+    Ok(())
+}
+
+async fn clean_election_attrs(agent: &Agent) -> Result<(), Failure> {
+    for a in [ATTR_LSN, ATTR_NODES, ATTR_RECOVER_PRIMARY, ATTR_CANCEL_SWITCHOVER] {
+        agent.pcmk.delete_private(a, agent.deadline).await.map_err(tool)?;
+    }
+    Ok(())
+}
+
+/// In a switchover the old primary shut down cleanly; its last WAL record is
+/// the shutdown checkpoint. If this standby did not receive it, promoting it
+/// would lose what came before, and the old primary could not follow it.
+async fn check_switchover(agent: &Agent, old: &str) -> Result<(), Failure> {
+    log::info!("switchover from {old}: checking that the old primary's shutdown checkpoint was received");
+    let o = instance::observe(agent).await?;
+    let client = o.client.ok_or_else(|| Failure::generic("standby not answering"))?;
+    pg::execute(&client, "CHECKPOINT", agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
+    let control = instance::control_data(agent).await?;
+    let rows = pg::rows(&client, "SELECT pg_last_wal_receive_lsn()", agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
+    let last: crate::lsn::Lsn = rows
+        .first()
+        .and_then(|r| r[0].as_deref())
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Failure::generic("this standby received no WAL by streaming"))?;
+    let p = &agent.params;
+    let out = Cmd::new(p.bin("pg_waldump"))
+        .args(["--path"])
+        .arg(p.datadir.join("pg_wal").display().to_string())
+        .args(["--timeline", &control.timeline.to_string(), "--start", &control.redo.to_string(), "--end", &last.to_string()])
+        .as_user(agent.runas()?)
+        .run(agent.deadline)
+        .await
+        .map_err(|e| Failure::generic(e.to_string()))?;
+    match waldump::find_shutdown_checkpoint(&out.stdout, control.timeline) {
+        Some(c) => {
+            log::info!("received the shutdown checkpoint of {old} at {} (timeline {})", c.lsn, c.timeline);
+            Ok(())
+        }
+        None => Err(Failure::generic(format!(
+            "no shutdown checkpoint of {old} between {} and {} on timeline {} ({})",
+            control.redo,
+            last,
+            control.timeline,
+            if out.success() { "pg_waldump found none".to_string() } else { out.message() }
+        ))),
+    }
+}
+
+/// A crashed primary about to be demoted and promoted again on this node:
+/// let it finish crash recovery as a primary first, as no other primary
+/// exists, so the demote that follows stops it cleanly.
+async fn pre_demote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
+    let me = agent.node().await?;
+    let t = &n.transition;
+    if !t.demote.iter().any(|x| x == me) || !t.is_primary_recovery(me) {
+        return Ok(());
+    }
+    let o = instance::observe(agent).await?;
+    if o.role != Role::CrashedPrimary {
+        return Ok(());
+    }
+    log::info!("primary crashed and is recovered in place: running its crash recovery before the demote");
+    instance::remove_standby_signal(agent)?;
+    instance::pg_ctl_start(agent).await?;
+    log::info!("crash recovery done (control file: \"{}\")", instance::control_data(agent).await?.state.as_str());
+    Ok(())
+}
+
+/// A crashed standby about to be stopped and started again on this node:
+/// start it now so its crash recovery is done and the stop is a clean one.
+async fn pre_stop(agent: &Agent, n: &Notification) -> Result<(), Failure> {
+    let me = agent.node().await?;
+    let t = &n.transition;
+    if !t.stop.iter().any(|x| x == me) || !t.is_standby_recovery(me) {
+        return Ok(());
+    }
+    let o = instance::observe(agent).await?;
+    if o.role != Role::CrashedStandby {
+        return Ok(());
+    }
+    log::info!("standby crashed and is restarted in place: starting it so the stop is clean");
+    instance::ensure_standby_signal(agent)?;
+    instance::pg_ctl_start(agent).await
+}
+
+fn tool(e: crate::pacemaker::ToolError) -> Failure {
+    Failure::generic(e.to_string())
+}

@@ -1,0 +1,198 @@
+//! The local PostgreSQL instance: observing its role and driving pg_ctl.
+//! Decisions are in `role`; this module gathers facts and acts.
+
+use crate::agent::{Agent, Failure};
+use crate::controlfile::{self, ControlData, ControlError};
+use crate::exit::OcfExit;
+use crate::pg::{self, PgError, Status, Target};
+use crate::process::Cmd;
+use crate::role::{self, Contact, Postmaster, Role};
+use std::path::Path;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_postgres::Client;
+
+/// How often a transient state is looked at again.
+pub const POLL: Duration = Duration::from_millis(200);
+
+/// One look at the instance.
+pub struct Observed {
+    pub role: Role,
+    pub control: ControlData,
+    /// An open session when the server answered.
+    pub client: Option<Client>,
+    pub status: Option<Status>,
+}
+
+/// The control file: read natively, or through pg_controldata when the
+/// layout is not one we can verify.
+pub async fn control_data(agent: &Agent) -> Result<ControlData, Failure> {
+    match controlfile::read(&agent.params.datadir) {
+        Ok(c) => Ok(c),
+        Err(ControlError::Io(e)) => Err(Failure::new(OcfExit::ErrArgs, e)),
+        Err(native) => {
+            log::debug!("native control file read failed ({native}), asking pg_controldata");
+            let runas = agent.runas()?;
+            let out = Cmd::new(agent.params.bin("pg_controldata"))
+                .arg(agent.params.datadir.display().to_string())
+                .as_user(runas)
+                .run(agent.deadline)
+                .await
+                .map_err(|e| Failure::new(OcfExit::ErrInstalled, e.to_string()))?;
+            if !out.success() {
+                return Err(Failure::generic(format!("pg_controldata failed: {}", out.message())));
+            }
+            controlfile::parse_pg_controldata(&out.stdout).map_err(|e| Failure::generic(e.to_string()))
+        }
+    }
+}
+
+/// Whether `postmaster.pid` names a live postgres process.
+pub fn postmaster(datadir: &Path) -> Postmaster {
+    let Ok(text) = std::fs::read_to_string(datadir.join("postmaster.pid")) else { return Postmaster::NotRunning };
+    let Some(pid) = text.lines().next().and_then(|l| l.trim().parse::<i32>().ok()).filter(|p| *p > 0) else {
+        return Postmaster::NotRunning;
+    };
+    // A stale pid file can name a reused PID: check it is a postgres.
+    match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+        Ok(comm) if comm.trim().starts_with("postgres") || comm.trim().starts_with("postmaster") => Postmaster::Running(pid),
+        _ => Postmaster::NotRunning,
+    }
+}
+
+pub fn target(agent: &Agent) -> Result<Target<'_>, Failure> {
+    Ok(Target { host: &agent.params.pghost, port: agent.params.pgport, user: agent.runas()? })
+}
+
+/// Look once: control file, postmaster, and one query if it answers.
+pub async fn observe(agent: &Agent) -> Result<Observed, Failure> {
+    let control = control_data(agent).await?;
+    let pm = postmaster(&agent.params.datadir);
+    let t = target(agent)?;
+    // Nothing to connect to: skip the attempt (and its timeout) entirely.
+    let connected = if pm == Postmaster::NotRunning && t.host.starts_with('/') {
+        Err(PgError::Contact(Contact::Unreachable))
+    } else {
+        pg::connect(&t, agent.deadline).await
+    };
+    let (contact, client, status) = match connected {
+        Ok(client) => match pg::status(&client, agent.deadline).await {
+            Ok(st) => (Contact::Answered { in_recovery: st.in_recovery }, Some(client), Some(st)),
+            Err(PgError::TimedOut) => return Err(Failure::generic("PostgreSQL did not answer the status query before the action timeout")),
+            Err(e) => (Contact::Refused(role::Refusal::Other(e.to_string())), None, None),
+        },
+        Err(PgError::Contact(c)) => (c, None, None),
+        Err(PgError::TimedOut) => {
+            return Err(Failure::generic("connecting to PostgreSQL did not complete before the action timeout"));
+        }
+        Err(e) => (Contact::Refused(role::Refusal::Other(e.to_string())), None, None),
+    };
+    let role = role::decide(control.state, pm, &contact);
+    log::debug!("state \"{}\", postmaster {pm:?}, contact {contact:?} => {role:?}", control.state.as_str());
+    Ok(Observed { role, control, client, status })
+}
+
+/// Look until the role is settled (not starting, stopping or recovering),
+/// or the deadline comes.
+pub async fn settle(agent: &Agent) -> Result<Observed, Failure> {
+    loop {
+        let o = observe(agent).await?;
+        match &o.role {
+            Role::Transient(what) => {
+                if Instant::now() + POLL >= agent.deadline {
+                    return Err(Failure::generic(format!("instance still not settled at the end of the action: {what}")));
+                }
+                tokio::time::sleep(POLL).await;
+            }
+            _ => return Ok(o),
+        }
+    }
+}
+
+/// Look until `done` says the role is the one wanted, or the deadline.
+pub async fn wait_for(agent: &Agent, what: &str, done: impl Fn(&Role) -> bool) -> Result<Observed, Failure> {
+    loop {
+        let o = observe(agent).await?;
+        if done(&o.role) {
+            return Ok(o);
+        }
+        if let Role::Broken(code, msg) = &o.role {
+            return Err(Failure::new(*code, msg.clone()));
+        }
+        if Instant::now() + POLL >= agent.deadline {
+            return Err(Failure::generic(format!("timed out waiting for the instance to be {what} (it is {:?})", o.role)));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn secs_left(agent: &Agent) -> String {
+    agent.time_left().as_secs().max(1).to_string()
+}
+
+/// `standby.signal` in the data directory, owned by system_user.
+pub fn ensure_standby_signal(agent: &Agent) -> Result<(), Failure> {
+    let path = agent.params.datadir.join("standby.signal");
+    if path.exists() {
+        return Ok(());
+    }
+    let runas = agent.runas()?;
+    std::fs::write(&path, b"").map_err(|e| Failure::generic(format!("cannot create {}: {e}", path.display())))?;
+    nix::unistd::chown(&path, Some(runas.uid), Some(runas.gid))
+        .map_err(|e| Failure::generic(format!("cannot give {} to {}: {e}", path.display(), runas.name)))?;
+    Ok(())
+}
+
+pub fn remove_standby_signal(agent: &Agent) -> Result<(), Failure> {
+    let path = agent.params.datadir.join("standby.signal");
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Failure::generic(format!("cannot remove {}: {e}", path.display()))),
+    }
+}
+
+/// `pg_ctl start`, waiting for the server to accept connections.
+pub async fn pg_ctl_start(agent: &Agent) -> Result<(), Failure> {
+    let p = &agent.params;
+    let mut cmd = Cmd::new(p.bin("pg_ctl"))
+        .args(["start", "-D"])
+        .arg(p.pgdata.display().to_string())
+        .args(["-w", "-t"])
+        .arg(secs_left(agent))
+        .as_user(agent.runas()?)
+        .discard_stdout();
+    // Where pgdata only holds the configuration, point postgres at it.
+    let mut opts = String::new();
+    if p.datadir != p.pgdata && !p.start_opts.contains("config_file") {
+        opts.push_str(&format!("-c config_file={}/postgresql.conf ", p.pgdata.display()));
+    }
+    opts.push_str(&p.start_opts);
+    if !opts.trim().is_empty() {
+        cmd = cmd.args(["-o", opts.trim()]);
+    }
+    let out = cmd.run(agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
+    if !out.success() {
+        return Err(Failure::generic(format!("pg_ctl start failed: {}", out.message())));
+    }
+    Ok(())
+}
+
+/// `pg_ctl stop -m <mode>`, waiting until the server is down or `until`.
+pub async fn pg_ctl_stop_until(agent: &Agent, mode: &str, until: Instant) -> Result<(), Failure> {
+    let p = &agent.params;
+    let secs = until.saturating_duration_since(Instant::now()).as_secs().max(1).to_string();
+    let out = Cmd::new(p.bin("pg_ctl"))
+        .args(["stop", "-D"])
+        .arg(p.datadir.display().to_string())
+        .args(["-m", mode, "-w", "-t"])
+        .arg(secs)
+        .as_user(agent.runas()?)
+        .run(until)
+        .await
+        .map_err(|e| Failure::generic(e.to_string()))?;
+    if !out.success() {
+        return Err(Failure::generic(format!("pg_ctl stop -m {mode} failed: {}", out.message())));
+    }
+    Ok(())
+}

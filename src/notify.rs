@@ -1,0 +1,245 @@
+//! A notification's environment, parsed into a typed transition, and the
+//! questions the agent asks of it. Pure.
+
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    Pre,
+    Post,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Start,
+    Stop,
+    Promote,
+    Demote,
+}
+
+/// Node names per list of the notification.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Transition {
+    pub start: Vec<String>,
+    pub stop: Vec<String>,
+    pub promote: Vec<String>,
+    pub demote: Vec<String>,
+    pub active: Vec<String>,
+    pub promoted: Vec<String>,
+    pub unpromoted: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub when: When,
+    pub operation: Operation,
+    pub transition: Transition,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyError(pub String);
+
+const PREFIX: &str = "OCF_RESKEY_CRM_meta_notify_";
+
+fn names(env: &HashMap<String, String>, list: &str) -> Option<Vec<String>> {
+    env.get(&format!("{PREFIX}{list}_uname"))
+        .map(|v| v.split_whitespace().map(str::to_string).collect())
+}
+
+/// Pacemaker 2.1 passes both `promoted`/`unpromoted` and the legacy
+/// `master`/`slave` lists; older ones only the latter.
+fn names_or_legacy(env: &HashMap<String, String>, list: &str, legacy: &str) -> Vec<String> {
+    names(env, list).or_else(|| names(env, legacy)).unwrap_or_default()
+}
+
+pub fn parse(env: &HashMap<String, String>) -> Result<Notification, NotifyError> {
+    let get = |k: &str| env.get(&format!("{PREFIX}{k}")).map(|s| s.trim()).unwrap_or("");
+    let when = match get("type") {
+        "pre" => When::Pre,
+        "post" => When::Post,
+        other => return Err(NotifyError(format!("unknown notification type \"{other}\""))),
+    };
+    let operation = match get("operation") {
+        "start" => Operation::Start,
+        "stop" => Operation::Stop,
+        "promote" => Operation::Promote,
+        "demote" => Operation::Demote,
+        other => return Err(NotifyError(format!("unknown notification operation \"{other}\""))),
+    };
+    let list = |l: &str| names(env, l).unwrap_or_default();
+    Ok(Notification {
+        when,
+        operation,
+        transition: Transition {
+            start: list("start"),
+            stop: list("stop"),
+            promote: list("promote"),
+            demote: list("demote"),
+            active: list("active"),
+            promoted: names_or_legacy(env, "promoted", "master"),
+            unpromoted: names_or_legacy(env, "unpromoted", "slave"),
+        },
+    })
+}
+
+fn has(list: &[String], node: &str) -> bool {
+    list.iter().any(|n| n == node)
+}
+
+impl Transition {
+    /// The primary on `node` failed and Pacemaker recovers it in place
+    /// (demote, stop, start, promote on the same node): no election needed.
+    pub fn is_primary_recovery(&self, node: &str) -> bool {
+        has(&self.promoted, node) && has(&self.promote, node)
+    }
+
+    /// The standby on `node` failed and is restarted in place.
+    pub fn is_standby_recovery(&self, node: &str) -> bool {
+        has(&self.unpromoted, node) && has(&self.start, node)
+    }
+
+    /// A controlled switchover to `node`: the one primary is demoted but
+    /// stays up (not stopped), and `node`, a standby, is promoted. Returns
+    /// the old primary.
+    pub fn switchover_from(&self, node: &str) -> Option<&str> {
+        let [old] = self.promoted.as_slice() else { return None };
+        let ([demoted], [promoted]) = (self.demote.as_slice(), self.promote.as_slice()) else { return None };
+        (demoted == old && promoted == node && old != node && has(&self.unpromoted, node) && !has(&self.stop, old))
+            .then_some(old.as_str())
+    }
+
+    /// Nodes whose standby takes part in an election: active or starting,
+    /// and not stopping.
+    pub fn election_nodes(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .active
+            .iter()
+            .chain(self.start.iter())
+            .filter(|n| !has(&self.stop, n))
+            .cloned()
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (format!("{PREFIX}{k}"), v.to_string())).collect()
+    }
+
+    #[test]
+    fn parses_lists_with_stray_spaces() {
+        let n = parse(&env(&[
+            ("type", "pre"),
+            ("operation", "promote"),
+            ("promote_uname", " srv2 "),
+            ("promote_resource", "pgsqld:1 "),
+            ("active_uname", "srv1  srv2 srv3 "),
+            ("unpromoted_uname", "srv2 srv3"),
+            ("promoted_uname", ""),
+        ]))
+        .unwrap();
+        assert_eq!((n.when, n.operation), (When::Pre, Operation::Promote));
+        assert_eq!(n.transition.promote, vec!["srv2"]);
+        assert_eq!(n.transition.active, vec!["srv1", "srv2", "srv3"]);
+        assert!(n.transition.promoted.is_empty());
+        assert!(n.transition.stop.is_empty());
+    }
+
+    #[test]
+    fn legacy_names_are_used_when_new_ones_are_absent() {
+        let n = parse(&env(&[("type", "post"), ("operation", "demote"), ("master_uname", "a"), ("slave_uname", "b c")])).unwrap();
+        assert_eq!(n.transition.promoted, vec!["a"]);
+        assert_eq!(n.transition.unpromoted, vec!["b", "c"]);
+        // New names win when present.
+        let n = parse(&env(&[("type", "post"), ("operation", "demote"), ("master_uname", "a"), ("promoted_uname", "z")])).unwrap();
+        assert_eq!(n.transition.promoted, vec!["z"]);
+    }
+
+    #[test]
+    fn unknown_type_or_operation_is_an_error() {
+        assert!(parse(&env(&[("type", "during"), ("operation", "start")])).is_err());
+        assert!(parse(&env(&[("type", "pre"), ("operation", "migrate")])).is_err());
+        assert!(parse(&HashMap::new()).is_err());
+    }
+
+    fn t(f: impl FnOnce(&mut Transition)) -> Transition {
+        let mut t = Transition::default();
+        f(&mut t);
+        t
+    }
+
+    fn v(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn classifies_recoveries() {
+        let tr = t(|t| {
+            t.promoted = v("srv1");
+            t.demote = v("srv1");
+            t.stop = v("srv1");
+            t.start = v("srv1");
+            t.promote = v("srv1");
+            t.unpromoted = v("srv2 srv3");
+        });
+        assert!(tr.is_primary_recovery("srv1"));
+        assert!(!tr.is_primary_recovery("srv2"));
+        assert_eq!(tr.switchover_from("srv1"), None);
+        let tr = t(|t| {
+            t.unpromoted = v("srv2 srv3");
+            t.stop = v("srv3");
+            t.start = v("srv3");
+        });
+        assert!(tr.is_standby_recovery("srv3"));
+        assert!(!tr.is_standby_recovery("srv2"));
+    }
+
+    #[test]
+    fn classifies_switchover_and_failover() {
+        let base = |t: &mut Transition| {
+            t.promoted = v("srv1");
+            t.unpromoted = v("srv2 srv3");
+            t.demote = v("srv1");
+            t.promote = v("srv2");
+            t.active = v("srv1 srv2 srv3");
+        };
+        let switchover = t(base);
+        assert_eq!(switchover.switchover_from("srv2"), Some("srv1"));
+        assert_eq!(switchover.switchover_from("srv3"), None);
+        // The old primary is stopped too: a failover, no shutdown checkpoint to expect.
+        let failover = t(|t| {
+            base(t);
+            t.stop = v("srv1");
+        });
+        assert_eq!(failover.switchover_from("srv2"), None);
+        assert_eq!(failover.election_nodes(), v("srv2 srv3"));
+        assert_eq!(switchover.election_nodes(), v("srv1 srv2 srv3"));
+        // Two primaries (never with promoted-max=1) or no demote: not a switchover.
+        let odd = t(|t| {
+            base(t);
+            t.promoted = v("srv1 srv3");
+        });
+        assert_eq!(odd.switchover_from("srv2"), None);
+        let no_demote = t(|t| {
+            base(t);
+            t.demote.clear();
+        });
+        assert_eq!(no_demote.switchover_from("srv2"), None);
+    }
+
+    #[test]
+    fn starting_nodes_join_the_election() {
+        let tr = t(|t| {
+            t.active = v("a");
+            t.start = v("b a");
+            t.stop = v("c");
+        });
+        assert_eq!(tr.election_nodes(), v("a b"));
+    }
+}

@@ -1,0 +1,138 @@
+//! Pacemaker's command-line tools: the only way the agent reads or writes
+//! cluster state. Found in `$HA_SBIN_DIR` (default /usr/sbin), which is also
+//! how tests substitute fakes.
+
+use crate::cib::{self, ClusterView};
+use crate::process::{Cmd, CmdError};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use tokio::time::Instant;
+
+#[derive(Debug)]
+pub enum ToolError {
+    Cmd(CmdError),
+    Failed { command: String, message: String },
+    Parse(String),
+}
+
+impl std::fmt::Display for ToolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ToolError::Cmd(e) => write!(f, "{e}"),
+            ToolError::Failed { command, message } => write!(f, "{command} failed: {message}"),
+            ToolError::Parse(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+pub struct Pacemaker {
+    pub sbin: PathBuf,
+    /// The primitive's id (OCF_RESOURCE_INSTANCE without a clone suffix).
+    pub resource: String,
+}
+
+/// Private attributes the agent keeps in attrd (never in the CIB).
+pub const ATTR_LSN: &str = "lsn_location";
+pub const ATTR_NODES: &str = "nodes";
+pub const ATTR_CANCEL_SWITCHOVER: &str = "cancel_switchover";
+pub const ATTR_RECOVER_PRIMARY: &str = "recover_primary";
+
+impl Pacemaker {
+    fn tool(&self, name: &str) -> Cmd<'static> {
+        Cmd::new(self.sbin.join(name))
+    }
+
+    async fn run_ok(&self, cmd: Cmd<'_>, deadline: Instant) -> Result<String, ToolError> {
+        let o = cmd.run(deadline).await.map_err(ToolError::Cmd)?;
+        if o.success() {
+            Ok(o.stdout)
+        } else {
+            Err(ToolError::Failed { command: cmd.display(), message: o.message() })
+        }
+    }
+
+    /// Nodes and promotion scores, in one call.
+    pub async fn cluster_view(&self, deadline: Instant) -> Result<ClusterView, ToolError> {
+        let xml = self.run_ok(self.tool("cibadmin").arg("--query"), deadline).await?;
+        cib::parse(&xml, &self.resource).map_err(ToolError::Parse)
+    }
+
+    pub async fn set_score(&self, node: &str, score: i32, deadline: Instant) -> Result<(), ToolError> {
+        let cmd = self
+            .tool("crm_attribute")
+            .arg(format!("--promotion={}", self.resource))
+            .args(["--node", node, "--update"])
+            .arg(score.to_string());
+        self.run_ok(cmd, deadline).await.map(|_| ())
+    }
+
+    /// Remove a score with lifetime forever (left by PAF's crm_master).
+    pub async fn delete_permanent_score(&self, node: &str, deadline: Instant) -> Result<(), ToolError> {
+        let cmd = self
+            .tool("crm_attribute")
+            .arg(format!("--promotion={}", self.resource))
+            .args(["--lifetime", "forever", "--node", node, "--delete"]);
+        self.run_ok(cmd, deadline).await.map(|_| ())
+    }
+
+    pub async fn set_private(&self, name: &str, value: &str, deadline: Instant) -> Result<(), ToolError> {
+        // Query output quotes values with ": keep them out of the value.
+        let value = value.replace('"', "'");
+        let cmd = self
+            .tool("attrd_updater")
+            .args(["--private", "--lifetime", "reboot", "--name", name, "--update", &value]);
+        self.run_ok(cmd, deadline).await.map(|_| ())
+    }
+
+    /// Values of a private attribute on every node that has it.
+    pub async fn private_all(&self, name: &str, deadline: Instant) -> Result<HashMap<String, String>, ToolError> {
+        let cmd = self.tool("attrd_updater").args(["--query", "--all", "--name", name]);
+        let o = cmd.run(deadline).await.map_err(ToolError::Cmd)?;
+        // attrd_updater fails when no node has the attribute: that is "none".
+        Ok(parse_attrd_query(&o.stdout))
+    }
+
+    pub async fn delete_private(&self, name: &str, deadline: Instant) -> Result<(), ToolError> {
+        let cmd = self.tool("attrd_updater").args(["--delete", "--name", name]);
+        self.run_ok(cmd, deadline).await.map(|_| ())
+    }
+
+    pub async fn local_node_name(&self, deadline: Instant) -> Result<String, ToolError> {
+        let out = self.run_ok(self.tool("crm_node").arg("--name"), deadline).await?;
+        let name = out.trim().to_string();
+        if name.is_empty() {
+            return Err(ToolError::Parse("crm_node --name printed nothing".into()));
+        }
+        Ok(name)
+    }
+}
+
+/// `name="lsn_location" host="srv1" value="1#0/3000060"` per line.
+pub fn parse_attrd_query(out: &str) -> HashMap<String, String> {
+    let field = |line: &str, key: &str| -> Option<String> {
+        let start = line.find(&format!("{key}=\""))? + key.len() + 2;
+        let end = line[start..].find('"')? + start;
+        Some(line[start..end].to_string())
+    };
+    out.lines()
+        .filter_map(|l| Some((field(l, "host")?, field(l, "value")?)))
+        .filter(|(_, v)| !v.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attrd_query_output() {
+        let out = "name=\"lsn_location\" host=\"srv1\" value=\"1#0/3000060\"\n\
+name=\"lsn_location\" host=\"srv2\" value=\"\"\n\
+name=\"lsn_location\" host=\"srv3\" value=\"2#0/4000000\"\n";
+        let m = parse_attrd_query(out);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m["srv1"], "1#0/3000060");
+        assert_eq!(m["srv3"], "2#0/4000000");
+        assert!(parse_attrd_query("").is_empty());
+    }
+}

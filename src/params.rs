@@ -1,0 +1,253 @@
+//! Resource parameters: their single definition (names, defaults, help text,
+//! used by meta-data and the man page alike) and their parsing from the
+//! `OCF_RESKEY_*` environment into plain data.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// One parameter as meta-data and the manual describe it.
+pub struct ParamSpec {
+    pub name: &'static str,
+    pub content_type: &'static str,
+    /// Default as shown to the operator (`None`: no default shown).
+    pub default: Option<&'static str>,
+    pub unique: bool,
+    pub shortdesc: &'static str,
+    pub longdesc: &'static str,
+}
+
+pub const DEFAULT_SYSTEM_USER: &str = "postgres";
+pub const DEFAULT_BINDIR: &str = "/usr/bin";
+pub const DEFAULT_PGDATA: &str = "/var/lib/pgsql/data";
+pub const DEFAULT_PGHOST: &str = "/var/run/postgresql";
+pub const DEFAULT_PGPORT: u16 = 5432;
+
+/// Parameter names and defaults are PAF's, so an existing resource can switch
+/// agent without touching its parameters.
+pub const PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "system_user",
+        content_type: "string",
+        default: Some(DEFAULT_SYSTEM_USER),
+        unique: false,
+        shortdesc: "PostgreSQL system user",
+        longdesc: "System user account that owns the data directory and runs the PostgreSQL server. Every PostgreSQL command the agent runs, runs as this user.",
+    },
+    ParamSpec {
+        name: "bindir",
+        content_type: "string",
+        default: Some(DEFAULT_BINDIR),
+        unique: false,
+        shortdesc: "Path to the PostgreSQL binaries",
+        longdesc: "Directory holding pg_ctl, pg_controldata, pg_waldump and postgres (on Debian: /usr/lib/postgresql/<major>/bin).",
+    },
+    ParamSpec {
+        name: "pgdata",
+        content_type: "string",
+        default: Some(DEFAULT_PGDATA),
+        unique: true,
+        shortdesc: "Path to the configuration directory",
+        longdesc: "The directory given to pg_ctl -D: where postgresql.conf lives. It is also the data directory unless datadir says otherwise (Debian keeps configuration in /etc/postgresql/<major>/<cluster>).",
+    },
+    ParamSpec {
+        name: "datadir",
+        content_type: "string",
+        default: Some("PGDATA"),
+        unique: true,
+        shortdesc: "Path to the data directory",
+        longdesc: "The data directory (data_directory), when it is not pgdata. The agent reads the control file and writes standby.signal here.",
+    },
+    ParamSpec {
+        name: "pghost",
+        content_type: "string",
+        default: Some(DEFAULT_PGHOST),
+        unique: false,
+        shortdesc: "Host the agent connects to",
+        longdesc: "Unix socket directory (or, not recommended, host name) the agent connects to. The agent connects as system_user; over a unix socket, peer authentication works out of the box.",
+    },
+    ParamSpec {
+        name: "pgport",
+        content_type: "integer",
+        default: Some("5432"),
+        unique: false,
+        shortdesc: "PostgreSQL port",
+        longdesc: "The port PostgreSQL listens on.",
+    },
+    ParamSpec {
+        name: "maxlag",
+        content_type: "integer",
+        default: Some("0"),
+        unique: false,
+        shortdesc: "Maximum lag allowed on a standby before it may not be promoted",
+        longdesc: "Bytes of WAL a standby may lag behind the primary and still be promoted. A standby further behind gets a negative promotion score, and the election at promotion time refuses it too. 0 disables the check.",
+    },
+    ParamSpec {
+        name: "recovery_template",
+        content_type: "string",
+        default: None,
+        unique: true,
+        shortdesc: "Unsupported (PostgreSQL 11 and older)",
+        longdesc: "Accepted by PAF for PostgreSQL 11 and older. This agent supports PostgreSQL 12 and newer only, where standbys are configured in postgresql.conf and started with standby.signal; setting this parameter is a configuration error.",
+    },
+    ParamSpec {
+        name: "start_opts",
+        content_type: "string",
+        default: Some(""),
+        unique: false,
+        shortdesc: "Additional arguments given to the postgres process on startup",
+        longdesc: "Extra arguments passed to postgres through pg_ctl -o at start, for example \"-c config_file=/etc/postgresql/15/main/postgresql.conf\".",
+    },
+];
+
+/// Actions with their advertised default timeouts (seconds) and intervals.
+pub struct ActionSpec {
+    pub name: &'static str,
+    pub timeout: u32,
+    pub interval: Option<u32>,
+    pub role: Option<&'static str>,
+    pub description: &'static str,
+}
+
+pub const ACTIONS: &[ActionSpec] = &[
+    ActionSpec { name: "start", timeout: 60, interval: None, role: None, description: "Start the instance as a standby (standby.signal) and wait until it accepts connections in recovery." },
+    ActionSpec { name: "stop", timeout: 60, interval: None, role: None, description: "Stop the instance with a fast shutdown and wait until it is down." },
+    ActionSpec { name: "promote", timeout: 30, interval: None, role: None, description: "Check that this standby is the best candidate (election, switchover safety), then promote it and wait until it is a primary." },
+    ActionSpec { name: "demote", timeout: 120, interval: None, role: None, description: "Stop the primary cleanly and start it again as a standby." },
+    ActionSpec { name: "monitor", timeout: 10, interval: Some(15), role: Some("Promoted"), description: "Report the role of the instance; on the primary, also set the promotion score of every node from the replication state." },
+    ActionSpec { name: "monitor", timeout: 10, interval: Some(16), role: Some("Unpromoted"), description: "" },
+    ActionSpec { name: "notify", timeout: 60, interval: None, role: None, description: "Election before a promotion, switchover safety check, recovery of a crashed instance before it is demoted or stopped." },
+    ActionSpec { name: "reload", timeout: 20, interval: None, role: None, description: "Take new parameter values; nothing is restarted." },
+    ActionSpec { name: "validate-all", timeout: 5, interval: None, role: None, description: "Check the parameters, the binaries, the data directory and the PostgreSQL settings replication needs." },
+    ActionSpec { name: "meta-data", timeout: 5, interval: None, role: None, description: "Print the agent's OCF meta-data." },
+    ActionSpec { name: "methods", timeout: 5, interval: None, role: None, description: "List the supported actions." },
+];
+
+/// Parameters as parsed from the environment. Values are raw here; checks
+/// that need facts from the machine live in `validate`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    pub system_user: String,
+    pub bindir: PathBuf,
+    pub pgdata: PathBuf,
+    pub datadir: PathBuf,
+    pub pghost: String,
+    pub pgport: u16,
+    pub maxlag: u64,
+    pub start_opts: String,
+    /// Set only when the operator gave the PAF-only parameter: refused.
+    pub recovery_template: Option<String>,
+}
+
+/// Why the parameters cannot be used at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamError(pub String);
+
+impl std::fmt::Display for ParamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn reskey<'a>(env: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+    env.get(&format!("OCF_RESKEY_{name}"))
+        .map(|s| s.as_str())
+        .filter(|s| !s.is_empty())
+}
+
+impl Params {
+    pub fn from_env(env: &HashMap<String, String>) -> Result<Params, ParamError> {
+        let pgdata = PathBuf::from(reskey(env, "pgdata").unwrap_or(DEFAULT_PGDATA));
+        let datadir = reskey(env, "datadir")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| pgdata.clone());
+        let pgport = match reskey(env, "pgport") {
+            None => DEFAULT_PGPORT,
+            Some(s) => s
+                .trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| ParamError(format!("pgport must be a TCP port number, got \"{s}\"")))?,
+        };
+        let maxlag = match reskey(env, "maxlag") {
+            None => 0,
+            Some(s) => s.trim().parse::<u64>().map_err(|_| {
+                ParamError(format!(
+                    "maxlag must be a whole number of bytes (0 disables it), got \"{s}\""
+                ))
+            })?,
+        };
+        Ok(Params {
+            system_user: reskey(env, "system_user").unwrap_or(DEFAULT_SYSTEM_USER).to_string(),
+            bindir: PathBuf::from(reskey(env, "bindir").unwrap_or(DEFAULT_BINDIR)),
+            pgdata,
+            datadir,
+            pghost: reskey(env, "pghost").unwrap_or(DEFAULT_PGHOST).to_string(),
+            pgport,
+            maxlag,
+            start_opts: reskey(env, "start_opts").unwrap_or("").to_string(),
+            recovery_template: reskey(env, "recovery_template").map(str::to_string),
+        })
+    }
+
+    pub fn bin(&self, name: &str) -> PathBuf {
+        self.bindir.join(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_pafs() {
+        let p = Params::from_env(&HashMap::new()).unwrap();
+        assert_eq!(p.system_user, "postgres");
+        assert_eq!(p.bindir, PathBuf::from("/usr/bin"));
+        assert_eq!(p.pgdata, PathBuf::from("/var/lib/pgsql/data"));
+        assert_eq!(p.datadir, p.pgdata);
+        assert_eq!(p.pghost, "/var/run/postgresql");
+        assert_eq!(p.pgport, 5432);
+        assert_eq!(p.maxlag, 0);
+        assert_eq!(p.start_opts, "");
+        assert_eq!(p.recovery_template, None);
+    }
+
+    #[test]
+    fn datadir_overrides_pgdata_for_data_only() {
+        let p = Params::from_env(&env(&[("pgdata", "/etc/postgresql/15/main"), ("datadir", "/srv/pg")])).unwrap();
+        assert_eq!(p.pgdata, PathBuf::from("/etc/postgresql/15/main"));
+        assert_eq!(p.datadir, PathBuf::from("/srv/pg"));
+    }
+
+    #[test]
+    fn empty_values_mean_default() {
+        let p = Params::from_env(&env(&[("pgport", ""), ("maxlag", "")])).unwrap();
+        assert_eq!(p.pgport, 5432);
+        assert_eq!(p.maxlag, 0);
+    }
+
+    #[test]
+    fn bad_numbers_are_refused_with_the_value() {
+        for (k, v) in [("maxlag", "10MB"), ("maxlag", "-1"), ("pgport", "0"), ("pgport", "70000"), ("pgport", "x")] {
+            let e = Params::from_env(&env(&[(k, v)])).unwrap_err();
+            assert!(e.0.contains(k) && e.0.contains(v), "{e}");
+        }
+        assert_eq!(Params::from_env(&env(&[("maxlag", " 1024 ")])).unwrap().maxlag, 1024);
+    }
+
+    #[test]
+    fn every_parameter_is_described_once() {
+        let mut names: Vec<_> = PARAMS.iter().map(|p| p.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), PARAMS.len());
+        for n in ["system_user", "bindir", "pgdata", "datadir", "pghost", "pgport", "start_opts", "maxlag", "recovery_template"] {
+            assert!(names.contains(&n), "{n}");
+        }
+    }
+}

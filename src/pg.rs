@@ -1,0 +1,175 @@
+//! Talking to the local PostgreSQL over its protocol (tokio-postgres): no
+//! psql or pg_isready fork in the monitor.
+//!
+//! Over a unix socket the connection is opened with the effective uid of
+//! system_user, so `peer` authentication in pg_hba.conf sees that user (the
+//! agent itself runs as root). The runtime is single-threaded, so switching
+//! the effective uid around `connect()` affects nothing else.
+
+use crate::lsn::Lsn;
+use crate::process::RunAs;
+use crate::role::{Contact, Refusal};
+use crate::scores::ReplicationRow;
+use std::path::PathBuf;
+use tokio::time::Instant;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+pub struct Target<'a> {
+    pub host: &'a str,
+    pub port: u16,
+    pub user: &'a RunAs,
+}
+
+#[derive(Debug)]
+pub enum PgError {
+    /// Could not get a session: why, as the role decision needs it.
+    Contact(Contact),
+    /// Connected, but a query failed.
+    Query(String),
+    TimedOut,
+}
+
+impl std::fmt::Display for PgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PgError::Contact(Contact::Unreachable) => write!(f, "PostgreSQL is not listening"),
+            PgError::Contact(Contact::Refused(r)) => write!(f, "PostgreSQL refused the connection: {r:?}"),
+            PgError::Contact(c) => write!(f, "{c:?}"),
+            PgError::Query(e) => write!(f, "query failed: {e}"),
+            PgError::TimedOut => write!(f, "PostgreSQL did not answer before the action timeout"),
+        }
+    }
+}
+
+fn socket_path(t: &Target) -> PathBuf {
+    PathBuf::from(t.host).join(format!(".s.PGSQL.{}", t.port))
+}
+
+fn classify(e: &tokio_postgres::Error) -> Contact {
+    if let Some(db) = e.as_db_error() {
+        let text = match db.detail() {
+            Some(d) => format!("{} ({d})", db.message()),
+            None => db.message().to_string(),
+        };
+        let code = db.code();
+        return if *code == SqlState::CANNOT_CONNECT_NOW {
+            if db.detail().is_some_and(|d| d.contains("Hot standby mode is disabled")) {
+                Contact::Refused(Refusal::HotStandbyOff)
+            } else {
+                Contact::Refused(Refusal::NotYet(text))
+            }
+        } else if code.code().starts_with("28") || *code == SqlState::INVALID_CATALOG_NAME || *code == SqlState::INSUFFICIENT_PRIVILEGE {
+            Contact::Refused(Refusal::Denied(text))
+        } else {
+            Contact::Refused(Refusal::Other(text))
+        };
+    }
+    // No server message: the socket closed or was refused.
+    Contact::Unreachable
+}
+
+fn config(t: &Target) -> tokio_postgres::Config {
+    let mut c = tokio_postgres::Config::new();
+    c.user(&t.user.name).dbname("postgres").application_name("pgsqlms");
+    c
+}
+
+fn connect_unix_as(path: &std::path::Path, user: &RunAs) -> std::io::Result<std::os::unix::net::UnixStream> {
+    let root = nix::unistd::geteuid();
+    let switch = root.is_root() && user.uid != root;
+    if switch {
+        nix::unistd::seteuid(user.uid)?;
+    }
+    let r = std::os::unix::net::UnixStream::connect(path);
+    if switch {
+        nix::unistd::seteuid(root).expect("getting back the effective uid we had");
+    }
+    r
+}
+
+pub async fn connect(t: &Target<'_>, deadline: Instant) -> Result<Client, PgError> {
+    let work = async {
+        if t.host.starts_with('/') {
+            let path = socket_path(t);
+            let std_stream = match connect_unix_as(&path, t.user) {
+                Ok(s) => s,
+                Err(_) => return Err(PgError::Contact(Contact::Unreachable)),
+            };
+            std_stream.set_nonblocking(true).map_err(|e| PgError::Query(e.to_string()))?;
+            let stream = tokio::net::UnixStream::from_std(std_stream).map_err(|e| PgError::Query(e.to_string()))?;
+            let (client, conn) = config(t).connect_raw(stream, NoTls).await.map_err(|e| PgError::Contact(classify(&e)))?;
+            tokio::spawn(conn);
+            Ok(client)
+        } else {
+            let mut c = config(t);
+            c.host(t.host).port(t.port);
+            let (client, conn) = c.connect(NoTls).await.map_err(|e| PgError::Contact(classify(&e)))?;
+            tokio::spawn(conn);
+            Ok(client)
+        }
+    };
+    tokio::time::timeout_at(deadline, work).await.map_err(|_| PgError::TimedOut)?
+}
+
+/// Rows of a simple-protocol query as text (one round trip, no prepare).
+pub async fn rows(client: &Client, sql: &str, deadline: Instant) -> Result<Vec<Vec<Option<String>>>, PgError> {
+    let msgs = tokio::time::timeout_at(deadline, client.simple_query(sql))
+        .await
+        .map_err(|_| PgError::TimedOut)?
+        .map_err(|e| PgError::Query(e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string())))?;
+    Ok(msgs
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect()),
+            _ => None,
+        })
+        .collect())
+}
+
+/// What one monitor needs to know, in one round trip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub in_recovery: bool,
+    /// Primary: current WAL insert position. Standby: last received (or replayed).
+    pub lsn: Option<Lsn>,
+    /// Standby: the WAL receiver's state (`streaming`...), if it runs.
+    pub receiver: Option<String>,
+    /// Standby: timeline of the WAL being received, if it runs.
+    pub received_tli: Option<u32>,
+}
+
+const STATUS_SQL: &str = "SELECT pg_is_in_recovery(), \
+ CASE WHEN pg_is_in_recovery() THEN greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) ELSE pg_current_wal_lsn() END, \
+ (SELECT status FROM pg_stat_wal_receiver LIMIT 1), \
+ (SELECT received_tli FROM pg_stat_wal_receiver LIMIT 1)";
+
+fn parse_lsn(v: &Option<String>) -> Option<Lsn> {
+    v.as_deref().and_then(|s| s.parse().ok())
+}
+
+pub async fn status(client: &Client, deadline: Instant) -> Result<Status, PgError> {
+    let r = rows(client, STATUS_SQL, deadline).await?;
+    let row = r.first().ok_or_else(|| PgError::Query("status query returned no row".into()))?;
+    Ok(Status {
+        in_recovery: row[0].as_deref() == Some("t"),
+        lsn: parse_lsn(&row[1]),
+        receiver: row[2].clone(),
+        received_tli: row[3].as_deref().and_then(|s| s.parse().ok()),
+    })
+}
+
+pub async fn replication_rows(client: &Client, deadline: Instant) -> Result<Vec<ReplicationRow>, PgError> {
+    let r = rows(client, "SELECT application_name, state, write_lsn FROM pg_stat_replication", deadline).await?;
+    Ok(r.into_iter()
+        .map(|row| ReplicationRow {
+            application_name: row[0].clone().unwrap_or_default(),
+            state: row[1].clone().unwrap_or_default(),
+            write_lsn: parse_lsn(&row[2]),
+        })
+        .collect())
+}
+
+pub async fn execute(client: &Client, sql: &str, deadline: Instant) -> Result<(), PgError> {
+    rows(client, sql, deadline).await.map(|_| ())
+}

@@ -1,0 +1,235 @@
+//! External commands: spawned with a clean environment, optionally as the
+//! PostgreSQL system user, and always bounded by the action's deadline.
+
+use nix::unistd::{Gid, Uid, User};
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use tokio::time::Instant;
+
+/// The identity PostgreSQL commands run under.
+#[derive(Debug, Clone)]
+pub struct RunAs {
+    pub name: String,
+    pub uid: Uid,
+    pub gid: Gid,
+    pub groups: Vec<Gid>,
+    pub home: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserError {
+    NoSuchUser(String),
+    Lookup(String),
+}
+
+impl std::fmt::Display for UserError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UserError::NoSuchUser(u) => write!(f, "system user \"{u}\" does not exist"),
+            UserError::Lookup(e) => write!(f, "cannot look up the system user: {e}"),
+        }
+    }
+}
+
+impl RunAs {
+    pub fn lookup(name: &str) -> Result<RunAs, UserError> {
+        let user = User::from_name(name)
+            .map_err(|e| UserError::Lookup(e.to_string()))?
+            .ok_or_else(|| UserError::NoSuchUser(name.to_string()))?;
+        let cname = CString::new(name).map_err(|e| UserError::Lookup(e.to_string()))?;
+        let groups = nix::unistd::getgrouplist(&cname, user.gid).map_err(|e| UserError::Lookup(e.to_string()))?;
+        Ok(RunAs { name: name.to_string(), uid: user.uid, gid: user.gid, groups, home: user.dir })
+    }
+}
+
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+
+    /// The command's own words, for an exit reason: last stderr line, or stdout's.
+    pub fn message(&self) -> String {
+        let pick = |s: &str| s.lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_string());
+        pick(&self.stderr).or_else(|| pick(&self.stdout)).unwrap_or_else(|| format!("exit status {}", self.status))
+    }
+}
+
+#[derive(Debug)]
+pub enum CmdError {
+    Missing(PathBuf),
+    Spawn(PathBuf, std::io::Error),
+    TimedOut(PathBuf),
+}
+
+impl std::fmt::Display for CmdError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CmdError::Missing(p) => write!(f, "{} not found or not executable", p.display()),
+            CmdError::Spawn(p, e) => write!(f, "cannot run {}: {e}", p.display()),
+            CmdError::TimedOut(p) => write!(f, "{} did not finish before the action timeout", p.display()),
+        }
+    }
+}
+
+/// How the child's standard output is handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stdout {
+    Capture,
+    /// For `pg_ctl start`: the postmaster inherits pg_ctl's stdout and keeps
+    /// it open for its whole life, so it must not be a pipe we wait on.
+    Discard,
+}
+
+pub struct Cmd<'a> {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub run_as: Option<&'a RunAs>,
+    pub stdout: Stdout,
+}
+
+impl<'a> Cmd<'a> {
+    pub fn new(program: impl AsRef<Path>) -> Cmd<'a> {
+        Cmd { program: program.as_ref().to_path_buf(), args: Vec::new(), run_as: None, stdout: Stdout::Capture }
+    }
+
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, a: I) -> Self {
+        self.args.extend(a.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn as_user(mut self, r: &'a RunAs) -> Self {
+        self.run_as = Some(r);
+        self
+    }
+
+    pub fn discard_stdout(mut self) -> Self {
+        self.stdout = Stdout::Discard;
+        self
+    }
+
+    pub fn display(&self) -> String {
+        std::iter::once(self.program.display().to_string()).chain(self.args.iter().cloned()).collect::<Vec<_>>().join(" ")
+    }
+
+    pub async fn run(&self, deadline: Instant) -> Result<Output, CmdError> {
+        if !is_executable(&self.program) {
+            return Err(CmdError::Missing(self.program.clone()));
+        }
+        let mut c = tokio::process::Command::new(&self.program);
+        c.args(&self.args)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("LC_ALL", "C")
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(match self.stdout {
+                Stdout::Capture => Stdio::piped(),
+                Stdout::Discard => Stdio::null(),
+            })
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(r) = self.run_as {
+            c.env("HOME", &r.home).env("USER", &r.name).env("LOGNAME", &r.name);
+            let (uid, gid, groups) = (r.uid, r.gid, r.groups.clone());
+            // SAFETY: only async-signal-safe calls between fork and exec; the
+            // group list was built before the fork.
+            unsafe {
+                c.pre_exec(move || {
+                    nix::unistd::setgroups(&groups)?;
+                    nix::unistd::setgid(gid)?;
+                    nix::unistd::setuid(uid)?;
+                    Ok(())
+                });
+            }
+        }
+        let child = c.spawn().map_err(|e| CmdError::Spawn(self.program.clone(), e))?;
+        match tokio::time::timeout_at(deadline, child.wait_with_output()).await {
+            Err(_) => Err(CmdError::TimedOut(self.program.clone())),
+            Ok(Err(e)) => Err(CmdError::Spawn(self.program.clone(), e)),
+            Ok(Ok(o)) => Ok(Output {
+                status: o.status,
+                stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            }),
+        }
+    }
+}
+
+pub fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    }
+
+    #[test]
+    fn captures_output_and_status() {
+        rt().block_on(async {
+            let o = Cmd::new("/bin/sh").args(["-c", "echo out; echo err >&2; exit 3"]).run(Instant::now() + Duration::from_secs(5)).await.unwrap();
+            assert_eq!(o.stdout, "out\n");
+            assert_eq!(o.message(), "err");
+            assert_eq!(o.status.code(), Some(3));
+        });
+    }
+
+    #[test]
+    fn the_deadline_kills_the_command() {
+        rt().block_on(async {
+            let start = std::time::Instant::now();
+            let r = Cmd::new("/bin/sleep").arg("30").run(Instant::now() + Duration::from_millis(200)).await;
+            assert!(matches!(r, Err(CmdError::TimedOut(_))));
+            assert!(start.elapsed() < Duration::from_secs(5));
+        });
+    }
+
+    #[test]
+    fn a_missing_binary_is_reported_by_path() {
+        rt().block_on(async {
+            let r = Cmd::new("/nonexistent/pg_ctl").run(Instant::now() + Duration::from_secs(1)).await;
+            assert!(matches!(&r, Err(CmdError::Missing(p)) if p == Path::new("/nonexistent/pg_ctl")));
+        });
+    }
+
+    #[test]
+    fn environment_is_clean() {
+        rt().block_on(async {
+            let o = Cmd::new("/usr/bin/env").run(Instant::now() + Duration::from_secs(5)).await.unwrap();
+            let mut names: Vec<&str> = o.stdout.lines().filter_map(|l| l.split_once('=')).map(|(k, _)| k).collect();
+            names.sort();
+            assert_eq!(names, vec!["LC_ALL", "PATH"]);
+        });
+    }
+
+    #[test]
+    fn runs_as_another_user_with_its_groups() {
+        if !Uid::effective().is_root() {
+            return;
+        }
+        let Ok(r) = RunAs::lookup("nobody") else { return };
+        rt().block_on(async {
+            let o = Cmd::new("/usr/bin/id").arg("-u").as_user(&r).run(Instant::now() + Duration::from_secs(5)).await.unwrap();
+            assert_eq!(o.stdout.trim(), r.uid.to_string());
+        });
+        assert!(matches!(RunAs::lookup("no-such-user-pgsqlms"), Err(UserError::NoSuchUser(_))));
+    }
+}

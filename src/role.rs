@@ -1,0 +1,160 @@
+//! Role of the local instance from what was observed: a pure function, so
+//! every combination of control-file state, postmaster and connection result
+//! is tested below.
+
+use crate::controlfile::DbState;
+use crate::exit::OcfExit;
+
+/// Whether a live postmaster owns the data directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Postmaster {
+    Running(i32),
+    NotRunning,
+}
+
+/// Why the server refused the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// 57P03 while starting, shutting down, recovering or not yet consistent.
+    NotYet(String),
+    /// 57P03 "Hot standby mode is disabled": a warm standby.
+    HotStandbyOff,
+    /// Authentication or authorisation failed (28xxx, 3D000...): configuration.
+    Denied(String),
+    /// Anything else (too many connections, out of memory): may pass.
+    Other(String),
+}
+
+/// Result of trying to talk to the server over its protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Contact {
+    /// Connected and asked `pg_is_in_recovery()`.
+    Answered { in_recovery: bool },
+    Refused(Refusal),
+    /// Nobody listens at the socket or port.
+    Unreachable,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    Primary,
+    Standby,
+    /// Cleanly stopped (as a primary or as a standby).
+    Stopped,
+    /// Not running, but the control file says it was a primary at the time.
+    CrashedPrimary,
+    /// Not running, but the control file says it was a standby at the time.
+    CrashedStandby,
+    /// Starting, stopping or recovering: ask again shortly.
+    Transient(String),
+    /// Cannot be managed as configured: code and what to tell the operator.
+    Broken(OcfExit, String),
+}
+
+impl Role {
+    /// The monitor's answer for a settled role.
+    pub fn ocf(&self) -> OcfExit {
+        match self {
+            Role::Primary => OcfExit::RunningPromoted,
+            Role::Standby => OcfExit::Success,
+            Role::Stopped => OcfExit::NotRunning,
+            Role::CrashedPrimary => OcfExit::FailedPromoted,
+            Role::CrashedStandby | Role::Transient(_) => OcfExit::ErrGeneric,
+            Role::Broken(code, _) => *code,
+        }
+    }
+}
+
+pub fn decide(state: DbState, postmaster: Postmaster, contact: &Contact) -> Role {
+    match contact {
+        Contact::Answered { in_recovery: false } => Role::Primary,
+        Contact::Answered { in_recovery: true } => Role::Standby,
+        Contact::Refused(Refusal::HotStandbyOff) => Role::Broken(
+            OcfExit::ErrConfigured,
+            "instance runs as a warm standby (hot_standby = off); only hot standbys are supported".into(),
+        ),
+        Contact::Refused(Refusal::Denied(msg)) => Role::Broken(
+            OcfExit::ErrArgs,
+            format!("PostgreSQL refused the agent's connection: {msg} (check pg_hba.conf for local connections of system_user)"),
+        ),
+        Contact::Refused(Refusal::NotYet(msg)) => Role::Transient(msg.clone()),
+        Contact::Refused(Refusal::Other(msg)) => Role::Transient(msg.clone()),
+        Contact::Unreachable => match postmaster {
+            Postmaster::Running(pid) => Role::Transient(format!(
+                "postmaster (PID {pid}) is running but does not accept connections yet at the configured pghost/pgport"
+            )),
+            Postmaster::NotRunning => match state {
+                DbState::ShutDown | DbState::ShutDownInRecovery => Role::Stopped,
+                DbState::InProduction | DbState::InCrashRecovery | DbState::ShuttingDown => Role::CrashedPrimary,
+                DbState::InArchiveRecovery | DbState::StartingUp => Role::CrashedStandby,
+            },
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STATES: [DbState; 7] = [
+        DbState::StartingUp,
+        DbState::ShutDown,
+        DbState::ShutDownInRecovery,
+        DbState::ShuttingDown,
+        DbState::InCrashRecovery,
+        DbState::InArchiveRecovery,
+        DbState::InProduction,
+    ];
+
+    #[test]
+    fn an_answer_decides_whatever_the_control_file_says() {
+        // The control file lags a promotion by one checkpoint: SQL wins.
+        for st in STATES {
+            for pm in [Postmaster::Running(10), Postmaster::NotRunning] {
+                assert_eq!(decide(st, pm, &Contact::Answered { in_recovery: false }), Role::Primary);
+                assert_eq!(decide(st, pm, &Contact::Answered { in_recovery: true }), Role::Standby);
+            }
+        }
+    }
+
+    #[test]
+    fn stopped_instances_are_classified_by_their_last_state() {
+        let expect = |st| decide(st, Postmaster::NotRunning, &Contact::Unreachable);
+        assert_eq!(expect(DbState::ShutDown), Role::Stopped);
+        assert_eq!(expect(DbState::ShutDownInRecovery), Role::Stopped);
+        assert_eq!(expect(DbState::InProduction), Role::CrashedPrimary);
+        assert_eq!(expect(DbState::InCrashRecovery), Role::CrashedPrimary);
+        assert_eq!(expect(DbState::ShuttingDown), Role::CrashedPrimary);
+        assert_eq!(expect(DbState::InArchiveRecovery), Role::CrashedStandby);
+        assert_eq!(expect(DbState::StartingUp), Role::CrashedStandby);
+    }
+
+    #[test]
+    fn a_live_postmaster_without_a_socket_is_transient() {
+        for st in STATES {
+            assert!(matches!(decide(st, Postmaster::Running(42), &Contact::Unreachable), Role::Transient(m) if m.contains("42")));
+        }
+    }
+
+    #[test]
+    fn refusals() {
+        let r = decide(DbState::InArchiveRecovery, Postmaster::Running(1), &Contact::Refused(Refusal::HotStandbyOff));
+        assert_eq!(r.ocf(), OcfExit::ErrConfigured);
+        let r = decide(DbState::InProduction, Postmaster::Running(1), &Contact::Refused(Refusal::Denied("no pg_hba.conf entry".into())));
+        assert!(matches!(&r, Role::Broken(OcfExit::ErrArgs, m) if m.contains("pg_hba")));
+        let r = decide(DbState::StartingUp, Postmaster::Running(1), &Contact::Refused(Refusal::NotYet("starting up".into())));
+        assert_eq!(r, Role::Transient("starting up".into()));
+        let r = decide(DbState::InProduction, Postmaster::Running(1), &Contact::Refused(Refusal::Other("too many clients".into())));
+        assert!(matches!(r, Role::Transient(_)));
+    }
+
+    #[test]
+    fn ocf_codes() {
+        assert_eq!(Role::Primary.ocf(), OcfExit::RunningPromoted);
+        assert_eq!(Role::Standby.ocf(), OcfExit::Success);
+        assert_eq!(Role::Stopped.ocf(), OcfExit::NotRunning);
+        assert_eq!(Role::CrashedPrimary.ocf(), OcfExit::FailedPromoted);
+        assert_eq!(Role::CrashedStandby.ocf(), OcfExit::ErrGeneric);
+        assert_eq!(Role::Transient("x".into()).ocf(), OcfExit::ErrGeneric);
+    }
+}

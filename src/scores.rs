@@ -1,0 +1,243 @@
+//! Promotion scores the primary's monitor gives every cluster node, from its
+//! replication view. Pure: the caller reads rows and current scores, applies
+//! the changes this returns.
+//!
+//! Scores are hints for Pacemaker's choice; the election at promotion time
+//! re-checks with fresh positions. Standbys are ranked by `write_lsn`, the most
+//! advanced one highest (PAF 2.3.0 ranks them the other way round, its issue
+//! 198), equal positions share a score.
+
+use crate::lsn::Lsn;
+use std::collections::{BTreeMap, HashMap};
+
+pub const PRIMARY: i32 = 1001;
+pub const BEST_STANDBY: i32 = 1000;
+pub const RANK_STEP: i32 = 10;
+/// Lowest score a streaming standby within maxlag gets, however many there are.
+pub const LOWEST_STANDBY: i32 = 1;
+/// Connected but not streaming yet (startup, backup, stopping).
+pub const NOT_READY: i32 = -1;
+/// Streaming but further behind than maxlag.
+pub const TOO_FAR_BEHIND: i32 = -100;
+/// Cluster node with no replication connection to the primary.
+pub const NOT_CONNECTED: i32 = -1000;
+
+/// One row of `pg_stat_replication`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationRow {
+    pub application_name: String,
+    pub state: String,
+    pub write_lsn: Option<Lsn>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    Primary,
+    Ranked { rank: usize, write_lsn: Lsn, lag: u64 },
+    TooFarBehind { lag: u64, maxlag: u64 },
+    NotReady { state: String },
+    NotConnected,
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Primary => write!(f, "it is the primary"),
+            Reason::Ranked { rank, write_lsn, lag } => {
+                write!(f, "standby ranked {} by write LSN {write_lsn} ({lag} bytes behind)", rank + 1)
+            }
+            Reason::TooFarBehind { lag, maxlag } => {
+                write!(f, "standby is {lag} bytes behind, more than maxlag ({maxlag})")
+            }
+            Reason::NotReady { state } => write!(f, "standby is in replication state \"{state}\""),
+            Reason::NotConnected => write!(f, "it has no replication connection to the primary"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Score {
+    pub value: i32,
+    pub reason: Reason,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub scores: BTreeMap<String, Score>,
+    /// application_names of replication clients that are not cluster nodes
+    /// (backup tools, pg_receivewal): ignored.
+    pub foreign_clients: Vec<String>,
+}
+
+pub fn compute(local: &str, cluster_nodes: &[String], rows: &[ReplicationRow], primary_lsn: Lsn, maxlag: u64) -> Table {
+    let is_peer = |n: &str| n != local && cluster_nodes.iter().any(|c| c == n);
+    let mut foreign_clients: Vec<String> = rows
+        .iter()
+        .filter(|r| !is_peer(&r.application_name))
+        .map(|r| r.application_name.clone())
+        .collect();
+    foreign_clients.sort();
+    foreign_clients.dedup();
+
+    // Best row per peer: the most advanced one among duplicates.
+    let mut best: BTreeMap<&str, &ReplicationRow> = BTreeMap::new();
+    for r in rows.iter().filter(|r| is_peer(&r.application_name)) {
+        let e = best.entry(&r.application_name).or_insert(r);
+        let rank_key = |r: &ReplicationRow| (is_streaming(&r.state), r.write_lsn);
+        if rank_key(r) > rank_key(e) {
+            *e = r;
+        }
+    }
+
+    let mut scores = BTreeMap::new();
+    scores.insert(local.to_string(), Score { value: PRIMARY, reason: Reason::Primary });
+
+    let mut ranked: Vec<(&str, Lsn, u64)> = Vec::new();
+    for (name, r) in &best {
+        match r.write_lsn.filter(|_| is_streaming(&r.state)) {
+            None => {
+                scores.insert(name.to_string(), Score { value: NOT_READY, reason: Reason::NotReady { state: r.state.clone() } });
+            }
+            Some(w) => {
+                let lag = primary_lsn.0.saturating_sub(w.0);
+                if maxlag > 0 && lag > maxlag {
+                    scores.insert(name.to_string(), Score { value: TOO_FAR_BEHIND, reason: Reason::TooFarBehind { lag, maxlag } });
+                } else {
+                    ranked.push((name, w, lag));
+                }
+            }
+        }
+    }
+    // Most advanced first; names break ties only for a stable order.
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut rank = 0;
+    for (i, (name, w, lag)) in ranked.iter().enumerate() {
+        if i > 0 && *w < ranked[i - 1].1 {
+            rank += 1;
+        }
+        let value = (BEST_STANDBY - RANK_STEP * rank as i32).max(LOWEST_STANDBY);
+        scores.insert(name.to_string(), Score { value, reason: Reason::Ranked { rank, write_lsn: *w, lag: *lag } });
+    }
+
+    for n in cluster_nodes {
+        scores.entry(n.clone()).or_insert(Score { value: NOT_CONNECTED, reason: Reason::NotConnected });
+    }
+    Table { scores, foreign_clients }
+}
+
+fn is_streaming(state: &str) -> bool {
+    matches!(state, "streaming" | "catchup")
+}
+
+/// The scores that differ from what the CIB holds now: only these are written.
+pub fn changes<'a>(table: &'a Table, current: &HashMap<String, i32>) -> Vec<(&'a str, &'a Score)> {
+    table
+        .scores
+        .iter()
+        .filter(|(node, s)| current.get(node.as_str()) != Some(&s.value))
+        .map(|(n, s)| (n.as_str(), s))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, state: &str, lsn: Option<&str>) -> ReplicationRow {
+        ReplicationRow { application_name: name.into(), state: state.into(), write_lsn: lsn.map(|l| l.parse().unwrap()) }
+    }
+
+    fn nodes(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn values(t: &Table) -> Vec<(&str, i32)> {
+        t.scores.iter().map(|(n, s)| (n.as_str(), s.value)).collect()
+    }
+
+    #[test]
+    fn most_advanced_standby_scores_highest() {
+        let rows = [row("srv2", "streaming", Some("0/3000000")), row("srv3", "streaming", Some("0/5000000"))];
+        let t = compute("srv1", &nodes(&["srv1", "srv2", "srv3"]), &rows, "0/5000000".parse().unwrap(), 0);
+        assert_eq!(values(&t), vec![("srv1", 1001), ("srv2", 990), ("srv3", 1000)]);
+    }
+
+    #[test]
+    fn equal_positions_share_a_score_and_ranks_stay_dense() {
+        let rows = [
+            row("b", "streaming", Some("0/5")),
+            row("a", "streaming", Some("0/5")),
+            row("c", "catchup", Some("0/4")),
+        ];
+        let t = compute("p", &nodes(&["p", "a", "b", "c"]), &rows, "0/5".parse().unwrap(), 0);
+        assert_eq!(values(&t), vec![("a", 1000), ("b", 1000), ("c", 990), ("p", 1001)]);
+    }
+
+    #[test]
+    fn standbys_not_streaming_cannot_be_promoted() {
+        for state in ["startup", "backup", "stopping"] {
+            let t = compute("p", &nodes(&["p", "s"]), &[row("s", state, Some("0/1"))], Lsn(1), 0);
+            assert_eq!(t.scores["s"].value, NOT_READY, "{state}");
+        }
+        let t = compute("p", &nodes(&["p", "s"]), &[row("s", "streaming", None)], Lsn(1), 0);
+        assert_eq!(t.scores["s"].value, NOT_READY);
+    }
+
+    #[test]
+    fn maxlag_gives_a_negative_score_and_zero_disables_it() {
+        let rows = [row("s1", "streaming", Some("0/1000")), row("s2", "streaming", Some("0/F00"))];
+        let t = compute("p", &nodes(&["p", "s1", "s2"]), &rows, "0/1000".parse().unwrap(), 0x80);
+        assert_eq!(t.scores["s1"].value, 1000);
+        assert_eq!(t.scores["s2"].value, TOO_FAR_BEHIND);
+        assert_eq!(t.scores["s2"].reason, Reason::TooFarBehind { lag: 0x100, maxlag: 0x80 });
+        // exactly maxlag behind is still fine
+        let t = compute("p", &nodes(&["p", "s1", "s2"]), &rows, "0/1000".parse().unwrap(), 0x100);
+        assert_eq!(t.scores["s2"].value, 990);
+        let t = compute("p", &nodes(&["p", "s1", "s2"]), &rows, "0/1000".parse().unwrap(), 0);
+        assert_eq!(t.scores["s2"].value, 990);
+    }
+
+    #[test]
+    fn disconnected_nodes_and_foreign_clients() {
+        let rows = [row("pg_receivewal", "streaming", Some("0/9")), row("p", "streaming", Some("0/9"))];
+        let t = compute("p", &nodes(&["p", "s"]), &rows, "0/9".parse().unwrap(), 0);
+        assert_eq!(values(&t), vec![("p", 1001), ("s", NOT_CONNECTED)]);
+        assert_eq!(t.foreign_clients, vec!["p".to_string(), "pg_receivewal".to_string()]);
+    }
+
+    #[test]
+    fn duplicate_connections_keep_the_best() {
+        let rows = [row("s", "startup", Some("0/1")), row("s", "streaming", Some("0/2")), row("s", "streaming", Some("0/1"))];
+        let t = compute("p", &nodes(&["p", "s"]), &rows, "0/2".parse().unwrap(), 0);
+        assert_eq!(t.scores["s"].value, 1000);
+        assert_eq!(t.scores["s"].reason, Reason::Ranked { rank: 0, write_lsn: "0/2".parse().unwrap(), lag: 0 });
+    }
+
+    #[test]
+    fn many_standbys_never_drop_to_zero() {
+        let names: Vec<String> = (0..150).map(|i| format!("s{i:03}")).collect();
+        let rows: Vec<_> = names.iter().enumerate().map(|(i, n)| row(n, "streaming", Some(&format!("0/{:X}", 1000 - i)))).collect();
+        let mut all = names.clone();
+        all.push("p".into());
+        let t = compute("p", &all, &rows, "0/1000".parse().unwrap(), 0);
+        assert_eq!(t.scores["s000"].value, 1000);
+        assert_eq!(t.scores["s099"].value, 10);
+        assert_eq!(t.scores["s149"].value, LOWEST_STANDBY);
+    }
+
+    #[test]
+    fn only_changed_scores_are_written() {
+        let rows = [row("s", "streaming", Some("0/2"))];
+        let t = compute("p", &nodes(&["p", "s", "x"]), &rows, "0/2".parse().unwrap(), 0);
+        let mut current = HashMap::new();
+        assert_eq!(changes(&t, &current).len(), 3);
+        current.insert("p".to_string(), 1001);
+        current.insert("s".to_string(), 990);
+        current.insert("x".to_string(), NOT_CONNECTED);
+        let ch = changes(&t, &current);
+        assert_eq!(ch.len(), 1);
+        assert_eq!((ch[0].0, ch[0].1.value), ("s", 1000));
+        current.insert("s".to_string(), 1000);
+        assert!(changes(&t, &current).is_empty());
+    }
+}
