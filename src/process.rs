@@ -93,11 +93,14 @@ pub struct Cmd<'a> {
     pub args: Vec<String>,
     pub run_as: Option<&'a RunAs>,
     pub stdout: Stdout,
+    /// Start from an empty environment (PostgreSQL commands): nothing of
+    /// the executor's leaks to system_user. Pacemaker tools keep theirs.
+    pub clean_env: bool,
 }
 
 impl<'a> Cmd<'a> {
     pub fn new(program: impl AsRef<Path>) -> Cmd<'a> {
-        Cmd { program: program.as_ref().to_path_buf(), args: Vec::new(), run_as: None, stdout: Stdout::Capture }
+        Cmd { program: program.as_ref().to_path_buf(), args: Vec::new(), run_as: None, stdout: Stdout::Capture, clean_env: false }
     }
 
     pub fn arg(mut self, a: impl Into<String>) -> Self {
@@ -110,8 +113,16 @@ impl<'a> Cmd<'a> {
         self
     }
 
+    /// Run as `r`, in a clean environment.
     pub fn as_user(mut self, r: &'a RunAs) -> Self {
         self.run_as = Some(r);
+        self.clean_env = true;
+        self
+    }
+
+    #[cfg(test)]
+    pub fn clean_env(mut self) -> Self {
+        self.clean_env = true;
         self
     }
 
@@ -129,9 +140,10 @@ impl<'a> Cmd<'a> {
             return Err(CmdError::Missing(self.program.clone()));
         }
         let mut c = tokio::process::Command::new(&self.program);
+        if self.clean_env {
+            c.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+        }
         c.args(&self.args)
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .env("LC_ALL", "C")
             .current_dir("/")
             .stdin(Stdio::null())
@@ -213,7 +225,7 @@ mod tests {
     #[test]
     fn environment_is_clean() {
         rt().block_on(async {
-            let o = Cmd::new("/usr/bin/env").run(Instant::now() + Duration::from_secs(5)).await.unwrap();
+            let o = Cmd::new("/usr/bin/env").clean_env().run(Instant::now() + Duration::from_secs(5)).await.unwrap();
             let mut names: Vec<&str> = o.stdout.lines().filter_map(|l| l.split_once('=')).map(|(k, _)| k).collect();
             names.sort();
             assert_eq!(names, vec!["LC_ALL", "PATH"]);

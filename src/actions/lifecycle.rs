@@ -187,6 +187,12 @@ fn tool(e: crate::pacemaker::ToolError) -> Failure {
 async fn elect(agent: &Agent, me: &str) -> Result<(), Failure> {
     let pcmk = &agent.pcmk;
     let nodes_attr = pcmk.private_all(ATTR_NODES, agent.deadline).await.map_err(tool)?;
+    if !nodes_attr.contains_key(me) && !pcmk.private_all(ATTR_LSN, agent.deadline).await.map_err(tool)?.contains_key(me) {
+        // Pacemaker always notifies before a promotion (notify=true is
+        // enforced): this promote runs outside a transition (by hand, ocft).
+        log::warn!("no pre-promote notification data: promoting without an election");
+        return Ok(());
+    }
     let mut nodes: Vec<String> = nodes_attr.get(me).map(|v| v.split_whitespace().map(str::to_string).collect()).unwrap_or_default();
     if !nodes.iter().any(|n| n == me) {
         nodes.push(me.to_string());
