@@ -70,6 +70,7 @@ impl DbState {
 /// What the agent needs from the control file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ControlData {
+    pub system_id: u64,
     pub control_version: u32,
     pub state: DbState,
     pub checkpoint: Lsn,
@@ -129,6 +130,7 @@ pub fn decode(bytes: &[u8]) -> Result<ControlData, ControlError> {
     let state = DbState::from_code(state_code)
         .ok_or_else(|| ControlError::Malformed(format!("unknown cluster state {state_code}")))?;
     Ok(ControlData {
+        system_id: u64_at(bytes, 0),
         control_version,
         state,
         checkpoint: Lsn(u64_at(bytes, 32)),
@@ -167,6 +169,7 @@ pub fn parse_pg_controldata(text: &str) -> Result<ControlData, ControlError> {
     let num = |k: &str| get(k)?.parse::<u32>().map_err(|e| ControlError::Malformed(format!("{k}: {e}")));
     let state_text = get("Database cluster state")?;
     Ok(ControlData {
+        system_id: get("Database system identifier")?.parse().map_err(|e| ControlError::Malformed(format!("system identifier: {e}")))?,
         control_version: num("pg_control version number")?,
         state: DbState::from_text(state_text)
             .ok_or_else(|| ControlError::Malformed(format!("unknown state \"{state_text}\"")))?,
@@ -202,6 +205,7 @@ mod tests {
             assert_eq!(c.redo.to_string(), "1/28");
             assert_eq!(c.timeline, 3);
             assert_eq!(c.control_version, 1300);
+            assert_eq!(c.system_id, 7_000_000_000_000_000_001);
         }
     }
 
@@ -256,6 +260,7 @@ mod tests {
     #[test]
     fn parses_pg_controldata_text() {
         let text = "pg_control version number:            1300\n\
+Database system identifier:           7311566658875001685\n\
 Catalog version number:               202209061\n\
 Database cluster state:               shut down in recovery\n\
 Latest checkpoint location:           0/3000060\n\

@@ -5,6 +5,7 @@ mod actions;
 mod agent;
 mod cib;
 mod controlfile;
+mod divergence;
 mod election;
 mod exit;
 mod instance;

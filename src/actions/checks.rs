@@ -29,7 +29,7 @@ pub fn binaries_and_user(agent: &Agent) -> Result<(), Failure> {
 
 /// Everything a start needs; with `settings`, also the replication settings
 /// as postgres itself reads them (`postgres -C`).
-pub async fn local(agent: &Agent, settings: bool) -> Result<u32, Failure> {
+pub async fn local(agent: &Agent, settings: bool) -> Result<Option<Settings>, Failure> {
     binaries_and_user(agent)?;
     let p = &agent.params;
     for (what, dir) in [("pgdata", &p.pgdata), ("datadir", &p.datadir)] {
@@ -42,6 +42,7 @@ pub async fn local(agent: &Agent, settings: bool) -> Result<u32, Failure> {
         Failure::new(OcfExit::ErrArgs, format!("{} is unreadable ({e}): datadir is not a PostgreSQL data directory", pg_version.display()))
     })?;
     let major = validate::check_pg_version(&content)?;
+    log::debug!("PostgreSQL {major} data directory");
     let runas = agent.runas()?;
     let owner = std::fs::metadata(&p.datadir).map(|m| m.uid()).unwrap_or(u32::MAX);
     if owner != runas.uid.as_raw() {
@@ -58,8 +59,9 @@ pub async fn local(agent: &Agent, settings: bool) -> Result<u32, Failure> {
         };
         let node = agent.node().await?;
         validate::check_settings(&s, node)?;
+        return Ok(Some(s));
     }
-    Ok(major)
+    Ok(None)
 }
 
 async fn setting(agent: &Agent, name: &str) -> Result<String, Failure> {

@@ -1,6 +1,7 @@
 //! start, stop, demote, promote.
 
-use crate::actions::checks;
+use crate::actions::{checks, rejoin};
+use crate::controlfile::DbState;
 use crate::agent::{ActionResult, Agent, Failure};
 use crate::election::{self, Candidate, Verdict};
 use crate::exit::OcfExit;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub async fn start(agent: &Agent) -> ActionResult {
-    checks::local(agent, true).await?;
+    let settings = checks::local(agent, true).await?.expect("settings were asked for");
     let o = instance::settle(agent).await?;
     match o.role {
         Role::Standby => {
@@ -23,9 +24,10 @@ pub async fn start(agent: &Agent) -> ActionResult {
         Role::Primary => Err(Failure::generic(
             "instance is running as a primary outside of Pacemaker's knowledge; start must leave a standby: stop it first",
         )),
-        Role::Stopped | Role::CrashedStandby => start_standby(agent).await,
-        Role::CrashedPrimary => {
-            log::warn!("instance crashed as a primary; starting it as a standby (it replays its own WAL, then follows the primary)");
+        Role::Stopped | Role::CrashedStandby | Role::CrashedPrimary => {
+            if was_primary(o.control.state) {
+                rejoin::check(agent, &o.control, &settings.primary_conninfo).await?;
+            }
             start_standby(agent).await
         }
         Role::Transient(w) => Err(Failure::generic(w)),
@@ -54,6 +56,11 @@ pub async fn start_standby(agent: &Agent) -> ActionResult {
             Ok(OcfExit::Success)
         }
     })
+}
+
+/// The control file of an instance that last ran as a primary.
+fn was_primary(state: DbState) -> bool {
+    matches!(state, DbState::ShutDown | DbState::InProduction | DbState::InCrashRecovery | DbState::ShuttingDown)
 }
 
 pub async fn stop(agent: &Agent) -> ActionResult {
@@ -114,7 +121,7 @@ pub async fn demote(agent: &Agent) -> ActionResult {
             instance::pg_ctl_stop_until(agent, "fast", agent.deadline).await?;
             wait_postmaster_gone(agent).await?;
             let c = instance::control_data(agent).await?;
-            if c.state != crate::controlfile::DbState::ShutDown {
+            if c.state != DbState::ShutDown {
                 return Err(Failure::generic(format!("primary did not shut down cleanly (control file: \"{}\")", c.state.as_str())));
             }
             log::info!("primary shut down cleanly at checkpoint {}, starting it as a standby", c.checkpoint);

@@ -3,6 +3,7 @@
 pub mod checks;
 pub mod lifecycle;
 pub mod monitor;
+pub mod rejoin;
 pub mod notify;
 
 use crate::agent::{ActionResult, Agent};
@@ -11,8 +12,7 @@ use crate::validate;
 
 pub async fn validate_all(agent: &Agent) -> ActionResult {
     validate::check_resource(&agent.params, &agent.env)?;
-    let major = checks::local(agent, true).await?;
-    log::debug!("configuration valid for PostgreSQL {major}");
+    checks::local(agent, true).await?;
     Ok(OcfExit::Success)
 }
 
