@@ -53,11 +53,24 @@ pub fn postmaster(datadir: &Path) -> Postmaster {
     let Some(pid) = text.lines().next().and_then(|l| l.trim().parse::<i32>().ok()).filter(|p| *p > 0) else {
         return Postmaster::NotRunning;
     };
-    // A stale pid file can name a reused PID: check it is a postgres.
-    match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
-        Ok(comm) if comm.trim().starts_with("postgres") || comm.trim().starts_with("postmaster") => Postmaster::Running(pid),
+    // A stale pid file can name a reused PID: check it is a postgres, and
+    // not a zombie nobody reaped yet (a dead postmaster).
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return Postmaster::NotRunning };
+    match parse_proc_stat(&stat) {
+        Some((comm, state)) if state != 'Z' && state != 'X' && (comm.starts_with("postgres") || comm.starts_with("postmaster")) => {
+            Postmaster::Running(pid)
+        }
         _ => Postmaster::NotRunning,
     }
+}
+
+/// `pid (comm) state ...`: comm may hold spaces and parentheses.
+fn parse_proc_stat(stat: &str) -> Option<(&str, char)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?;
+    let state = stat.get(close + 1..)?.trim_start().chars().next()?;
+    Some((comm, state))
 }
 
 pub fn target(agent: &Agent) -> Result<Target<'_>, Failure> {
@@ -87,7 +100,8 @@ pub async fn observe(agent: &Agent) -> Result<Observed, Failure> {
         }
         Err(e) => (Contact::Refused(role::Refusal::Other(e.to_string())), None, None),
     };
-    let role = role::decide(control.state, pm, &contact);
+    let backup_label = agent.params.datadir.join("backup_label").exists();
+    let role = role::decide(control.state, pm, &contact, backup_label);
     log::debug!("state \"{}\", postmaster {pm:?}, contact {contact:?} => {role:?}", control.state.as_str());
     Ok(Observed { role, control, client, status })
 }
@@ -195,4 +209,28 @@ pub async fn pg_ctl_stop_until(agent: &Agent, mode: &str, until: Instant) -> Res
         return Err(Failure::generic(format!("pg_ctl stop -m {mode} failed: {}", out.message())));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_stat_parsing() {
+        assert_eq!(parse_proc_stat("123 (postgres) S 1 2 3"), Some(("postgres", 'S')));
+        assert_eq!(parse_proc_stat("9 (a (b) c) Z 1"), Some(("a (b) c", 'Z')));
+        assert_eq!(parse_proc_stat("garbage"), None);
+    }
+
+    #[test]
+    fn this_process_is_not_a_postmaster() {
+        let dir = std::env::temp_dir().join(format!("pgsqlms-pm-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("postmaster.pid"), format!("{}\n/data\n", std::process::id())).unwrap();
+        assert_eq!(postmaster(&dir), Postmaster::NotRunning);
+        std::fs::write(dir.join("postmaster.pid"), "not a pid\n").unwrap();
+        assert_eq!(postmaster(&dir), Postmaster::NotRunning);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(postmaster(&dir), Postmaster::NotRunning);
+    }
 }

@@ -65,7 +65,9 @@ impl Role {
     }
 }
 
-pub fn decide(state: DbState, postmaster: Postmaster, contact: &Contact) -> Role {
+/// `backup_label`: the data directory holds one, i.e. it is a base backup
+/// never started, whose copied control file still says "in production".
+pub fn decide(state: DbState, postmaster: Postmaster, contact: &Contact, backup_label: bool) -> Role {
     match contact {
         Contact::Answered { in_recovery: false } => Role::Primary,
         Contact::Answered { in_recovery: true } => Role::Standby,
@@ -85,6 +87,7 @@ pub fn decide(state: DbState, postmaster: Postmaster, contact: &Contact) -> Role
             )),
             Postmaster::NotRunning => match state {
                 DbState::ShutDown | DbState::ShutDownInRecovery => Role::Stopped,
+                DbState::InProduction if backup_label => Role::Stopped,
                 DbState::InProduction | DbState::InCrashRecovery | DbState::ShuttingDown => Role::CrashedPrimary,
                 DbState::InArchiveRecovery | DbState::StartingUp => Role::CrashedStandby,
             },
@@ -111,15 +114,15 @@ mod tests {
         // The control file lags a promotion by one checkpoint: SQL wins.
         for st in STATES {
             for pm in [Postmaster::Running(10), Postmaster::NotRunning] {
-                assert_eq!(decide(st, pm, &Contact::Answered { in_recovery: false }), Role::Primary);
-                assert_eq!(decide(st, pm, &Contact::Answered { in_recovery: true }), Role::Standby);
+                assert_eq!(decide(st, pm, &Contact::Answered { in_recovery: false }, false), Role::Primary);
+                assert_eq!(decide(st, pm, &Contact::Answered { in_recovery: true }, false), Role::Standby);
             }
         }
     }
 
     #[test]
     fn stopped_instances_are_classified_by_their_last_state() {
-        let expect = |st| decide(st, Postmaster::NotRunning, &Contact::Unreachable);
+        let expect = |st| decide(st, Postmaster::NotRunning, &Contact::Unreachable, false);
         assert_eq!(expect(DbState::ShutDown), Role::Stopped);
         assert_eq!(expect(DbState::ShutDownInRecovery), Role::Stopped);
         assert_eq!(expect(DbState::InProduction), Role::CrashedPrimary);
@@ -130,21 +133,31 @@ mod tests {
     }
 
     #[test]
+    fn a_base_backup_never_started_is_stopped_not_crashed() {
+        let fresh = |st| decide(st, Postmaster::NotRunning, &Contact::Unreachable, true);
+        assert_eq!(fresh(DbState::InProduction), Role::Stopped);
+        // backup_label changes nothing else.
+        assert_eq!(fresh(DbState::InArchiveRecovery), Role::CrashedStandby);
+        assert_eq!(fresh(DbState::InCrashRecovery), Role::CrashedPrimary);
+        assert_eq!(decide(DbState::InProduction, Postmaster::Running(3), &Contact::Answered { in_recovery: true }, true), Role::Standby);
+    }
+
+    #[test]
     fn a_live_postmaster_without_a_socket_is_transient() {
         for st in STATES {
-            assert!(matches!(decide(st, Postmaster::Running(42), &Contact::Unreachable), Role::Transient(m) if m.contains("42")));
+            assert!(matches!(decide(st, Postmaster::Running(42), &Contact::Unreachable, false), Role::Transient(m) if m.contains("42")));
         }
     }
 
     #[test]
     fn refusals() {
-        let r = decide(DbState::InArchiveRecovery, Postmaster::Running(1), &Contact::Refused(Refusal::HotStandbyOff));
+        let r = decide(DbState::InArchiveRecovery, Postmaster::Running(1), &Contact::Refused(Refusal::HotStandbyOff), false);
         assert_eq!(r.ocf(), OcfExit::ErrConfigured);
-        let r = decide(DbState::InProduction, Postmaster::Running(1), &Contact::Refused(Refusal::Denied("no pg_hba.conf entry".into())));
+        let r = decide(DbState::InProduction, Postmaster::Running(1), &Contact::Refused(Refusal::Denied("no pg_hba.conf entry".into())), false);
         assert!(matches!(&r, Role::Broken(OcfExit::ErrArgs, m) if m.contains("pg_hba")));
-        let r = decide(DbState::StartingUp, Postmaster::Running(1), &Contact::Refused(Refusal::NotYet("starting up".into())));
+        let r = decide(DbState::StartingUp, Postmaster::Running(1), &Contact::Refused(Refusal::NotYet("starting up".into())), false);
         assert_eq!(r, Role::Transient("starting up".into()));
-        let r = decide(DbState::InProduction, Postmaster::Running(1), &Contact::Refused(Refusal::Other("too many clients".into())));
+        let r = decide(DbState::InProduction, Postmaster::Running(1), &Contact::Refused(Refusal::Other("too many clients".into())), false);
         assert!(matches!(r, Role::Transient(_)));
     }
 

@@ -25,7 +25,8 @@ pub async fn start(agent: &Agent) -> ActionResult {
             "instance is running as a primary outside of Pacemaker's knowledge; start must leave a standby: stop it first",
         )),
         Role::Stopped | Role::CrashedStandby | Role::CrashedPrimary => {
-            if was_primary(o.control.state) {
+            // A fresh base backup says "in production" too, but is behind by construction.
+            if was_primary(o.control.state) && !agent.params.datadir.join("backup_label").exists() {
                 rejoin::check(agent, &o.control, &settings.primary_conninfo).await?;
             }
             start_standby(agent).await
