@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# README's first command: install what is needed, build and install the agent,
+# bring up the 3-node namespace cluster running ocf:rust:pgsqlms, print
+# `crm_mon -1`. Tear it down with tests/cluster/down.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tests/setup.sh
+make install >/dev/null
+exec bash tests/cluster/up.sh "$@"

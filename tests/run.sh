@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The project's test command (README, .ci/run): installs what a fresh Debian 12
+# machine needs, builds and installs the agent, then runs
+#   1. unit tests and single-node integration tests on PostgreSQL 15 and 18
+#      (cargo test: real servers, fake Pacemaker tools),
+#   2. meta-data against the OCF DTD and `pcs resource describe`,
+#   3. the ocft cases of ocf/pgsqlms.ocft,
+#   4. the 3-node namespace cluster scenarios (real Pacemaker + Corosync),
+#      unless PGSQLMS_SKIP_CLUSTER=1.
+# Run as root. Exits non-zero on the first failing stage.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+stage() { printf '\n=== %s ===\n' "$*"; }
+
+stage "setup"
+bash tests/setup.sh
+
+stage "build and install the agent"
+make install >/dev/null
+
+stage "unit and single-node integration tests (PostgreSQL 15 and 18)"
+cargo test --locked 2>&1
+
+stage "meta-data"
+pgsqlms_md=$(mktemp)
+/usr/lib/ocf/resource.d/rust/pgsqlms meta-data > "$pgsqlms_md"
+(cd /usr/share/resource-agents && xmllint --noout --dtdvalid ra-api-1.dtd "$pgsqlms_md")
+rm -f "$pgsqlms_md"
+pcs resource describe ocf:rust:pgsqlms | grep -q "maxlag"
+echo "meta-data valid against ra-api-1.dtd; pcs resource describe ok"
+
+stage "ocft"
+bash tests/ocft.sh 15
+
+if [ "${PGSQLMS_SKIP_CLUSTER:-0}" != 1 ] && [ -f tests/cluster_scenarios.rs ]; then
+  stage "3-node cluster scenarios"
+  PGSQLMS_CLUSTER=1 cargo test --locked --test cluster_scenarios -- --test-threads=1 --nocapture 2>&1
+fi
+stage "all tests passed"
