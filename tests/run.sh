@@ -3,7 +3,8 @@
 # machine needs, builds and installs the agent, then runs
 #   1. unit tests and single-node integration tests on PostgreSQL 15 and 18
 #      (cargo test: real servers, fake Pacemaker tools),
-#   2. meta-data against the OCF DTD and `pcs resource describe`,
+#   2. the Debian package, the man page, meta-data against the OCF DTD and
+#      `pcs resource describe`,
 #   3. the ocft cases of ocf/pgsqlms.ocft,
 #   4. the 3-node namespace cluster scenarios (real Pacemaker + Corosync),
 #      unless PGSQLMS_SKIP_CLUSTER=1.
@@ -16,8 +17,12 @@ stage() { printf '\n=== %s ===\n' "$*"; }
 stage "setup"
 bash tests/setup.sh
 
-stage "build and install the agent"
-make install >/dev/null
+stage "build the Debian package and install it"
+deb=$(bash packaging/build-deb.sh "$(mktemp -d)")
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall "$deb" >/dev/null
+dpkg -L pgsqlms | grep -qx /usr/lib/ocf/resource.d/rust/pgsqlms
+man -P cat ocf_rust_pgsqlms | grep -q "maxlag"
+echo "installed $(basename "$deb"); man ocf_rust_pgsqlms ok"
 
 stage "unit and single-node integration tests (PostgreSQL 15 and 18)"
 cargo test --locked 2>&1
