@@ -26,6 +26,16 @@ pub enum DbState {
 }
 
 impl DbState {
+    pub const ALL: [DbState; 7] = [
+        DbState::StartingUp,
+        DbState::ShutDown,
+        DbState::ShutDownInRecovery,
+        DbState::ShuttingDown,
+        DbState::InCrashRecovery,
+        DbState::InArchiveRecovery,
+        DbState::InProduction,
+    ];
+
     fn from_code(c: i32) -> Option<DbState> {
         Some(match c {
             0 => DbState::StartingUp,
@@ -53,17 +63,7 @@ impl DbState {
     }
 
     fn from_text(s: &str) -> Option<DbState> {
-        [
-            DbState::StartingUp,
-            DbState::ShutDown,
-            DbState::ShutDownInRecovery,
-            DbState::ShuttingDown,
-            DbState::InCrashRecovery,
-            DbState::InArchiveRecovery,
-            DbState::InProduction,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
+        DbState::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }
 

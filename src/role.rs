@@ -99,15 +99,7 @@ pub fn decide(state: DbState, postmaster: Postmaster, contact: &Contact, backup_
 mod tests {
     use super::*;
 
-    const STATES: [DbState; 7] = [
-        DbState::StartingUp,
-        DbState::ShutDown,
-        DbState::ShutDownInRecovery,
-        DbState::ShuttingDown,
-        DbState::InCrashRecovery,
-        DbState::InArchiveRecovery,
-        DbState::InProduction,
-    ];
+    const STATES: [DbState; 7] = DbState::ALL;
 
     #[test]
     fn an_answer_decides_whatever_the_control_file_says() {
