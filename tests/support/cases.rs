@@ -1,0 +1,709 @@
+//! Test bodies shared by every PostgreSQL version (tests/actions_pgNN.rs
+//! call them through `action_tests!`). Each takes the major version.
+
+use super::*;
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+/// The test environment, or return (test skipped) when PG18 is missing and
+/// PGSQLMS_SKIP_PG18=1. Any other missing version fails the test.
+macro_rules! env_for {
+    ($v:expr, $name:expr) => {
+        match Pg::get($v) {
+            Some(pg) => TestEnv::new(&pg, $name),
+            None => return,
+        }
+    };
+}
+
+fn interval(ms: &str) -> (&'static str, Option<&str>) {
+    ("OCF_RESKEY_CRM_meta_interval", Some(ms))
+}
+
+// ---------------------------------------------------------------------------
+// meta-data
+
+/// `(name, default)` of every `<parameter>`; default None when absent.
+fn parameters(xml: &str) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(i) = rest.find("<parameter ") {
+        let block_end = rest[i..].find("</parameter>").map(|e| i + e).unwrap_or(rest.len());
+        let block = &rest[i..block_end];
+        let tag = &block[..block.find('>').unwrap_or(block.len())];
+        let name = attr(tag, "name").unwrap_or_default();
+        let default = block.find("<content").and_then(|c| {
+            let ctag = &block[c..];
+            let ctag = &ctag[..ctag.find('>').unwrap_or(ctag.len())];
+            attr(ctag, "default")
+        });
+        out.push((name, default));
+        rest = &rest[block_end..];
+    }
+    out
+}
+
+fn attr(tag: &str, name: &str) -> Option<String> {
+    for q in ['"', '\''] {
+        let pat = format!(" {name}={q}");
+        if let Some(i) = tag.find(&pat) {
+            let v = &tag[i + pat.len()..];
+            return Some(v[..v.find(q)?].to_string());
+        }
+    }
+    None
+}
+
+pub fn meta_data(v: u32) {
+    let env = env_for!(v, "meta_data");
+    let inst = env.init_instance("srv1");
+    let r = env.agent(&inst, "meta-data");
+    r.expect(OCF_SUCCESS, "meta-data");
+    let file = env.dir.join("meta-data.xml");
+    fs::write(&file, &r.stdout).unwrap();
+    let o = run(
+        Command::new("xmllint").args(["--noout", "--dtdvalid", "/usr/share/resource-agents/ra-api-1.dtd"]).arg(&file),
+        Duration::from_secs(30),
+        &env.dir,
+    );
+    assert!(o.ok(), "meta-data is not valid against ra-api-1.dtd:\n{}\n{}", o.stderr, r.stdout);
+
+    let params = parameters(&r.stdout);
+    let expected: &[(&str, &[&str])] = &[
+        ("system_user", &["postgres"]),
+        ("bindir", &["/usr/bin"]),
+        ("pgdata", &["/var/lib/pgsql/data"]),
+        ("datadir", &["PGDATA"]),
+        ("pghost", &["/var/run/postgresql"]),
+        ("pgport", &["5432"]),
+        ("start_opts", &[""]),
+        ("maxlag", &["0"]),
+    ];
+    for (name, defaults) in expected {
+        let p = params.iter().find(|(n, _)| n == name);
+        let Some((_, default)) = p else { panic!("meta-data lacks parameter {name}:\n{}", r.stdout) };
+        let d = default.clone().unwrap_or_default();
+        assert!(defaults.contains(&d.as_str()), "parameter {name}: default {default:?}, PAF's is {defaults:?}");
+    }
+    for action in ["start", "stop", "promote", "demote", "monitor", "notify", "meta-data", "validate-all"] {
+        assert!(r.stdout.contains(&format!("<action name=\"{action}\"")), "meta-data lacks action {action}");
+    }
+    // one monitor per role, with distinct intervals
+    let monitors: Vec<&str> = r.stdout.lines().filter(|l| l.contains("<action name=\"monitor\"")).collect();
+    assert!(monitors.len() >= 2, "a monitor per role expected: {monitors:?}");
+    assert!(monitors.iter().any(|l| l.contains("Promoted") || l.contains("Master")), "{monitors:?}");
+    assert!(monitors.iter().any(|l| l.contains("Unpromoted") || l.contains("Slave")), "{monitors:?}");
+}
+
+// ---------------------------------------------------------------------------
+// probes
+
+pub fn probe_never_started(v: u32) {
+    let env = env_for!(v, "probe_never_started");
+    let inst = env.init_instance("srv1");
+    env.agent(&inst, "monitor").expect(OCF_NOT_RUNNING, "probe of a never started instance");
+}
+
+pub fn probe_cleanly_stopped(v: u32) {
+    let env = env_for!(v, "probe_cleanly_stopped");
+    let inst = env.init_instance("srv1");
+    env.start(&inst);
+    env.sql_ok(&inst, "CREATE TABLE t AS SELECT 1 AS i");
+    env.stop(&inst, "fast");
+    env.agent(&inst, "monitor").expect(OCF_NOT_RUNNING, "probe of a cleanly stopped primary");
+    env.start_standby(&inst);
+    env.stop(&inst, "fast");
+    env.agent(&inst, "monitor").expect(OCF_NOT_RUNNING, "probe of a cleanly stopped standby");
+}
+
+/// A probe on a node where the data directory does not exist (not mounted,
+/// or PostgreSQL not installed there): the resource is not running here.
+pub fn probe_pgdata_missing(v: u32) {
+    let env = env_for!(v, "probe_pgdata_missing");
+    let inst = env.init_instance("srv1");
+    let missing = env.dir.join("no-such-pgdata");
+    env.agent_env(&inst, "monitor", &[("OCF_RESKEY_pgdata", Some(missing.to_str().unwrap()))])
+        .expect(OCF_NOT_RUNNING, "probe with a missing pgdata");
+    assert!(!missing.exists(), "the probe created pgdata");
+}
+
+pub fn probe_running_standby(v: u32) {
+    let env = env_for!(v, "probe_running_standby");
+    let inst = env.init_instance("srv1");
+    env.start_standby(&inst);
+    env.agent(&inst, "monitor").expect(OCF_SUCCESS, "probe of a running standby");
+    env.agent_env(&inst, "monitor", &[interval("16000")]).expect(OCF_SUCCESS, "recurring monitor of a running standby");
+}
+
+pub fn probe_running_primary(v: u32) {
+    let env = env_for!(v, "probe_running_primary");
+    let inst = env.init_instance("srv1");
+    env.start(&inst);
+    env.agent(&inst, "monitor").expect(OCF_RUNNING_PROMOTED, "probe of a running primary");
+}
+
+pub fn probe_crashed_primary(v: u32) {
+    let env = env_for!(v, "probe_crashed_primary");
+    let inst = env.init_instance("srv1");
+    env.start(&inst);
+    env.sql_ok(&inst, "CREATE TABLE t AS SELECT 1 AS i");
+    env.kill9(&inst);
+    env.agent(&inst, "monitor").expect(OCF_FAILED_PROMOTED, "probe after kill -9 of a primary");
+}
+
+pub fn probe_crashed_standby(v: u32) {
+    let env = env_for!(v, "probe_crashed_standby");
+    let inst = env.init_instance("srv1");
+    env.start_standby(&inst);
+    env.kill9(&inst);
+    env.agent(&inst, "monitor").expect(OCF_ERR_GENERIC, "probe after kill -9 of a standby");
+}
+
+// ---------------------------------------------------------------------------
+// start / stop
+
+pub fn start_stopped_instance_as_standby(v: u32) {
+    let env = env_for!(v, "start_stopped");
+    let inst = env.init_instance("srv1");
+    env.agent(&inst, "start").expect(OCF_SUCCESS, "start");
+    assert!(inst.standby_signal().exists(), "start must create standby.signal");
+    assert!(env.in_recovery(&inst), "start must leave a standby");
+    env.agent(&inst, "start").expect(OCF_SUCCESS, "second start (idempotent)");
+    assert!(env.in_recovery(&inst));
+    env.agent(&inst, "monitor").expect(OCF_SUCCESS, "probe after start");
+}
+
+pub fn start_shut_down_primary_as_standby(v: u32) {
+    let env = env_for!(v, "start_shut_down_primary");
+    let inst = env.init_instance("srv1");
+    env.start(&inst);
+    env.sql_ok(&inst, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
+    env.stop(&inst, "fast");
+    assert!(!inst.standby_signal().exists());
+    env.agent(&inst, "start").expect(OCF_SUCCESS, "start of a cleanly shut down primary");
+    assert!(inst.standby_signal().exists(), "start must create standby.signal");
+    assert!(env.in_recovery(&inst), "a shut down primary starts as a standby");
+    assert_eq!(env.sql_ok(&inst, "SELECT count(*) FROM t"), "100");
+}
+
+fn assert_stopped(env: &TestEnv, inst: &Instance) {
+    assert!(!inst.pid_file().exists(), "postmaster.pid remains after stop");
+    reap_orphans();
+    assert!(pids_under(&inst.pgdata).is_empty(), "processes remain after stop: {:?}", pids_under(&inst.pgdata));
+    assert!(!env.is_running(inst));
+}
+
+pub fn stop_standby(v: u32) {
+    let env = env_for!(v, "stop_standby");
+    let inst = env.init_instance("srv1");
+    env.start_standby(&inst);
+    env.agent(&inst, "stop").expect(OCF_SUCCESS, "stop of a standby");
+    assert_stopped(&env, &inst);
+    env.agent(&inst, "stop").expect(OCF_SUCCESS, "second stop (idempotent)");
+    env.agent(&inst, "monitor").expect(OCF_NOT_RUNNING, "probe after stop");
+}
+
+pub fn stop_primary(v: u32) {
+    let env = env_for!(v, "stop_primary");
+    let inst = env.init_instance("srv1");
+    env.start(&inst);
+    env.agent(&inst, "stop").expect(OCF_SUCCESS, "stop of a primary");
+    assert_stopped(&env, &inst);
+    env.agent(&inst, "stop").expect(OCF_SUCCESS, "second stop (idempotent)");
+    env.agent(&inst, "monitor").expect(OCF_NOT_RUNNING, "probe after stop");
+}
+
+// ---------------------------------------------------------------------------
+// promote / demote
+
+pub fn promote_standby(v: u32) {
+    let env = env_for!(v, "promote_standby");
+    let inst = env.init_instance("srv1");
+    env.start_standby(&inst);
+    env.promote_like_pacemaker(&inst).expect(OCF_SUCCESS, "promote of a standby");
+    assert!(!env.in_recovery(&inst), "promote must leave a primary");
+    assert!(!inst.standby_signal().exists());
+    env.agent(&inst, "monitor").expect(OCF_RUNNING_PROMOTED, "probe after promote");
+    env.agent_env(&inst, "monitor", &[interval("15000")]).expect(OCF_RUNNING_PROMOTED, "monitor after promote");
+    env.agent(&inst, "promote").expect(OCF_SUCCESS, "second promote (idempotent)");
+    assert!(!env.in_recovery(&inst));
+}
+
+pub fn demote_primary(v: u32) {
+    let env = env_for!(v, "demote_primary");
+    let inst = env.init_instance("srv1");
+    env.start(&inst);
+    env.sql_ok(&inst, "CREATE TABLE t AS SELECT generate_series(1, 10) AS i");
+    env.agent(&inst, "demote").expect(OCF_SUCCESS, "demote of a primary");
+    assert!(inst.standby_signal().exists(), "demote must create standby.signal");
+    assert!(env.in_recovery(&inst), "demote must leave a standby");
+    assert_eq!(env.sql_ok(&inst, "SELECT count(*) FROM t"), "10");
+    env.agent(&inst, "monitor").expect(OCF_SUCCESS, "probe after demote");
+    env.agent(&inst, "demote").expect(OCF_SUCCESS, "second demote (idempotent)");
+    assert!(env.in_recovery(&inst));
+}
+
+pub fn demote_standby(v: u32) {
+    let env = env_for!(v, "demote_standby");
+    let inst = env.init_instance("srv1");
+    env.start_standby(&inst);
+    let pid = inst.postmaster_pid();
+    env.agent(&inst, "demote").expect(OCF_SUCCESS, "demote of a standby");
+    assert!(env.in_recovery(&inst));
+    assert_eq!(inst.postmaster_pid(), pid, "demote of a standby must not restart it");
+}
+
+// ---------------------------------------------------------------------------
+// promotion scores
+
+fn crm_attribute_calls(env: &TestEnv) -> Vec<String> {
+    env.calls().into_iter().filter(|l| l.starts_with("crm_attribute")).collect()
+}
+
+pub fn primary_monitor_sets_scores(v: u32) {
+    let env = env_for!(v, "scores");
+    let p = env.init_instance("srv1");
+    env.start(&p);
+    let s2 = env.clone_standby(&p, "srv2");
+    let s3 = env.clone_standby(&p, "srv3");
+    env.start(&s2);
+    env.start(&s3);
+    env.add_node("srv4"); // a cluster node with no standby
+    env.wait_streaming(&p, &s2);
+    env.wait_streaming(&p, &s3);
+
+    // a replication client that is no cluster node
+    let rw = env.dir.join("receivewal");
+    fs::create_dir(&rw).unwrap();
+    chown_pg(&rw);
+    env.spawn_bg(
+        &env.pg.bin("pg_receivewal"),
+        &["-D", rw.to_str().unwrap(), "-h", env.sock.to_str().unwrap(), "-p", &p.port.to_string(), "-n"],
+    );
+    env.wait_sql(&p, "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'pg_receivewal'", "1");
+
+    // srv2 ahead of srv3 by write_lsn: srv3's WAL receiver is frozen (still
+    // connected and "streaming" for wal_sender_timeout) while the primary
+    // writes.
+    env.wait_sql(
+        &p,
+        "SELECT count(*) FROM pg_stat_replication WHERE application_name IN ('srv2', 'srv3') AND write_lsn = pg_current_wal_lsn()",
+        "2",
+    );
+    env.pause_walreceiver(&s3);
+    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 10000) AS i");
+    let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
+    env.wait_sql(&p, &format!("SELECT write_lsn >= '{lsn}' FROM pg_stat_replication WHERE application_name = 'srv2'"), "t");
+    assert_eq!(
+        env.sql_ok(&p, &format!("SELECT write_lsn < '{lsn}' AND state = 'streaming' FROM pg_stat_replication WHERE application_name = 'srv3'")),
+        "t"
+    );
+
+    env.clear_calls();
+    let mon = [interval("10000"), ("OCF_RESKEY_CRM_meta_timeout", Some("10000"))];
+    let r = env.agent_env(&p, "monitor", &mon);
+    r.expect(OCF_RUNNING_PROMOTED, "monitor of the primary");
+    eprintln!("first primary monitor:\n{}", r.describe());
+    let scores: Vec<(String, Option<String>)> =
+        ["srv1", "srv2", "srv3", "srv4"].iter().map(|n| (n.to_string(), env.score(n))).collect();
+    let want = |s: &str| Some(s.to_string());
+    assert_eq!(
+        scores,
+        vec![
+            ("srv1".to_string(), want("1001")),
+            ("srv2".to_string(), want("1000")),
+            ("srv3".to_string(), want("990")),
+            ("srv4".to_string(), want("-1000")),
+        ],
+        "promotion scores after the first monitor; calls: {:#?}\n{}",
+        env.calls(),
+        r.describe()
+    );
+    assert!(!env.fake.join("attrs/pg_receivewal").exists(), "a replication client that is no node gets no score");
+    assert!(
+        !env.calls().iter().any(|l| l.contains("pg_receivewal")),
+        "no Pacemaker call about pg_receivewal: {:#?}",
+        env.calls()
+    );
+
+    // nothing changed: nothing written, nothing logged again about the
+    // foreign client
+    env.clear_calls();
+    let r2 = env.agent_env(&p, "monitor", &mon);
+    r2.expect(OCF_RUNNING_PROMOTED, "second monitor of the primary");
+    assert_eq!(crm_attribute_calls(&env), Vec::<String>::new(), "only changed scores are written\n{}", r2.describe());
+    assert_eq!(env.calls(), vec!["cibadmin --query".to_string()], "an unchanged primary monitor reads the CIB once and forks no other Pacemaker tool");
+    assert!(
+        !r2.stderr.contains("pg_receivewal") && !r2.log.contains("pg_receivewal"),
+        "the foreign client is logged again on an unchanged monitor\n{}",
+        r2.describe()
+    );
+    assert_eq!(env.score("srv3").as_deref(), Some("990"));
+
+    // a streaming standby's recurring monitor calls no Pacemaker tool
+    env.clear_calls();
+    env.agent_env(&s2, "monitor", &[interval("16000"), ("OCF_RESKEY_CRM_meta_timeout", Some("10000"))])
+        .expect(OCF_SUCCESS, "monitor of a streaming standby");
+    assert_eq!(env.calls(), Vec::<String>::new(), "a streaming standby's monitor forks no Pacemaker tool");
+}
+
+// ---------------------------------------------------------------------------
+// validate-all
+//
+// Exit codes by kind of problem, as src/validate.rs documents them (and as
+// Pacemaker acts on them):
+// - this node's setup (its data directory, its postgresql.conf, its system
+//   user): ERR_ARGS, a hard error that bans the resource from this node only.
+//   The brief asked for ERR_CONFIGURED here, but that bans the resource from
+//   every node, healthy ones included, for a problem local to one of them.
+// - the resource definition (meta attributes, parameter values, the same on
+//   every node): ERR_CONFIGURED.
+// - software missing or too old on this node: ERR_INSTALLED.
+const NODE_SETUP: i32 = OCF_ERR_ARGS;
+const RESOURCE_DEFINITION: i32 = OCF_ERR_CONFIGURED;
+const NOT_INSTALLED: i32 = OCF_ERR_INSTALLED;
+
+/// A stopped, never started instance configured as the tests expect.
+fn validate_setup(v: u32, name: &str) -> Option<(TestEnv, Instance)> {
+    let pg = Pg::get(v)?;
+    let env = TestEnv::new(&pg, name);
+    let inst = env.init_instance("srv1");
+    Some((env, inst))
+}
+
+/// validate-all with `changes` must fail with `code` and leave `dir` as it
+/// was.
+#[track_caller]
+fn expect_validate_failure(env: &TestEnv, inst: &Instance, dir: &Path, changes: &[(&str, Option<&str>)], code: i32, what: &str) {
+    let before = snapshot(dir);
+    let r = env.agent_env(inst, "validate-all", changes);
+    r.expect(code, what);
+    assert_same_snapshot(&before, &snapshot(dir), what);
+    assert!(!env.is_running(inst), "{what}: validate-all started the instance");
+}
+
+pub fn validate_good(v: u32) {
+    let Some((env, inst)) = validate_setup(v, "validate_good") else { return };
+    let before = snapshot(&inst.pgdata);
+    env.agent(&inst, "validate-all").expect(OCF_SUCCESS, "validate-all of a good setup (stopped)");
+    assert_same_snapshot(&before, &snapshot(&inst.pgdata), "validate-all of a good setup");
+    env.start_standby(&inst);
+    env.agent(&inst, "validate-all").expect(OCF_SUCCESS, "validate-all of a good setup (running standby)");
+}
+
+pub fn validate_pgdata_missing(v: u32) {
+    let Some((env, inst)) = validate_setup(v, "validate_pgdata") else { return };
+    let missing = env.dir.join("no-such-pgdata");
+    let r = env.agent_env(&inst, "validate-all", &[("OCF_RESKEY_pgdata", Some(missing.to_str().unwrap()))]);
+    r.expect(NODE_SETUP, "validate-all with a missing pgdata");
+    assert!(!missing.exists(), "validate-all created pgdata");
+}
+
+pub fn validate_maxlag_not_numeric(v: u32) {
+    let Some((env, inst)) = validate_setup(v, "validate_maxlag") else { return };
+    for bad in ["abc", "10MB", "-5"] {
+        expect_validate_failure(&env, &inst, &inst.pgdata, &[("OCF_RESKEY_maxlag", Some(bad))], RESOURCE_DEFINITION, &format!("maxlag={bad}"));
+    }
+}
+
+pub fn validate_conninfo_without_application_name(v: u32) {
+    let Some((env, inst)) = validate_setup(v, "validate_conninfo") else { return };
+    let conf = inst.conf();
+    let orig = fs::read_to_string(&conf).unwrap();
+    let sock = env.sock.display().to_string();
+    for (label, line) in [
+        ("other application_name", format!("primary_conninfo = 'host={sock} port=1 application_name=srv9'\n")),
+        ("no application_name", format!("primary_conninfo = 'host={sock} port=1'\n")),
+        ("application_name prefix of the node", format!("primary_conninfo = 'host={sock} port=1 application_name=srv10'\n")),
+    ] {
+        fs::write(&conf, format!("{orig}{line}")).unwrap();
+        expect_validate_failure(&env, &inst, &inst.pgdata, &[], NODE_SETUP, &format!("primary_conninfo with {label}"));
+    }
+    fs::write(&conf, &orig).unwrap();
+    env.agent(&inst, "validate-all").expect(OCF_SUCCESS, "validate-all with the configuration restored");
+}
+
+pub fn validate_recovery_target_timeline(v: u32) {
+    let Some((env, inst)) = validate_setup(v, "validate_rtt") else { return };
+    append(&inst.conf(), "recovery_target_timeline = 'current'\n");
+    expect_validate_failure(&env, &inst, &inst.pgdata, &[], NODE_SETUP, "recovery_target_timeline = 'current'");
+}
+
+pub fn validate_wal_level_minimal(v: u32) {
+    let Some((env, inst)) = validate_setup(v, "validate_wal_level") else { return };
+    append(&inst.conf(), "wal_level = minimal\nmax_wal_senders = 0\n");
+    // run once so the control file says minimal too, whatever the agent reads
+    env.start(&inst);
+    env.stop(&inst, "fast");
+    expect_validate_failure(&env, &inst, &inst.pgdata, &[], NODE_SETUP, "wal_level = minimal");
+}
+
+pub fn validate_notify_not_true(v: u32) {
+    let Some((env, inst)) = validate_setup(v, "validate_notify") else { return };
+    expect_validate_failure(&env, &inst, &inst.pgdata, &[("OCF_RESKEY_CRM_meta_notify", Some("false"))], RESOURCE_DEFINITION, "notify=false");
+    expect_validate_failure(&env, &inst, &inst.pgdata, &[("OCF_RESKEY_CRM_meta_notify", None)], RESOURCE_DEFINITION, "notify unset");
+}
+
+pub fn validate_promoted_max_2(v: u32) {
+    let Some((env, inst)) = validate_setup(v, "validate_promoted_max") else { return };
+    expect_validate_failure(
+        &env,
+        &inst,
+        &inst.pgdata,
+        &[("OCF_RESKEY_CRM_meta_promoted_max", Some("2")), ("OCF_RESKEY_CRM_meta_master_max", Some("2"))],
+        RESOURCE_DEFINITION,
+        "promoted-max=2",
+    );
+}
+
+pub fn validate_legacy_master_max_2(v: u32) {
+    let Some((env, inst)) = validate_setup(v, "validate_master_max") else { return };
+    expect_validate_failure(
+        &env,
+        &inst,
+        &inst.pgdata,
+        &[("OCF_RESKEY_CRM_meta_promoted_max", None), ("OCF_RESKEY_CRM_meta_master_max", Some("2"))],
+        RESOURCE_DEFINITION,
+        "legacy master-max=2",
+    );
+}
+
+pub fn validate_recovery_template_set(v: u32) {
+    let Some((env, inst)) = validate_setup(v, "validate_recovery_template") else { return };
+    let tpl = inst.pgdata.join("recovery.conf.pcmk");
+    expect_validate_failure(
+        &env,
+        &inst,
+        &inst.pgdata,
+        &[("OCF_RESKEY_recovery_template", Some(tpl.to_str().unwrap()))],
+        RESOURCE_DEFINITION,
+        "recovery_template set",
+    );
+}
+
+pub fn validate_bindir_without_binaries(v: u32) {
+    let Some((env, inst)) = validate_setup(v, "validate_bindir") else { return };
+    let empty = env.dir.join("emptybin");
+    fs::create_dir(&empty).unwrap();
+    expect_validate_failure(&env, &inst, &inst.pgdata, &[("OCF_RESKEY_bindir", Some(empty.to_str().unwrap()))], NOT_INSTALLED, "bindir without binaries");
+}
+
+pub fn validate_unsupported_pg_version(v: u32) {
+    let Some((env, inst)) = validate_setup(v, "validate_pg_version") else { return };
+    let old = env.dir.join("pg11");
+    run_ok(Command::new("cp").arg("-a").arg(&inst.pgdata).arg(&old), Duration::from_secs(60), &env.dir);
+    fs::write(old.join("PG_VERSION"), "11\n").unwrap();
+    chown_pg(&old.join("PG_VERSION"));
+    expect_validate_failure(&env, &inst, &old, &[("OCF_RESKEY_pgdata", Some(old.to_str().unwrap()))], NOT_INSTALLED, "PG_VERSION 11");
+}
+
+pub fn validate_unknown_system_user(v: u32) {
+    let Some((env, inst)) = validate_setup(v, "validate_system_user") else { return };
+    expect_validate_failure(
+        &env,
+        &inst,
+        &inst.pgdata,
+        &[("OCF_RESKEY_system_user", Some("pgsqlms-no-such-user"))],
+        NODE_SETUP,
+        "system_user that does not exist",
+    );
+}
+
+// ---------------------------------------------------------------------------
+// notify
+
+pub fn notify_pre_promote_sets_lsn_location(v: u32) {
+    let env = env_for!(v, "notify_pre_promote");
+    let inst = env.init_instance("srv1");
+    env.start_standby(&inst);
+    let mut n = Notify::new("pre", "promote", &["srv1"]);
+    n.active = vec!["srv1".into()];
+    n.unpromoted = vec!["srv1".into()];
+    n.promote = vec!["srv1".into()];
+    env.notify(&inst, &n).expect(OCF_SUCCESS, "pre-promote notify");
+    let attrs: Vec<(String, String)> = env
+        .private_attrs_like("srv1", "lsn_location")
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+    assert_eq!(attrs.len(), 1, "one private lsn_location attribute expected on srv1, got {attrs:?}; calls: {:#?}", env.calls());
+    let (name, value) = &attrs[0];
+    let (tl, lsn) = value.split_once('#').unwrap_or_else(|| panic!("{name}={value}: expected <timeline>#<lsn>"));
+    assert!(tl.parse::<u32>().is_ok() && !lsn.is_empty(), "{name}={value}: expected <timeline>#<lsn>");
+    assert!(
+        !env.fake.join("attrs/srv1").join(name).exists(),
+        "lsn_location must be private (attrd only), not in the CIB"
+    );
+
+    n.kind = "post";
+    env.notify(&inst, &n).expect(OCF_SUCCESS, "post-promote notify");
+    assert!(
+        env.private_attrs_like("srv1", "lsn_location").values().all(|v| v.is_empty()),
+        "post-promote must clear lsn_location: {:?}",
+        env.private_attrs_like("srv1", "lsn_location")
+    );
+}
+
+// ---------------------------------------------------------------------------
+// transitions over several nodes (one machine, the fake Pacemaker)
+
+fn names(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// srv1 primary with standbys srv2, srv3 streaming from it.
+fn three_nodes(env: &TestEnv) -> (Instance, Instance, Instance) {
+    let p = env.init_instance("srv1");
+    env.start(&p);
+    let s2 = env.clone_standby(&p, "srv2");
+    let s3 = env.clone_standby(&p, "srv3");
+    env.start(&s2);
+    env.start(&s3);
+    env.wait_streaming(&p, &s2);
+    env.wait_streaming(&p, &s3);
+    (p, s2, s3)
+}
+
+/// The primary srv1 is lost while srv2 lags behind srv3, and Pacemaker
+/// (from scores a monitor set earlier) picks srv2: its promote must refuse
+/// and hand the promotion over to srv3, which then gets promoted.
+pub fn failover_election_hands_over_to_most_advanced(v: u32) {
+    let env = env_for!(v, "failover_election");
+    let (p, s2, s3) = three_nodes(&env);
+    env.agent_env(&p, "monitor", &[interval("15000")]).expect(OCF_RUNNING_PROMOTED, "primary monitor");
+
+    // srv2 stops receiving, srv3 gets more WAL, then the primary dies
+    env.stop(&s2, "fast");
+    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 10000) AS i");
+    let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
+    env.wait_sql(&s3, &format!("SELECT pg_last_wal_receive_lsn() >= '{lsn}'"), "t");
+    env.kill9(&p);
+    fs::write(env.fake.join("offline"), "srv1\n").unwrap();
+    env.start(&s2);
+    assert!(env.in_recovery(&s2));
+    let behind = env.sql_ok(&s2, &format!("SELECT pg_last_wal_receive_lsn() < '{lsn}' OR pg_last_wal_receive_lsn() IS NULL"));
+    assert_eq!(behind, "t", "srv2 must be behind srv3 for this test");
+
+    let mut n = Notify::new("pre", "promote", &["srv1", "srv2", "srv3"]);
+    n.active = names(&["srv2", "srv3"]);
+    n.unpromoted = names(&["srv2", "srv3"]);
+    n.promote = names(&["srv2"]);
+    env.notify_all(&[&s2, &s3], &n);
+    for node in ["srv2", "srv3"] {
+        assert!(
+            !env.private_attrs_like(node, "lsn_location").values().all(|v| v.is_empty()),
+            "pre-promote published no position for {node}"
+        );
+    }
+    let r = env.agent(&s2, "promote");
+    r.expect(OCF_ERR_GENERIC, "promote of the lagging standby srv2");
+    assert!(r.exit_reasons()[0].contains("srv3"), "the exit reason names the better candidate\n{}", r.describe());
+    assert!(env.in_recovery(&s2), "srv2 must stay a standby");
+    let score = |n: &str| env.score(n).and_then(|s| s.parse::<i64>().ok());
+    assert!(
+        score("srv3") > score("srv2"),
+        "srv3 must now be preferred: srv2={:?} srv3={:?}",
+        env.score("srv2"),
+        env.score("srv3")
+    );
+
+    // Pacemaker's next transition promotes srv3
+    n.promote = names(&["srv3"]);
+    env.notify_all(&[&s2, &s3], &n);
+    env.agent(&s3, "promote").expect(OCF_SUCCESS, "promote of the most advanced standby srv3");
+    assert!(!env.in_recovery(&s3));
+    assert_eq!(env.sql_ok(&s3, "SELECT count(*) FROM t"), "10000", "srv3 kept the last writes");
+    n.kind = "post";
+    env.notify_all(&[&s2, &s3], &n);
+    for node in ["srv2", "srv3"] {
+        assert!(
+            env.private_attrs_like(node, "lsn_location").values().all(|v| v.is_empty()),
+            "post-promote must clear {node}'s position"
+        );
+    }
+}
+
+/// The notifications and actions of a switchover srv1 -> srv2.
+fn switchover_transition(env: &TestEnv, p: &Instance, s: &Instance) -> AgentRun {
+    let mut n = Notify::new("pre", "demote", &["srv1", "srv2"]);
+    n.active = names(&["srv1", "srv2"]);
+    n.promoted = names(&["srv1"]);
+    n.unpromoted = names(&["srv2"]);
+    n.demote = names(&["srv1"]);
+    n.promote = names(&["srv2"]);
+    env.notify_all(&[p, s], &n);
+    env.agent(p, "demote").expect(OCF_SUCCESS, "demote of srv1");
+    n.kind = "post";
+    env.notify_all(&[p, s], &n);
+    n.kind = "pre";
+    n.operation = "promote";
+    env.notify_all(&[p, s], &n);
+    let r = env.agent(s, "promote");
+    if r.code == OCF_SUCCESS {
+        n.kind = "post";
+        env.notify_all(&[p, s], &n);
+    }
+    r
+}
+
+/// Controlled switchover: srv2 received srv1's shutdown checkpoint, gets
+/// promoted, and srv1 follows it as a standby.
+pub fn switchover(v: u32) {
+    let env = env_for!(v, "switchover");
+    let p = env.init_instance("srv1");
+    let s = {
+        env.start(&p);
+        let s = env.clone_standby(&p, "srv2");
+        env.start(&s);
+        env.wait_streaming(&p, &s);
+        s
+    };
+    // srv1 follows srv2 once demoted (the "virtual IP" moves to srv2)
+    env.set_upstream(&p, s.port);
+    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
+
+    switchover_transition(&env, &p, &s).expect(OCF_SUCCESS, "promote of srv2 in a switchover");
+    assert!(!env.in_recovery(&s), "srv2 is the primary");
+    assert!(env.in_recovery(&p), "srv1 is a standby");
+    env.wait_streaming(&s, &p);
+    assert_eq!(env.sql_ok(&s, "SELECT count(*) FROM t"), "100");
+    env.agent_env(&s, "monitor", &[interval("15000")]).expect(OCF_RUNNING_PROMOTED, "monitor of the new primary");
+    assert_eq!(env.score("srv2").as_deref(), Some("1001"));
+    assert_eq!(env.score("srv1").as_deref(), Some("1000"));
+    env.agent_env(&p, "monitor", &[interval("16000")]).expect(OCF_SUCCESS, "monitor of the old primary");
+}
+
+/// Switchover to a standby that did not receive srv1's shutdown checkpoint
+/// (its replication was cut before the demote): the promotion is refused.
+pub fn switchover_cancelled_without_shutdown_checkpoint(v: u32) {
+    let env = env_for!(v, "switchover_cancelled");
+    let p = env.init_instance("srv1");
+    env.start(&p);
+    let s = env.clone_standby(&p, "srv2");
+    env.start(&s);
+    env.wait_streaming(&p, &s);
+    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
+    let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
+    env.wait_sql(&s, &format!("SELECT pg_last_wal_receive_lsn() >= '{lsn}'"), "t");
+    // cut srv2's replication: its WAL receiver now tries a port nobody uses
+    env.sql_ok(
+        &s,
+        &format!(
+            "ALTER SYSTEM SET primary_conninfo = 'host={} port={} application_name=srv2'",
+            env.sock.display(),
+            s.port + 7000
+        ),
+    );
+    env.sql_ok(&s, "SELECT pg_reload_conf()");
+    env.wait_sql(&p, "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'srv2'", "0");
+
+    let r = switchover_transition(&env, &p, &s);
+    r.expect(OCF_ERR_GENERIC, "promote of a standby that missed the shutdown checkpoint");
+    assert!(
+        r.exit_reasons()[0].to_lowercase().contains("switchover"),
+        "the promotion must be refused by the switchover check\n{}",
+        r.describe()
+    );
+    assert!(env.in_recovery(&s), "srv2 must stay a standby");
+}
