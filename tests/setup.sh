@@ -8,7 +8,7 @@ set -euo pipefail
 PKGS=(
   postgresql-15 postgresql-contrib
   pacemaker corosync pcs pacemaker-cli-utils resource-agents resource-agents-paf
-  libxml2-utils iproute2 procps psmisc util-linux iputils-ping python3-venv
+  libxml2-utils iproute2 procps psmisc util-linux iputils-ping python3-venv strace man-db
 )
 
 missing=()
