@@ -47,6 +47,25 @@ pub async fn control_data(agent: &Agent) -> Result<ControlData, Failure> {
     }
 }
 
+/// The newest timeline whose history file this instance holds: a standby
+/// fetches it when it starts following a new timeline.
+pub fn newest_history_timeline(datadir: &Path) -> u32 {
+    std::fs::read_dir(datadir.join("pg_wal"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.file_name();
+                    let name = name.to_str()?;
+                    let tli = name.strip_suffix(".history")?;
+                    (tli.len() == 8).then(|| u32::from_str_radix(tli, 16).ok()).flatten()
+                })
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
 /// Whether `postmaster.pid` names a live postgres process.
 pub fn postmaster(datadir: &Path) -> Postmaster {
     let Ok(text) = std::fs::read_to_string(datadir.join("postmaster.pid")) else { return Postmaster::NotRunning };
@@ -214,6 +233,19 @@ pub async fn pg_ctl_stop_until(agent: &Agent, mode: &str, until: Instant) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn history_files_give_the_newest_timeline() {
+        let dir = std::env::temp_dir().join(format!("pgsqlms-hist-test-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("pg_wal")).unwrap();
+        assert_eq!(newest_history_timeline(&dir), 0);
+        for f in ["00000002.history", "0000000A.history", "000000010000000000000003", "junk.history", "0000000B.history.partial"] {
+            std::fs::write(dir.join("pg_wal").join(f), "").unwrap();
+        }
+        assert_eq!(newest_history_timeline(&dir), 10);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(newest_history_timeline(&dir), 0);
+    }
 
     #[test]
     fn proc_stat_parsing() {

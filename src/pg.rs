@@ -170,6 +170,18 @@ pub async fn replication_rows(client: &Client, deadline: Instant) -> Result<Vec<
         .collect())
 }
 
-pub async fn execute(client: &Client, sql: &str, deadline: Instant) -> Result<(), PgError> {
-    rows(client, sql, deadline).await.map(|_| ())
+/// A restartpoint (on a standby) that may not take longer than `max`: the
+/// checkpointer goes on by itself; only our wait is cut short. Returns
+/// whether it completed.
+pub async fn bounded_checkpoint(client: &Client, max: std::time::Duration, deadline: Instant) -> bool {
+    let ms = max.as_millis().max(1);
+    let sql = format!("SET statement_timeout = {ms}; CHECKPOINT; RESET statement_timeout");
+    match rows(client, &sql, deadline).await {
+        Ok(_) => true,
+        Err(e) => {
+            log::info!("CHECKPOINT not completed within {ms} ms ({e}); going on with the last one");
+            let _ = rows(client, "RESET statement_timeout", deadline).await;
+            false
+        }
+    }
 }

@@ -57,10 +57,14 @@ async fn pre_promote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
         (Role::Standby, Some(c)) => c,
         (r, _) => return Err(Failure::generic(format!("not a running standby ({r:?}): no position to publish"))),
     };
-    // A restartpoint brings the control file's timeline up to date (a
-    // standby that followed a promotion may not have recorded it yet).
-    let _ = pg::execute(client, "CHECKPOINT", agent.deadline).await;
-    let control = instance::control_data(agent).await?;
+    // A standby that followed a promotion records the new timeline in its
+    // control file at its next restartpoint. Force one only then: a
+    // restartpoint flushes every dirty buffer, and failover waits for it.
+    let mut control = o.control;
+    if instance::newest_history_timeline(&agent.params.datadir) > control.timeline {
+        pg::bounded_checkpoint(client, agent.time_left() / 4, agent.deadline).await;
+        control = instance::control_data(agent).await?;
+    }
     let status = pg::status(client, agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
     let pos = Position {
         timeline: status.received_tli.unwrap_or(0).max(control.timeline),
@@ -88,7 +92,9 @@ async fn check_switchover(agent: &Agent, old: &str) -> Result<(), Failure> {
     log::info!("switchover from {old}: checking that the old primary's shutdown checkpoint was received");
     let o = instance::observe(agent).await?;
     let client = o.client.ok_or_else(|| Failure::generic("standby not answering"))?;
-    pg::execute(&client, "CHECKPOINT", agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
+    // A restartpoint at the shutdown checkpoint makes the range to read
+    // short; if it takes too long, reading from the previous one is as right.
+    pg::bounded_checkpoint(&client, agent.time_left() / 4, agent.deadline).await;
     let control = instance::control_data(agent).await?;
     let rows = pg::rows(&client, "SELECT pg_last_wal_receive_lsn()", agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
     let last: crate::lsn::Lsn = rows
