@@ -18,6 +18,10 @@ pub struct Position {
     pub lsn: Lsn,
 }
 
+/// Published instead of a position by a node that has no running standby:
+/// it is not a candidate, and the designated node need not wait for it.
+pub const NO_POSITION: &str = "none";
+
 impl Position {
     pub fn to_attr(self) -> String {
         format!("{}#{}", self.timeline, self.lsn)

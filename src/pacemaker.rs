@@ -31,7 +31,8 @@ pub struct Pacemaker {
     pub resource: String,
 }
 
-/// Private attributes the agent keeps in attrd (never in the CIB).
+/// Private attributes the agent keeps in attrd (never in the CIB), named
+/// `<name>-<resource>` so two resources of this agent do not mix.
 pub const ATTR_LSN: &str = "lsn_location";
 pub const ATTR_NODES: &str = "nodes";
 pub const ATTR_CANCEL_SWITCHOVER: &str = "cancel_switchover";
@@ -75,25 +76,33 @@ impl Pacemaker {
         self.run_ok(cmd, deadline).await.map(|_| ())
     }
 
+    fn private_name(&self, name: &str) -> String {
+        format!("{name}-{}", self.resource)
+    }
+
     pub async fn set_private(&self, name: &str, value: &str, deadline: Instant) -> Result<(), ToolError> {
         // Query output quotes values with ": keep them out of the value.
         let value = value.replace('"', "'");
         let cmd = self
             .tool("attrd_updater")
-            .args(["--private", "--lifetime", "reboot", "--name", name, "--update", &value]);
+            .args(["--private", "--lifetime", "reboot", "--name", &self.private_name(name), "--update", &value]);
         self.run_ok(cmd, deadline).await.map(|_| ())
     }
 
     /// Values of a private attribute on every node that has it.
     pub async fn private_all(&self, name: &str, deadline: Instant) -> Result<HashMap<String, String>, ToolError> {
-        let cmd = self.tool("attrd_updater").args(["--query", "--all", "--name", name]);
+        let cmd = self.tool("attrd_updater").args(["--query", "--all", "--name", &self.private_name(name)]);
         let o = cmd.run(deadline).await.map_err(ToolError::Cmd)?;
         // attrd_updater fails when no node has the attribute: that is "none".
         Ok(parse_attrd_query(&o.stdout))
     }
 
     pub async fn delete_private(&self, name: &str, deadline: Instant) -> Result<(), ToolError> {
-        let cmd = self.tool("attrd_updater").args(["--delete", "--name", name]);
+        // --private: the attribute never reached the CIB, leave the CIB alone
+        // (a CIB write would abort the transition in progress).
+        let cmd = self
+            .tool("attrd_updater")
+            .args(["--private", "--lifetime", "reboot", "--delete", "--name", &self.private_name(name)]);
         self.run_ok(cmd, deadline).await.map(|_| ())
     }
 

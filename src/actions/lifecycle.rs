@@ -225,8 +225,13 @@ async fn elect(agent: &Agent, me: &str) -> Result<(), Failure> {
     let view = pcmk.cluster_view(agent.deadline).await.map_err(tool)?;
     let mut candidates = Vec::new();
     for n in &nodes {
-        let pos = election::Position::from_attr(&positions[n])
-            .ok_or_else(|| Failure::generic(format!("election: {n} published an unreadable position \"{}\"", positions[n])))?;
+        let published = &positions[n];
+        if published == election::NO_POSITION {
+            log::info!("election: {n} runs no standby, not a candidate");
+            continue;
+        }
+        let pos = election::Position::from_attr(published)
+            .ok_or_else(|| Failure::generic(format!("election: {n} published an unreadable position \"{published}\"")))?;
         candidates.push(Candidate { node: n.clone(), position: pos, score: view.scores.get(n).copied() });
     }
     match election::elect(me, &candidates) {

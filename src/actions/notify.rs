@@ -3,7 +3,7 @@
 //! left for the following action to act upon.
 
 use crate::agent::{ActionResult, Agent, Failure};
-use crate::election::Position;
+use crate::election::{NO_POSITION, Position};
 use crate::exit::OcfExit;
 use crate::instance;
 use crate::notify::{self, Notification, Operation, When};
@@ -42,7 +42,11 @@ async fn pre_promote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
         }
         return Ok(());
     }
-    clean_election_attrs(agent).await?;
+    // Flags of an earlier transition must not leak into this one; the
+    // position and node list are overwritten below.
+    for a in [ATTR_RECOVER_PRIMARY, ATTR_CANCEL_SWITCHOVER] {
+        pcmk.delete_private(a, agent.deadline).await.map_err(tool)?;
+    }
 
     if let Some(old) = t.switchover_from(&me) {
         if let Err(why) = check_switchover(agent, old).await {
@@ -55,7 +59,11 @@ async fn pre_promote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
     let o = instance::observe(agent).await?;
     let client = match (&o.role, &o.client) {
         (Role::Standby, Some(c)) => c,
-        (r, _) => return Err(Failure::generic(format!("not a running standby ({r:?}): no position to publish"))),
+        (r, _) => {
+            log::info!("not a running standby ({r:?}): not a candidate for this promotion");
+            pcmk.set_private(ATTR_LSN, NO_POSITION, agent.deadline).await.map_err(tool)?;
+            return Ok(());
+        }
     };
     // A standby that followed a promotion records the new timeline in its
     // control file at its next restartpoint. Force one only then: a
