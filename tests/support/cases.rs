@@ -707,3 +707,465 @@ pub fn switchover_cancelled_without_shutdown_checkpoint(v: u32) {
     );
     assert!(env.in_recovery(&s), "srv2 must stay a standby");
 }
+
+// ---------------------------------------------------------------------------
+// former primaries rejoining (src/actions/rejoin.rs, src/divergence.rs)
+
+/// srv1 primary with srv2 streaming from it.
+fn two_nodes(env: &TestEnv) -> (Instance, Instance) {
+    let p = env.init_instance("srv1");
+    env.start(&p);
+    let s = env.clone_standby(&p, "srv2");
+    env.start(&s);
+    env.wait_streaming(&p, &s);
+    (p, s)
+}
+
+/// Polls `f` every 100 ms for at most `timeout`; false when it never held.
+fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let t0 = std::time::Instant::now();
+    loop {
+        if f() {
+            return true;
+        }
+        if t0.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Failover with WAL the new primary never got: srv2 stopped, srv1 wrote
+/// more, crashed, and srv2 was promoted (timeline 2). srv1 started as a
+/// standby of srv2 would never replicate: its start must fail with
+/// instructions (pg_rewind), change nothing in its data directory and leave
+/// it stopped.
+pub fn former_primary_diverged_refuses_start(v: u32) {
+    let env = env_for!(v, "former_primary_diverged");
+    let (p, s) = two_nodes(&env);
+    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
+    let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
+    env.wait_sql(&s, &format!("SELECT pg_last_wal_receive_lsn() >= '{lsn}'"), "t");
+    env.stop(&s, "fast");
+    // WAL srv2 never receives (no synchronous standby: committed locally)
+    env.sql_ok(&p, "SET synchronous_commit = local; CREATE TABLE lost AS SELECT generate_series(1, 1000) AS i");
+    env.kill9(&p);
+
+    env.start(&s);
+    env.sql_ok(&s, "SELECT pg_promote()");
+    env.wait_sql(&s, "SELECT pg_is_in_recovery()", "f");
+    assert_eq!(env.sql_ok(&s, "SELECT count(*) FROM pg_class WHERE relname = 'lost'"), "0", "srv2 must not have srv1's last writes");
+    env.sql_ok(&s, "CHECKPOINT");
+    assert_eq!(env.controldata(&s).get("Latest checkpoint's TimeLineID").map(String::as_str), Some("2"), "srv2 on timeline 2");
+    assert_eq!(env.cluster_state(&p), "in production", "srv1 crashed as a primary");
+
+    env.set_upstream(&p, s.port);
+    let before = snapshot(&p.pgdata);
+    let r = env.agent(&p, "start");
+    r.expect(OCF_ERR_GENERIC, "start of a former primary that diverged");
+    assert!(r.exit_reasons()[0].contains("pg_rewind"), "the exit reason must tell to run pg_rewind\n{}", r.describe());
+    assert_same_snapshot(&before, &snapshot(&p.pgdata), "refused start of a diverged former primary");
+    assert!(!env.is_running(&p), "the refused start left srv1 running");
+    reap_orphans();
+    assert!(pids_under(&p.pgdata).is_empty(), "processes left in srv1's data directory: {:?}", pids_under(&p.pgdata));
+    assert!(!p.standby_signal().exists(), "the refused start wrote standby.signal");
+}
+
+/// Controlled switchover done by hand: srv1 stopped cleanly by the agent
+/// while srv2 streams (srv2 gets the shutdown checkpoint), srv2 promoted.
+/// srv1's WAL is part of srv2's history: its start succeeds and it streams
+/// from srv2.
+pub fn former_primary_after_clean_stop_rejoins(v: u32) {
+    let env = env_for!(v, "former_primary_rejoins");
+    let (p, s) = two_nodes(&env);
+    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
+    env.agent(&p, "stop").expect(OCF_SUCCESS, "stop of the primary");
+    assert_eq!(env.cluster_state(&p), "shut down");
+    let ckpt = env.controldata(&p).remove("Latest checkpoint location").expect("checkpoint location");
+    env.wait_sql(&s, &format!("SELECT pg_last_wal_receive_lsn() > '{ckpt}'"), "t");
+    env.sql_ok(&s, "SELECT pg_promote()");
+    env.wait_sql(&s, "SELECT pg_is_in_recovery()", "f");
+    env.sql_ok(&s, "INSERT INTO t SELECT generate_series(101, 150)");
+
+    env.set_upstream(&p, s.port);
+    let r = env.agent(&p, "start");
+    r.expect(OCF_SUCCESS, "start of a former primary whose WAL the new primary has");
+    assert!(
+        r.log.contains("can follow the primary (timeline 2)"),
+        "the start must have checked srv1's WAL against srv2's history\n{}",
+        r.describe()
+    );
+    assert!(env.in_recovery(&p), "srv1 must be a standby");
+    let q = "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'srv1' AND state = 'streaming'";
+    assert!(
+        eventually(Duration::from_secs(10), || env.sql(&s, q).as_deref() == Ok("1")),
+        "srv1 does not stream from srv2 10 s after its start\n--- srv1 log\n{}",
+        p.server_log()
+    );
+    env.wait_sql(&p, "SELECT count(*) FROM t", "150");
+    env.agent_env(&p, "monitor", &[interval("16000")]).expect(OCF_SUCCESS, "monitor of srv1 as a standby");
+}
+
+/// Failover without loss: srv1 crashed after srv2 received all its WAL, srv2
+/// was promoted. srv1's WAL is part of srv2's history (its last record
+/// precedes the timeline switch): its start must not be refused, and it
+/// streams from srv2.
+pub fn former_primary_crashed_without_lost_wal_rejoins(v: u32) {
+    let env = env_for!(v, "former_primary_crashed_rejoins");
+    let (p, s) = two_nodes(&env);
+    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
+    env.wait_sql(&p, "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'srv2' AND flush_lsn = pg_current_wal_lsn()", "1");
+    env.kill9(&p);
+    assert_eq!(env.cluster_state(&p), "in production", "srv1 crashed as a primary");
+    env.sql_ok(&s, "SELECT pg_promote()");
+    env.wait_sql(&s, "SELECT pg_is_in_recovery()", "f");
+    env.sql_ok(&s, "INSERT INTO t SELECT generate_series(101, 150)");
+
+    env.set_upstream(&p, s.port);
+    let r = env.agent(&p, "start");
+    r.expect(OCF_SUCCESS, "start of a crashed former primary whose WAL the new primary has");
+    assert!(
+        r.log.contains("can follow the primary (timeline 2)"),
+        "the start must have checked srv1's WAL against srv2's history\n{}",
+        r.describe()
+    );
+    assert!(env.in_recovery(&p), "srv1 must be a standby");
+    env.wait_streaming(&s, &p);
+    env.wait_sql(&p, "SELECT count(*) FROM t", "150");
+}
+
+// ---------------------------------------------------------------------------
+// crashed instances recovered in place
+
+/// kill -9 of a streaming standby: the probe reports the failure, the stop
+/// succeeds without touching anything (it is stopped already), the start
+/// brings it back streaming.
+pub fn crashed_standby_stop_and_start(v: u32) {
+    let env = env_for!(v, "crashed_standby_stop_start");
+    let (p, s) = two_nodes(&env);
+    env.kill9(&s);
+    env.agent(&s, "monitor").expect(OCF_ERR_GENERIC, "probe of a crashed standby");
+    let before = snapshot(&s.pgdata);
+    env.agent(&s, "stop").expect(OCF_SUCCESS, "stop of a crashed standby");
+    assert!(!env.is_running(&s), "the stop of a crashed standby started it");
+    reap_orphans();
+    assert!(pids_under(&s.pgdata).is_empty(), "processes in srv2's data directory after the stop: {:?}", pids_under(&s.pgdata));
+    assert_same_snapshot(&before, &snapshot(&s.pgdata), "stop of a crashed standby");
+    env.agent(&s, "start").expect(OCF_SUCCESS, "start of a crashed standby");
+    assert!(env.in_recovery(&s), "srv2 must be a standby");
+    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
+    env.wait_streaming(&p, &s);
+    env.wait_sql(&s, "SELECT count(*) FROM t", "100");
+    env.agent_env(&s, "monitor", &[interval("16000")]).expect(OCF_SUCCESS, "monitor after the start");
+}
+
+/// The transition Pacemaker runs after a standby's monitor failed (kill -9):
+/// stop and start on the same node, with notifications. pre-stop runs the
+/// standby's crash recovery so the stop that follows is a clean one.
+pub fn crashed_standby_recovered_in_place(v: u32) {
+    let env = env_for!(v, "crashed_standby_in_place");
+    let (p, s) = two_nodes(&env);
+    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
+    let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
+    env.wait_sql(&s, &format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'"), "t");
+    env.kill9(&s);
+    env.agent_env(&s, "monitor", &[interval("16000")]).expect(OCF_ERR_GENERIC, "monitor of a crashed standby");
+
+    let mut n = Notify::new("pre", "stop", &["srv1", "srv2"]);
+    n.active = names(&["srv1", "srv2"]);
+    n.promoted = names(&["srv1"]);
+    n.unpromoted = names(&["srv2"]);
+    n.stop = names(&["srv2"]);
+    n.start = names(&["srv2"]);
+    let pm_pid = p.postmaster_pid();
+    env.notify_all(&[&p, &s], &n);
+    assert_eq!(p.postmaster_pid(), pm_pid, "pre-stop changed nothing on the primary");
+    assert!(env.is_running(&s), "pre-stop of a crashed standby recovered in place must start it (crash recovery)");
+    assert!(env.in_recovery(&s), "pre-stop must start it as a standby");
+
+    env.agent(&s, "stop").expect(OCF_SUCCESS, "stop");
+    assert!(!env.is_running(&s));
+    assert_eq!(env.cluster_state(&s), "shut down in recovery", "the stop after pre-stop must be a clean one");
+    env.agent(&s, "monitor").expect(OCF_NOT_RUNNING, "probe after the stop: cleanly stopped");
+    n.kind = "post";
+    env.notify_all(&[&p], &n);
+    n.kind = "pre";
+    n.operation = "start";
+    env.notify_all(&[&p], &n);
+    env.agent(&s, "start").expect(OCF_SUCCESS, "start");
+    n.kind = "post";
+    env.notify_all(&[&p, &s], &n);
+    env.wait_streaming(&p, &s);
+    env.sql_ok(&p, "INSERT INTO t SELECT generate_series(101, 110)");
+    env.wait_sql(&s, "SELECT count(*) FROM t", "110");
+    env.agent_env(&s, "monitor", &[interval("16000")]).expect(OCF_SUCCESS, "monitor after the recovery");
+}
+
+/// The transition Pacemaker runs after the primary's monitor failed
+/// (kill -9), recovering it on the same node: demote, stop, start, promote,
+/// with notifications. pre-demote runs its crash recovery (as a primary: no
+/// other exists), the promote skips the election, and no committed row is
+/// lost.
+pub fn crashed_primary_recovered_in_place(v: u32) {
+    let env = env_for!(v, "crashed_primary_in_place");
+    let (p, s) = two_nodes(&env);
+    env.sql_ok(&p, "CREATE TABLE t (i int)");
+    for i in 0..10 {
+        env.sql_ok(&p, &format!("SET synchronous_commit = local; INSERT INTO t SELECT generate_series({}, {})", i * 100 + 1, i * 100 + 100));
+    }
+    env.kill9(&p);
+    env.agent(&p, "monitor").expect(OCF_FAILED_PROMOTED, "probe of a crashed primary");
+
+    let mut n = Notify::new("pre", "demote", &["srv1", "srv2"]);
+    n.active = names(&["srv1", "srv2"]);
+    n.promoted = names(&["srv1"]);
+    n.unpromoted = names(&["srv2"]);
+    n.demote = names(&["srv1"]);
+    n.stop = names(&["srv1"]);
+    n.start = names(&["srv1"]);
+    n.promote = names(&["srv1"]);
+    let log_before = p.server_log().len();
+    env.notify_all(&[&p, &s], &n);
+    assert!(env.is_running(&p), "pre-demote of a primary recovered in place must run its crash recovery");
+    assert!(!env.in_recovery(&p), "the crash recovery runs as a primary");
+    assert!(
+        p.server_log()[log_before..].contains("not properly shut down"),
+        "srv1 did not run a crash recovery:\n{}",
+        &p.server_log()[log_before..]
+    );
+    assert_eq!(env.sql_ok(&p, "SELECT count(*) FROM t"), "1000");
+
+    env.agent(&p, "demote").expect(OCF_SUCCESS, "demote");
+    assert!(env.in_recovery(&p), "demote leaves a standby");
+    n.kind = "post";
+    env.notify_all(&[&p, &s], &n);
+    n.kind = "pre";
+    n.operation = "stop";
+    env.notify_all(&[&p, &s], &n);
+    env.agent(&p, "stop").expect(OCF_SUCCESS, "stop");
+    assert!(!env.is_running(&p));
+    n.kind = "post";
+    env.notify_all(&[&s], &n);
+    n.kind = "pre";
+    n.operation = "start";
+    env.notify_all(&[&s], &n);
+    env.agent(&p, "start").expect(OCF_SUCCESS, "start");
+    assert!(env.in_recovery(&p), "start leaves a standby");
+    n.kind = "post";
+    env.notify_all(&[&p, &s], &n);
+
+    n.kind = "pre";
+    n.operation = "promote";
+    env.notify_all(&[&p, &s], &n);
+    assert_eq!(env.private_values("srv1", "recover_primary"), vec!["1".to_string()], "pre-promote must flag srv1's recovery in place");
+    for node in ["srv1", "srv2"] {
+        assert!(env.private_values(node, "lsn_location").is_empty(), "no election: {node} must publish no position");
+    }
+    let r = env.agent(&p, "promote");
+    r.expect(OCF_SUCCESS, "promote of the primary recovered in place");
+    assert!(r.log.contains("no election"), "the promote must skip the election\n{}", r.describe());
+    assert!(!env.in_recovery(&p), "srv1 is the primary again");
+    n.kind = "post";
+    env.notify_all(&[&p, &s], &n);
+    assert!(env.private_values("srv1", "recover_primary").is_empty(), "post-promote must clear recover_primary");
+
+    env.agent_env(&p, "monitor", &[interval("15000")]).expect(OCF_RUNNING_PROMOTED, "monitor of the recovered primary");
+    assert_eq!(env.sql_ok(&p, "SELECT count(*) FROM t"), "1000", "rows committed before the crash were lost");
+    env.sql_ok(&p, "INSERT INTO t VALUES (1001)");
+    env.wait_streaming(&p, &s);
+    env.wait_sql(&s, "SELECT count(*) FROM t", "1001");
+}
+
+// ---------------------------------------------------------------------------
+// whole-cluster start (src/actions/monitor.rs, bootstrap_score)
+
+/// No primary anywhere and no promotion score in the cluster (every node
+/// rebooted): a standby's monitor publishes its position and, when no
+/// published position is ahead of it, gives itself score 1 so Pacemaker
+/// promotes someone. Once any node has a score, it does nothing.
+pub fn standby_monitor_bootstraps_score_without_primary(v: u32) {
+    let env = env_for!(v, "bootstrap_score");
+    let (p, s) = two_nodes(&env);
+    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
+    env.stop(&p, "fast");
+    env.wait_sql(&s, "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'", "0");
+    env.add_node("srv3"); // a standby elsewhere, ahead of srv2
+    env.set_private("srv3", "lsn_location", "1#FF/0");
+    let mon = [interval("16000"), ("OCF_RESKEY_CRM_meta_timeout", Some("10000"))];
+    let scores = |env: &TestEnv| -> Vec<Option<String>> { ["srv1", "srv2", "srv3"].iter().map(|n| env.score(n)).collect() };
+
+    let r = env.agent_env(&s, "monitor", &mon);
+    r.expect(OCF_SUCCESS, "monitor of a standby without primary");
+    assert_eq!(scores(&env), vec![None, None, None], "srv3 published a better position: no score for srv2\n{}", r.describe());
+    let published = env.private_values("srv2", "lsn_location");
+    assert_eq!(published.len(), 1, "srv2 must publish its position: {published:?}\n{}", r.describe());
+    let (tl, lsn) = published[0].split_once('#').unwrap_or_else(|| panic!("{published:?}: expected <timeline>#<lsn>"));
+    assert_eq!(tl, "1", "{published:?}");
+    assert_eq!(
+        env.sql_ok(&s, &format!("SELECT '{lsn}'::pg_lsn >= pg_last_wal_replay_lsn()")),
+        "t",
+        "srv2's published position {lsn} is behind what it replayed"
+    );
+
+    // nobody ahead of srv2 any more
+    env.set_private("srv3", "lsn_location", "");
+    let r = env.agent_env(&s, "monitor", &mon);
+    r.expect(OCF_SUCCESS, "monitor of the most advanced standby without primary");
+    assert_eq!(scores(&env), vec![None, Some("1".to_string()), None], "srv2 must score itself 1\n{}", r.describe());
+    assert_eq!(env.private_values("srv2", "lsn_location").len(), 1);
+
+    // a score exists somewhere: the monitor leaves everything alone
+    env.remove_score("srv2");
+    env.set_private("srv2", "lsn_location", "");
+    env.set_score("srv3", "-1000");
+    env.clear_calls();
+    let r = env.agent_env(&s, "monitor", &mon);
+    r.expect(OCF_SUCCESS, "monitor of a standby without primary, a score present");
+    assert_eq!(scores(&env), vec![None, None, Some("-1000".to_string())], "{}", r.describe());
+    assert_eq!(env.calls(), vec!["cibadmin --query".to_string()], "only the CIB is read\n{}", r.describe());
+    assert!(env.private_values("srv2", "lsn_location").is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// maxlag (src/scores.rs, src/election.rs)
+
+/// srv3 lags more than maxlag: the primary's monitor flags it -100. After the
+/// primary is lost, the election never promotes another node when the most
+/// advanced one carries that flag (it refuses), and promotes the most
+/// advanced one when it is not flagged.
+pub fn maxlag_flags_standby_and_election_honours_it(v: u32) {
+    let env = env_for!(v, "maxlag");
+    let (p, s2, s3) = three_nodes(&env);
+    env.wait_sql(
+        &p,
+        "SELECT count(*) FROM pg_stat_replication WHERE application_name IN ('srv2', 'srv3') AND write_lsn = pg_current_wal_lsn()",
+        "2",
+    );
+    let maxlag = [("OCF_RESKEY_maxlag", Some("1024")), interval("15000"), ("OCF_RESKEY_CRM_meta_timeout", Some("10000"))];
+    let r = env.agent_env(&p, "monitor", &maxlag);
+    r.expect(OCF_RUNNING_PROMOTED, "monitor of the primary, standbys caught up");
+    assert_eq!((env.score("srv2").as_deref(), env.score("srv3").as_deref()), (Some("1000"), Some("1000")), "{}", r.describe());
+
+    env.pause_walreceiver(&s3);
+    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 10000) AS i");
+    let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
+    env.wait_sql(&s2, &format!("SELECT pg_last_wal_receive_lsn() >= '{lsn}'"), "t");
+    env.wait_sql(&p, &format!("SELECT write_lsn >= '{lsn}' FROM pg_stat_replication WHERE application_name = 'srv2'"), "t");
+    assert_eq!(
+        env.sql_ok(&p, "SELECT pg_current_wal_lsn() - write_lsn > 1024 AND state = 'streaming' FROM pg_stat_replication WHERE application_name = 'srv3'"),
+        "t",
+        "srv3 must be connected and more than 1024 bytes behind"
+    );
+    let r = env.agent_env(&p, "monitor", &maxlag);
+    r.expect(OCF_RUNNING_PROMOTED, "monitor of the primary, srv3 beyond maxlag");
+    let scores = |env: &TestEnv| -> Vec<Option<String>> { ["srv1", "srv2", "srv3"].iter().map(|n| env.score(n)).collect() };
+    let want = |v: &[&str]| v.iter().map(|s| Some(s.to_string())).collect::<Vec<_>>();
+    assert_eq!(scores(&env), want(&["1001", "1000", "-100"]), "{}", r.describe());
+    assert!(r.log.contains("maxlag"), "the -100 is logged with its reason\n{}", r.describe());
+
+    // the primary is lost; srv3 stays frozen where it was
+    env.kill9(&p);
+    fs::write(env.fake.join("offline"), "srv1\n").unwrap();
+    let mut n = Notify::new("pre", "promote", &["srv1", "srv2", "srv3"]);
+    n.active = names(&["srv2", "srv3"]);
+    n.unpromoted = names(&["srv2", "srv3"]);
+    n.promote = names(&["srv2"]);
+    env.notify_all(&[&s2, &s3], &n);
+    let pos = |node: &str| {
+        let v = env.private_values(node, "lsn_location");
+        assert_eq!(v.len(), 1, "pre-promote published no position for {node}: {v:?}");
+        v[0].clone()
+    };
+    let (p2, p3) = (pos("srv2"), pos("srv3"));
+    let lsn_of = |attr: &str| attr.split_once('#').map(|(_, l)| l.to_string()).unwrap();
+    assert_eq!(
+        env.sql_ok(&s2, &format!("SELECT '{}'::pg_lsn > '{}'::pg_lsn", lsn_of(&p2), lsn_of(&p3))),
+        "t",
+        "srv2 ({p2}) must be ahead of the frozen srv3 ({p3})"
+    );
+
+    // as if srv3 had received more than srv2 before being flagged: the
+    // most advanced candidate is beyond maxlag, no promotion is safe
+    let ahead = format!("1#{}", env.sql_ok(&s2, &format!("SELECT '{}'::pg_lsn + 1048576", lsn_of(&p2))));
+    env.set_private("srv3", "lsn_location", &ahead);
+    let r = env.agent_env(&s2, "promote", &[("OCF_RESKEY_maxlag", Some("1024"))]);
+    r.expect(OCF_ERR_GENERIC, "promote of srv2 while the most advanced srv3 is beyond maxlag");
+    assert!(r.exit_reasons()[0].contains("maxlag"), "the exit reason must name maxlag\n{}", r.describe());
+    assert!(r.exit_reasons()[0].contains("srv3"), "the exit reason must name srv3\n{}", r.describe());
+    assert!(env.in_recovery(&s2), "srv2 must stay a standby");
+    assert_eq!(scores(&env), want(&["1001", "1000", "-100"]), "a refused election hands nothing over\n{}", r.describe());
+
+    // real positions again: srv2 is the most advanced, srv3 flagged behind it
+    env.notify_all(&[&s2, &s3], &n);
+    assert_eq!(pos("srv3"), p3);
+    let r = env.agent_env(&s2, "promote", &[("OCF_RESKEY_maxlag", Some("1024"))]);
+    r.expect(OCF_SUCCESS, "promote of the most advanced standby srv2");
+    assert!(r.log.contains("most advanced"), "the promote must have run the election\n{}", r.describe());
+    assert!(!env.in_recovery(&s2), "srv2 is the primary");
+    assert_eq!(env.sql_ok(&s2, "SELECT count(*) FROM t"), "10000");
+    n.kind = "post";
+    env.notify_all(&[&s2, &s3], &n);
+    for node in ["srv2", "srv3"] {
+        assert!(env.private_values(node, "lsn_location").is_empty(), "post-promote must clear {node}'s position");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// every action is bounded by its timeout (src/agent.rs deadline)
+
+/// A postmaster that accepts connections but never serves them (SIGSTOP:
+/// the kernel queues the connection, no backend is forked): the monitor
+/// gives up before its timeout, with a reason, instead of hanging until
+/// Pacemaker kills it.
+pub fn monitor_of_a_hung_postmaster_is_bounded(v: u32) {
+    let env = env_for!(v, "monitor_hung_postmaster");
+    let p = env.init_instance("srv1");
+    env.start(&p);
+    let pm = p.postmaster_pid().expect("postmaster.pid");
+    env.pause(pm);
+    let t0 = std::time::Instant::now();
+    let r = env.agent_env(&p, "monitor", &[interval("15000"), ("OCF_RESKEY_CRM_meta_timeout", Some("3000"))]);
+    let wall = t0.elapsed();
+    r.expect(OCF_ERR_GENERIC, "monitor of a hung postmaster");
+    assert!(wall < Duration::from_millis(3500), "the monitor took {wall:?} with a 3 s timeout\n{}", r.describe());
+    env.resume(pm);
+    env.agent_env(&p, "monitor", &[interval("15000"), ("OCF_RESKEY_CRM_meta_timeout", Some("3000"))])
+        .expect(OCF_RUNNING_PROMOTED, "monitor once the postmaster runs again");
+}
+
+/// A healthy instance stops well within a short timeout.
+pub fn stop_with_short_timeout(v: u32) {
+    let env = env_for!(v, "stop_short_timeout");
+    let (p, s) = two_nodes(&env);
+    for inst in [&s, &p] {
+        let t0 = std::time::Instant::now();
+        let r = env.agent_env(inst, "stop", &[("OCF_RESKEY_CRM_meta_timeout", Some("3000"))]);
+        let wall = t0.elapsed();
+        r.expect(OCF_SUCCESS, &format!("stop of {} with a 3 s timeout", inst.node));
+        assert!(wall < Duration::from_millis(3500), "stop of {} took {wall:?}\n{}", inst.node, r.describe());
+        assert!(!env.is_running(inst));
+    }
+    assert_eq!(env.cluster_state(&p), "shut down", "the primary's stop must be a clean (fast) shutdown");
+    assert_eq!(env.cluster_state(&s), "shut down in recovery", "the standby's stop must be a clean (fast) shutdown");
+}
+
+/// A fast shutdown that cannot finish in time (the primary waits for a
+/// frozen standby to confirm its last WAL, up to wal_sender_timeout): the
+/// stop switches to an immediate shutdown and still succeeds in time.
+pub fn stop_falls_back_to_immediate_shutdown(v: u32) {
+    let env = env_for!(v, "stop_immediate_fallback");
+    let (p, s) = two_nodes(&env);
+    env.wait_sql(&p, "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'srv2' AND write_lsn = pg_current_wal_lsn()", "1");
+    env.pause_walreceiver(&s);
+    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 10000) AS i");
+    let t0 = std::time::Instant::now();
+    let r = env.agent_env(&p, "stop", &[("OCF_RESKEY_CRM_meta_timeout", Some("8000"))]);
+    let wall = t0.elapsed();
+    r.expect(OCF_SUCCESS, "stop of a primary whose fast shutdown hangs");
+    assert!(wall < Duration::from_millis(8500), "the stop took {wall:?} with an 8 s timeout\n{}", r.describe());
+    assert!(!env.is_running(&p), "the primary still runs after its stop");
+    reap_orphans();
+    assert!(pids_under(&p.pgdata).is_empty(), "processes left: {:?}", pids_under(&p.pgdata));
+    assert!(r.log.contains("immediate"), "the stop must have used an immediate shutdown\n{}", r.describe());
+    assert_eq!(env.cluster_state(&p), "in production", "an immediate shutdown leaves a crashed control file");
+}

@@ -690,15 +690,37 @@ impl TestEnv {
     }
 
     /// kill -9 of the postmaster (pid from postmaster.pid), then waits until
-    /// every process of the instance is gone.
+    /// every process of the instance is gone, the postmaster reaped
+    /// included: a zombie postmaster still "exists" for the next postmaster's
+    /// lock file check (kill(pid, 0)), which then refuses to start. Init
+    /// reaps it at once on a real system, long before Pacemaker reacts.
     pub fn kill9(&self, inst: &Instance) {
         let pid = inst.postmaster_pid().expect("postmaster.pid");
         kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill -9 postmaster");
         wait_until(&format!("end of the processes of {}", inst.node), Duration::from_secs(30), || {
             reap_orphans();
-            !pid_alive(pid) && pids_under(&inst.pgdata).is_empty()
+            proc_state(pid).is_none() && pids_under(&inst.pgdata).is_empty()
         });
         assert!(inst.pid_file().exists(), "postmaster.pid stays after a kill -9");
+    }
+
+    /// `pg_controldata` output of `inst`, as `name -> value`.
+    pub fn controldata(&self, inst: &Instance) -> BTreeMap<String, String> {
+        let o = run_ok(
+            as_postgres(self.pg.bin("pg_controldata"), &self.dir).arg(&inst.pgdata),
+            Duration::from_secs(30),
+            &self.dir,
+        );
+        o.stdout
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect()
+    }
+
+    /// "Database cluster state" of `inst`'s control file.
+    pub fn cluster_state(&self, inst: &Instance) -> String {
+        self.controldata(inst).remove("Database cluster state").unwrap_or_default()
     }
 
     pub fn is_running(&self, inst: &Instance) -> bool {
@@ -765,6 +787,13 @@ impl TestEnv {
         kill(Pid::from_raw(pid), Signal::SIGSTOP).unwrap();
         self.paused.lock().unwrap().push(pid);
         pid
+    }
+
+    /// SIGSTOP of any process of the test (a postmaster, a backend...).
+    /// Resumed in Drop, before the servers are stopped.
+    pub fn pause(&self, pid: i32) {
+        kill(Pid::from_raw(pid), Signal::SIGSTOP).unwrap_or_else(|e| panic!("SIGSTOP {pid}: {e}"));
+        self.paused.lock().unwrap().push(pid);
     }
 
     pub fn resume(&self, pid: i32) {
@@ -946,6 +975,26 @@ impl TestEnv {
         m
     }
 
+    /// Non-empty values of `node`'s private attributes whose name starts
+    /// with `prefix`.
+    pub fn private_values(&self, node: &str, prefix: &str) -> Vec<String> {
+        self.private_attrs_like(node, prefix).into_values().filter(|v| !v.is_empty()).collect()
+    }
+
+    /// Sets the private attribute `name` of `node` directly in the fake
+    /// store, as `node`'s agent would have published it: the agent names
+    /// its private attributes `<name>-<resource>` (src/pacemaker.rs). An
+    /// empty value is a deleted one.
+    pub fn set_private(&self, node: &str, name: &str, value: &str) {
+        let d = self.fake.join("private").join(node);
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join(format!("{name}-{RSC}")), value).unwrap();
+    }
+
+    pub fn remove_score(&self, node: &str) {
+        let _ = fs::remove_file(self.fake.join("attrs").join(node).join(format!("master-{RSC}")));
+    }
+
     pub fn calls(&self) -> Vec<String> {
         fs::read_to_string(self.fake.join("calls.log")).unwrap_or_default().lines().map(String::from).collect()
     }
@@ -1093,6 +1142,17 @@ macro_rules! action_tests {
             failover_election_hands_over_to_most_advanced,
             switchover,
             switchover_cancelled_without_shutdown_checkpoint,
+            former_primary_diverged_refuses_start,
+            former_primary_after_clean_stop_rejoins,
+            former_primary_crashed_without_lost_wal_rejoins,
+            crashed_standby_stop_and_start,
+            crashed_standby_recovered_in_place,
+            crashed_primary_recovered_in_place,
+            standby_monitor_bootstraps_score_without_primary,
+            maxlag_flags_standby_and_election_honours_it,
+            monitor_of_a_hung_postmaster_is_bounded,
+            stop_with_short_timeout,
+            stop_falls_back_to_immediate_shutdown,
         );
     };
     (@each $v:expr; $($case:ident),* $(,)?) => {
