@@ -68,19 +68,22 @@ pub fn newest_history_timeline(datadir: &Path) -> u32 {
 
 /// Whether `postmaster.pid` names a live postgres process.
 pub fn postmaster(datadir: &Path) -> Postmaster {
-    let Ok(text) = std::fs::read_to_string(datadir.join("postmaster.pid")) else { return Postmaster::NotRunning };
-    let Some(pid) = text.lines().next().and_then(|l| l.trim().parse::<i32>().ok()).filter(|p| *p > 0) else {
-        return Postmaster::NotRunning;
-    };
     // A stale pid file can name a reused PID: check it is a postgres, and
     // not a zombie nobody reaped yet (a dead postmaster).
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return Postmaster::NotRunning };
-    match parse_proc_stat(&stat) {
-        Some((comm, state)) if state != 'Z' && state != 'X' && (comm.starts_with("postgres") || comm.starts_with("postmaster")) => {
-            Postmaster::Running(pid)
-        }
+    match pid_file_process(datadir) {
+        Some((pid, state)) if state != 'Z' && state != 'X' => Postmaster::Running(pid),
         _ => Postmaster::NotRunning,
     }
+}
+
+/// The postgres process `postmaster.pid` names, if any, with its state
+/// letter from /proc (R, S, Z...).
+fn pid_file_process(datadir: &Path) -> Option<(i32, char)> {
+    let text = std::fs::read_to_string(datadir.join("postmaster.pid")).ok()?;
+    let pid = text.lines().next()?.trim().parse::<i32>().ok().filter(|p| *p > 0)?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (comm, state) = parse_proc_stat(&stat)?;
+    (comm.starts_with("postgres") || comm.starts_with("postmaster")).then_some((pid, state))
 }
 
 /// `pid (comm) state ...`: comm may hold spaces and parentheses.
@@ -194,7 +197,7 @@ pub async fn pg_ctl_start(agent: &Agent) -> Result<(), Failure> {
         .args(["-w", "-t"])
         .arg(secs_left(agent))
         .as_user(agent.runas()?)
-        .discard_stdout();
+        .stdout_until_exit();
     // Where pgdata only holds the configuration, point postgres at it.
     let mut opts = String::new();
     if p.datadir != p.pgdata && !p.start_opts.contains("config_file") {
@@ -204,11 +207,40 @@ pub async fn pg_ctl_start(agent: &Agent) -> Result<(), Failure> {
     if !opts.trim().is_empty() {
         cmd = cmd.args(["-o", opts.trim()]);
     }
+    wait_unreaped_postmaster(agent).await;
     let out = cmd.run(agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
     if !out.success() {
-        return Err(Failure::generic(format!("pg_ctl start failed: {}", out.message())));
+        // The server's own words (its FATAL line) say more than pg_ctl's
+        // "Examine the log output".
+        let server = out
+            .stdout
+            .lines()
+            .filter(|l| l.contains("FATAL") || l.contains("PANIC") || l.contains("HINT"))
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let why = if server.is_empty() { out.message() } else { server };
+        return Err(Failure::generic(format!("pg_ctl start failed: {why}")));
     }
     Ok(())
+}
+
+/// A killed postmaster that init has not reaped yet is a zombie: dead for
+/// us, alive for PostgreSQL's lock file check, which then refuses to start.
+/// Give init a moment.
+async fn wait_unreaped_postmaster(agent: &Agent) {
+    let give_up = Instant::now() + (agent.time_left() / 4).min(Duration::from_secs(5));
+    while let Some(pid) = zombie_postmaster(&agent.params.datadir) {
+        if Instant::now() >= give_up {
+            log::warn!("previous postmaster (PID {pid}) is still an unreaped zombie; starting anyway");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn zombie_postmaster(datadir: &Path) -> Option<i32> {
+    pid_file_process(datadir).filter(|(_, state)| *state == 'Z').map(|(pid, _)| pid)
 }
 
 /// `pg_ctl stop -m <mode>`, waiting until the server is down or `until`.

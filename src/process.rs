@@ -84,8 +84,10 @@ impl std::fmt::Display for CmdError {
 pub enum Stdout {
     Capture,
     /// For `pg_ctl start`: the postmaster inherits pg_ctl's stdout and keeps
-    /// it open for its whole life, so it must not be a pipe we wait on.
-    Discard,
+    /// it open for its whole life, so the pipe is read only until the
+    /// command itself exits (its early messages, a FATAL among them, are
+    /// what an operator needs), then closed: the server ignores SIGPIPE.
+    UntilExit,
 }
 
 pub struct Cmd<'a> {
@@ -126,8 +128,8 @@ impl<'a> Cmd<'a> {
         self
     }
 
-    pub fn discard_stdout(mut self) -> Self {
-        self.stdout = Stdout::Discard;
+    pub fn stdout_until_exit(mut self) -> Self {
+        self.stdout = Stdout::UntilExit;
         self
     }
 
@@ -147,10 +149,7 @@ impl<'a> Cmd<'a> {
             .env("LC_ALL", "C")
             .current_dir("/")
             .stdin(Stdio::null())
-            .stdout(match self.stdout {
-                Stdout::Capture => Stdio::piped(),
-                Stdout::Discard => Stdio::null(),
-            })
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         if let Some(r) = self.run_as {
@@ -168,16 +167,65 @@ impl<'a> Cmd<'a> {
             }
         }
         let child = c.spawn().map_err(|e| CmdError::Spawn(self.program.clone(), e))?;
-        match tokio::time::timeout_at(deadline, child.wait_with_output()).await {
+        let work = async {
+            match self.stdout {
+                Stdout::Capture => child.wait_with_output().await.map(|o| (o.status, o.stdout, o.stderr)),
+                Stdout::UntilExit => read_until_exit(child).await,
+            }
+        };
+        match tokio::time::timeout_at(deadline, work).await {
             Err(_) => Err(CmdError::TimedOut(self.program.clone())),
             Ok(Err(e)) => Err(CmdError::Spawn(self.program.clone(), e)),
-            Ok(Ok(o)) => Ok(Output {
-                status: o.status,
-                stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            Ok(Ok((status, stdout, stderr))) => Ok(Output {
+                status,
+                stdout: String::from_utf8_lossy(&stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&stderr).into_owned(),
             }),
         }
     }
+}
+
+async fn drain(pipe: &mut (impl tokio::io::AsyncRead + Unpin), buf: &mut Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut chunk = [0u8; 4096];
+    while let Ok(Ok(n)) = tokio::time::timeout(std::time::Duration::from_millis(20), pipe.read(&mut chunk)).await {
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Read stdout and stderr while the child runs; once it has exited, take
+/// what is already in the pipes and stop, whoever else still holds them.
+async fn read_until_exit(mut child: tokio::process::Child) -> std::io::Result<(ExitStatus, Vec<u8>, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let (mut out_buf, mut err_buf) = (Vec::new(), Vec::new());
+    let mut chunk_out = [0u8; 4096];
+    let mut chunk_err = [0u8; 4096];
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status?,
+            n = async { out.as_mut().expect("guarded").read(&mut chunk_out).await }, if out.is_some() => match n {
+                Ok(0) | Err(_) => out = None,
+                Ok(n) => out_buf.extend_from_slice(&chunk_out[..n]),
+            },
+            n = async { err.as_mut().expect("guarded").read(&mut chunk_err).await }, if err.is_some() => match n {
+                Ok(0) | Err(_) => err = None,
+                Ok(n) => err_buf.extend_from_slice(&chunk_err[..n]),
+            },
+        }
+    };
+    // What was written before the exit is in the pipes already.
+    if let Some(p) = out.as_mut() {
+        drain(p, &mut out_buf).await;
+    }
+    if let Some(p) = err.as_mut() {
+        drain(p, &mut err_buf).await;
+    }
+    Ok((status, out_buf, err_buf))
 }
 
 pub fn is_executable(p: &Path) -> bool {
@@ -211,6 +259,24 @@ mod tests {
             let r = Cmd::new("/bin/sleep").arg("30").run(Instant::now() + Duration::from_millis(200)).await;
             assert!(matches!(r, Err(CmdError::TimedOut(_))));
             assert!(start.elapsed() < Duration::from_secs(5));
+        });
+    }
+
+    #[test]
+    fn output_until_exit_does_not_wait_for_grandchildren() {
+        rt().block_on(async {
+            let start = std::time::Instant::now();
+            // The background sleep keeps stdout open, like a postmaster.
+            let o = Cmd::new("/bin/sh")
+                .args(["-c", "echo early; (sleep 5; echo late) & echo gone >&2; exit 4"])
+                .stdout_until_exit()
+                .run(Instant::now() + Duration::from_secs(10))
+                .await
+                .unwrap();
+            assert!(start.elapsed() < Duration::from_secs(3), "waited for the grandchild");
+            assert_eq!(o.stdout, "early\n");
+            assert_eq!(o.stderr, "gone\n");
+            assert_eq!(o.status.code(), Some(4));
         });
     }
 

@@ -41,8 +41,9 @@ pub async fn start_standby(agent: &Agent) -> ActionResult {
     instance::ensure_standby_signal(agent)?;
     if let Err(first) = instance::pg_ctl_start(agent).await {
         // After a kill -9, orphaned backends can hold the old shared memory
-        // for a moment: one retry.
-        if !first.reason.contains("shared memory") || agent.time_left() < Duration::from_secs(2) {
+        // or lock file for a moment: one retry.
+        let transient = first.reason.contains("shared memory") || first.reason.contains("lock file");
+        if !transient || agent.time_left() < Duration::from_secs(2) {
             return Err(first);
         }
         log::warn!("{}; retrying once", first.reason);
