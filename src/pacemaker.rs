@@ -91,7 +91,12 @@ impl Pacemaker {
 
     /// Values of a private attribute on every node that has it.
     pub async fn private_all(&self, name: &str, deadline: Instant) -> Result<HashMap<String, String>, ToolError> {
-        let cmd = self.tool("attrd_updater").args(["--query", "--all", "--name", &self.private_name(name)]);
+        // With OCF_RESKEY_CRM_meta_on_node set (as in every agent action),
+        // Pacemaker 2.1's attrd_updater answers --all for that node only.
+        let cmd = self
+            .tool("attrd_updater")
+            .args(["--query", "--all", "--name", &self.private_name(name)])
+            .env_remove("OCF_RESKEY_CRM_meta_on_node");
         let o = cmd.run(deadline).await.map_err(ToolError::Cmd)?;
         // attrd_updater fails when no node has the attribute: that is "none".
         Ok(parse_attrd_query(&o.stdout))

@@ -98,11 +98,13 @@ pub struct Cmd<'a> {
     /// Start from an empty environment (PostgreSQL commands): nothing of
     /// the executor's leaks to system_user. Pacemaker tools keep theirs.
     pub clean_env: bool,
+    /// Variables removed from an inherited environment.
+    pub env_remove: Vec<&'static str>,
 }
 
 impl<'a> Cmd<'a> {
     pub fn new(program: impl AsRef<Path>) -> Cmd<'a> {
-        Cmd { program: program.as_ref().to_path_buf(), args: Vec::new(), run_as: None, stdout: Stdout::Capture, clean_env: false }
+        Cmd { program: program.as_ref().to_path_buf(), args: Vec::new(), run_as: None, stdout: Stdout::Capture, clean_env: false, env_remove: Vec::new() }
     }
 
     pub fn arg(mut self, a: impl Into<String>) -> Self {
@@ -128,6 +130,11 @@ impl<'a> Cmd<'a> {
         self
     }
 
+    pub fn env_remove(mut self, name: &'static str) -> Self {
+        self.env_remove.push(name);
+        self
+    }
+
     pub fn stdout_until_exit(mut self) -> Self {
         self.stdout = Stdout::UntilExit;
         self
@@ -144,6 +151,9 @@ impl<'a> Cmd<'a> {
         let mut c = tokio::process::Command::new(&self.program);
         if self.clean_env {
             c.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+        }
+        for name in &self.env_remove {
+            c.env_remove(name);
         }
         c.args(&self.args)
             .env("LC_ALL", "C")

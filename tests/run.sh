@@ -38,8 +38,8 @@ echo "meta-data valid against ra-api-1.dtd; pcs resource describe ok"
 stage "ocft"
 bash tests/ocft.sh 15
 
-if [ "${PGSQLMS_SKIP_CLUSTER:-0}" != 1 ] && [ -f tests/cluster_scenarios.rs ]; then
-  stage "3-node cluster scenarios"
-  PGSQLMS_CLUSTER=1 cargo test --locked --test cluster_scenarios -- --test-threads=1 --nocapture 2>&1
+if [ "${PGSQLMS_SKIP_CLUSTER:-0}" != 1 ]; then
+  stage "3-node cluster scenarios (real Pacemaker, Corosync, fencing)"
+  AGENT=ocf:rust:pgsqlms bash tests/cluster/run-scenarios.sh
 fi
 stage "all tests passed"

@@ -39,16 +39,16 @@ pub async fn start(agent: &Agent) -> ActionResult {
 /// Start with standby.signal and wait until it answers as a standby.
 pub async fn start_standby(agent: &Agent) -> ActionResult {
     instance::ensure_standby_signal(agent)?;
-    if let Err(first) = instance::pg_ctl_start(agent).await {
-        // After a kill -9, orphaned backends can hold the old shared memory
-        // or lock file for a moment: one retry.
-        let transient = first.reason.contains("shared memory") || first.reason.contains("lock file");
-        if !transient || agent.time_left() < Duration::from_secs(2) {
-            return Err(first);
+    // After a kill -9, orphaned backends can hold the old shared memory or
+    // lock file until they notice their postmaster is gone: retry while the
+    // action has time.
+    while let Err(e) = instance::pg_ctl_start(agent).await {
+        let transient = e.reason.contains("shared memory") || e.reason.contains("lock file");
+        if !transient || agent.time_left() < Duration::from_secs(3) {
+            return Err(e);
         }
-        log::warn!("{}; retrying once", first.reason);
+        log::warn!("{}; retrying", e.reason);
         tokio::time::sleep(Duration::from_secs(1)).await;
-        instance::pg_ctl_start(agent).await?;
     }
     instance::wait_for(agent, "a running standby", |r| matches!(r, Role::Standby | Role::Primary)).await.and_then(|o| {
         if o.role == Role::Primary {

@@ -1,0 +1,1238 @@
+//! Failure scenarios against the namespace cluster of `tests/cluster`.
+//!
+//! Needs root and the harness of tests/cluster (see its README.md). Run:
+//!
+//! ```text
+//! tests/cluster/run-scenarios.sh                      # up, all scenarios, down
+//! PGSQLMS_CLUSTER=1 cargo test --test cluster_scenarios -- --ignored --nocapture --test-threads=1
+//! PGSQLMS_CLUSTER=1 cargo test --test cluster_scenarios crash_primary -- --ignored --nocapture
+//! ```
+//!
+//! The tests are #[ignore]d: a plain `cargo test` lists them as ignored; they
+//! run with `--ignored` and PGSQLMS_CLUSTER=1 (tests/cluster/run-scenarios.sh).
+//! Each test brings the cluster to a healthy state first (building it with
+//! `up.sh` when there is none, repairing it with `heal.sh` / `rebuild.sh` /
+//! `up.sh` when a previous scenario left it broken), so any subset runs in any
+//! order; `--test-threads=1` runs them in the order of their names.
+//!
+//! During a scenario:
+//! - a writer commits numbered rows (`ha_rows`) to the primary through the
+//!   VIP, as the application would, with synchronous replication on; a row
+//!   counts as acknowledged when its COMMIT returned success;
+//! - a poller asks every node's instance `pg_is_in_recovery()` (through the
+//!   node's own unix socket, so partitions do not hide anything) four times a
+//!   second, to catch two writable primaries at the same time.
+//!
+//! Each scenario prints one `SCENARIO` line: name, seconds from the fault to
+//! the first commit acknowledged after the outage (`writable_after`; `-` for
+//! faults that must not interrupt commits), longest gap between two
+//! acknowledged commits after the fault (`max_gap`), rows acknowledged, rows
+//! lost, nodes fenced (from the hypervisor's log), the agent. It fails unless: exactly one primary at the end, every standby
+//! streaming again, no acknowledged row missing on the final primary, never
+//! two primaries at once, plus the scenario's own expectations.
+//! On failure the nodes' logs are copied to target/cluster-logs/.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::process::Command;
+use tokio::time::{sleep, timeout};
+use tokio_postgres::{Client, NoTls};
+
+const HARNESS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cluster");
+
+/// One scenario at a time: they all share the one cluster.
+static LOCK: Mutex<()> = Mutex::new(());
+
+// ---------------------------------------------------------------------------
+// Entry points
+// ---------------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s01_bootstrap() {
+    scenario("bootstrap");
+}
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s02_kill_primary() {
+    scenario("kill_primary");
+}
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s03_crash_primary() {
+    scenario("crash_primary");
+}
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s04_switchover() {
+    scenario("switchover");
+}
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s05_kill_standby() {
+    scenario("kill_standby");
+}
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s06_election() {
+    scenario("election");
+}
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s07_maxlag() {
+    scenario("maxlag");
+}
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s08_partition_primary() {
+    scenario("partition_primary");
+}
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s09_old_primary_returns() {
+    scenario("old_primary_returns");
+}
+
+fn say(msg: &str) {
+    // Straight to the process's stderr: libtest does not capture this, so a
+    // skipped test says so even without --nocapture.
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}
+
+fn scenario(name: &str) {
+    // Ignored by default; run on purpose, they must not pass vacuously.
+    if std::env::var("PGSQLMS_CLUSTER").as_deref() != Ok("1") {
+        panic!("cluster_scenarios::{name}: set PGSQLMS_CLUSTER=1 (see tests/cluster/run-scenarios.sh)");
+    }
+    if !nix::unistd::geteuid().is_root() {
+        panic!("cluster scenarios must run as root");
+    }
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let outcome = rt.block_on(run_scenario(name));
+    let line = outcome.line();
+    say(&line);
+    append_result(&line);
+    if !outcome.failures.is_empty() {
+        for f in &outcome.failures {
+            say(&format!("    - {f}"));
+        }
+        if let Some(dir) = rt.block_on(save_logs(name)) {
+            say(&format!("    logs: {dir}"));
+        }
+        panic!("scenario {name} failed: {}", outcome.failures.join("; "));
+    }
+}
+
+fn append_result(line: &str) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/target/cluster-scenarios.txt");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Cluster settings and harness scripts
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+struct Settings {
+    nodes: Vec<String>,
+    vip: String,
+    port: u16,
+    sockdir: String,
+    app_user: String,
+    app_password: String,
+    app_db: String,
+    cg_root: String,
+    state_dir: String,
+    agent: String,
+    pg_major: String,
+    sbin_extra: String,
+}
+
+impl Settings {
+    async fn load() -> Settings {
+        let out = run(
+            "bash",
+            &[
+                "-c",
+                &format!(
+                    ". {HARNESS}/lib.sh && printf '%s\\n' \"$NODES\" \"$VIP\" \"$PGPORT\" \
+                     \"$PGSOCKDIR\" \"$APP_USER\" \"$APP_PASSWORD\" \"$APP_DB\" \"$CG_ROOT\" \
+                     \"$STATE_DIR\" \"$AGENT\" \"$PG_MAJOR\" \"$SBIN_EXTRA\""
+                ),
+            ],
+            Duration::from_secs(10),
+        )
+        .await;
+        let v: Vec<&str> = out.stdout.lines().collect();
+        assert!(v.len() >= 11 && out.ok, "cannot read lib.sh settings: {}", out.stderr);
+        Settings {
+            nodes: v[0].split_whitespace().map(String::from).collect(),
+            vip: v[1].into(),
+            port: v[2].parse().expect("PGPORT"),
+            sockdir: v[3].into(),
+            app_user: v[4].into(),
+            app_password: v[5].into(),
+            app_db: v[6].into(),
+            cg_root: v[7].into(),
+            state_dir: v[8].into(),
+            agent: v[9].into(),
+            pg_major: v[10].into(),
+            sbin_extra: v.get(11).copied().unwrap_or("").into(),
+        }
+    }
+
+    /// Host pid of the node's init (pid 1 of its pid namespace).
+    fn init_pid(&self, node: &str) -> Option<u32> {
+        let procs = std::fs::read_to_string(format!("{}/{node}/cgroup.procs", self.cg_root)).ok()?;
+        for p in procs.lines() {
+            let Ok(status) = std::fs::read_to_string(format!("/proc/{p}/status")) else {
+                continue;
+            };
+            if let Some(l) = status.lines().find(|l| l.starts_with("NSpid:")) {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                if f.len() == 3 && f[2] == "1" {
+                    return p.parse().ok();
+                }
+            }
+        }
+        None
+    }
+
+    /// Fencing actions (reboot/off) the hypervisor carried out, per node.
+    fn fences(&self) -> BTreeMap<String, usize> {
+        let mut m: BTreeMap<String, usize> = self.nodes.iter().map(|n| (n.clone(), 0)).collect();
+        let log = std::fs::read_to_string(format!("{}/hypervisor.log", self.state_dir))
+            .unwrap_or_default();
+        for l in log.lines() {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() >= 4 && (f[1] == "reboot" || f[1] == "off") && f[3] == "rc=0" {
+                *m.entry(f[2].trim_end_matches(':').to_string()).or_default() += 1;
+            }
+        }
+        m
+    }
+}
+
+struct Out {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+async fn run(prog: &str, args: &[&str], limit: Duration) -> Out {
+    run_env(prog, args, &[], limit).await
+}
+
+async fn run_env(prog: &str, args: &[&str], env: &[(&str, &str)], limit: Duration) -> Out {
+    let child = Command::new(prog)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    match timeout(limit, child).await {
+        Ok(Ok(o)) => Out {
+            ok: o.status.success(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        },
+        Ok(Err(e)) => Out { ok: false, stdout: String::new(), stderr: e.to_string() },
+        Err(_) => Out {
+            ok: false,
+            stdout: String::new(),
+            stderr: format!("{prog} {}: timed out after {limit:?}", args.join(" ")),
+        },
+    }
+}
+
+/// Run tests/cluster/<name> ARGS, logging it.
+async fn script(name: &str, args: &[&str], limit: Duration) -> Out {
+    script_env(name, args, &[], limit).await
+}
+
+async fn script_env(name: &str, args: &[&str], env: &[(&str, &str)], limit: Duration) -> Out {
+    say(&format!("    {} $ {name} {}", clock(), args.join(" ")));
+    let out = run_env(&format!("{HARNESS}/{name}"), args, env, limit).await;
+    if !out.ok {
+        say(&format!("    {name} failed: {}", out.stderr.trim()));
+    }
+    out
+}
+
+fn clock() -> String {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let s = d.as_secs() % 86400;
+    format!("{:02}:{:02}:{:02}.{:03}", s / 3600, s / 60 % 60, s % 60, d.subsec_millis())
+}
+
+#[derive(Debug, Default, Clone)]
+struct Roles {
+    promoted: Vec<String>,
+    unpromoted: Vec<String>,
+    vip: Option<String>,
+}
+
+async fn roles() -> Roles {
+    let out = run(&format!("{HARNESS}/status.sh"), &["--roles"], Duration::from_secs(20)).await;
+    let mut r = Roles::default();
+    for l in out.stdout.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        match f.as_slice() {
+            ["vip", n] => r.vip = Some(n.to_string()),
+            [n, "Promoted"] => r.promoted.push(n.to_string()),
+            [n, "Unpromoted"] => r.unpromoted.push(n.to_string()),
+            _ => {}
+        }
+    }
+    r.unpromoted.sort();
+    r
+}
+
+async fn wait_healthy(secs: u64) -> bool {
+    script("wait-healthy.sh", &[&secs.to_string()], Duration::from_secs(secs + 30))
+        .await
+        .ok
+}
+
+async fn status_text() -> String {
+    run(&format!("{HARNESS}/status.sh"), &[], Duration::from_secs(30)).await.stdout
+}
+
+async fn promotion_score(node: &str) -> Option<i64> {
+    let out = run(
+        &format!("{HARNESS}/promotion-score.sh"),
+        &[node],
+        Duration::from_secs(20),
+    )
+    .await;
+    out.stdout.trim().parse().ok()
+}
+
+// ---------------------------------------------------------------------------
+// SQL connections
+// ---------------------------------------------------------------------------
+
+async fn connect(conninfo: &str) -> Result<Client, String> {
+    let (client, conn) = timeout(Duration::from_secs(3), tokio_postgres::connect(conninfo, NoTls))
+        .await
+        .map_err(|_| "connect: timeout".to_string())?
+        .map_err(|e| format!("connect: {e}"))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+/// The application's view: TCP to the VIP.
+async fn connect_vip(s: &Settings) -> Result<Client, String> {
+    connect(&format!(
+        "host={} port={} user={} password={} dbname={} connect_timeout=2 \
+         application_name=scenario-writer",
+        s.vip, s.port, s.app_user, s.app_password, s.app_db
+    ))
+    .await
+}
+
+/// The operator's view: the node's unix socket, through its mount namespace
+/// (/proc/PID/root), as root (peer authentication, role root).
+async fn connect_node(s: &Settings, node: &str) -> Result<(u32, Client), String> {
+    let pid = s.init_pid(node).ok_or_else(|| format!("{node} is off"))?;
+    let c = connect(&format!(
+        "host=/proc/{pid}/root{} port={} user=root dbname={} connect_timeout=2 \
+         application_name=scenario-poller",
+        s.sockdir, s.port, s.app_db
+    ))
+    .await?;
+    Ok((pid, c))
+}
+
+async fn node_in_recovery(s: &Settings, node: &str) -> Option<bool> {
+    let (_, c) = connect_node(s, node).await.ok()?;
+    let row = timeout(Duration::from_secs(2), c.query_one("SELECT pg_is_in_recovery()", &[]))
+        .await
+        .ok()?
+        .ok()?;
+    Some(row.get(0))
+}
+
+async fn node_streaming(s: &Settings, node: &str) -> bool {
+    let Ok((_, c)) = connect_node(s, node).await else {
+        return false;
+    };
+    matches!(
+        timeout(
+            Duration::from_secs(2),
+            c.query_opt("SELECT status FROM pg_stat_wal_receiver", &[])
+        )
+        .await,
+        Ok(Ok(Some(row))) if row.get::<_, String>(0) == "streaming"
+    )
+}
+
+/// Bytes of WAL each standby still has to write, seen from the primary.
+async fn write_lag(s: &Settings, primary: &str) -> BTreeMap<String, i64> {
+    let mut m = BTreeMap::new();
+    if let Ok((_, c)) = connect_node(s, primary).await {
+        if let Ok(Ok(rows)) = timeout(
+            Duration::from_secs(2),
+            c.query(
+                "SELECT application_name, \
+                 pg_wal_lsn_diff(pg_current_wal_lsn(), write_lsn)::bigint \
+                 FROM pg_stat_replication",
+                &[],
+            ),
+        )
+        .await
+        {
+            for r in rows {
+                m.insert(r.get::<_, String>(0), r.get::<_, Option<i64>>(1).unwrap_or(-1));
+            }
+        }
+    }
+    m
+}
+
+// ---------------------------------------------------------------------------
+// Writer and poller
+// ---------------------------------------------------------------------------
+
+#[derive(Default)]
+struct WriterLog {
+    acks: Vec<(Instant, i64)>,
+    fails: Vec<Instant>,
+    last_error: Option<String>,
+}
+
+async fn writer(s: Settings, run_id: String, stop: Arc<AtomicBool>, log: Arc<Mutex<WriterLog>>) {
+    let mut client: Option<Client> = None;
+    let mut id: i64 = 0;
+    let fail = |log: &Arc<Mutex<WriterLog>>, e: String| {
+        let mut l = log.lock().unwrap();
+        l.fails.push(Instant::now());
+        l.last_error = Some(e);
+    };
+    while !stop.load(Ordering::Relaxed) {
+        if client.is_none() {
+            match connect_vip(&s).await {
+                Ok(c) => {
+                    let ddl = "CREATE TABLE IF NOT EXISTS ha_rows (run text, id bigint, \
+                               at timestamptz DEFAULT clock_timestamp(), PRIMARY KEY (run, id))";
+                    match timeout(Duration::from_secs(5), c.batch_execute(ddl)).await {
+                        Ok(Ok(())) => client = Some(c),
+                        Ok(Err(e)) => fail(&log, e.to_string()),
+                        Err(_) => fail(&log, "create table: timeout".into()),
+                    }
+                }
+                Err(e) => fail(&log, e),
+            }
+            if client.is_none() {
+                sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        }
+        id += 1;
+        let c = client.as_ref().expect("connected");
+        let r = timeout(
+            Duration::from_secs(5),
+            c.execute("INSERT INTO ha_rows (run, id) VALUES ($1, $2)", &[&run_id, &id]),
+        )
+        .await;
+        match r {
+            Ok(Ok(1)) => log.lock().unwrap().acks.push((Instant::now(), id)),
+            Ok(Ok(n)) => {
+                fail(&log, format!("insert returned {n} rows"));
+                client = None;
+            }
+            Ok(Err(e)) => {
+                fail(&log, e.to_string());
+                client = None;
+            }
+            Err(_) => {
+                fail(&log, "commit: no answer within 5s".into());
+                client = None;
+            }
+        }
+        sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[derive(Default)]
+struct PollLog {
+    rounds: u64,
+    /// (when, primaries) for every round that saw two or more primaries
+    doubles: Vec<(Instant, Vec<String>)>,
+    /// (when, node) each time an instance is seen as a primary and was not
+    /// one (or was not reachable) in the previous round
+    promotions: Vec<(Instant, String)>,
+}
+
+async fn poller(s: Settings, stop: Arc<AtomicBool>, log: Arc<Mutex<PollLog>>) {
+    let mut conns: BTreeMap<String, (u32, Client)> = BTreeMap::new();
+    let mut previous: Vec<String> = Vec::new();
+    let mut first_round = true;
+    while !stop.load(Ordering::Relaxed) {
+        let mut primaries = Vec::new();
+        for n in &s.nodes {
+            let pid = s.init_pid(n);
+            if conns.get(n).is_some_and(|(p, _)| Some(*p) != pid) {
+                conns.remove(n); // rebooted or off
+            }
+            if !conns.contains_key(n) && pid.is_some() {
+                if let Ok(c) = connect_node(&s, n).await {
+                    conns.insert(n.clone(), c);
+                }
+            }
+            if let Some((_, c)) = conns.get(n) {
+                match timeout(Duration::from_secs(1), c.query_one("SELECT pg_is_in_recovery()", &[]))
+                    .await
+                {
+                    Ok(Ok(row)) => {
+                        if !row.get::<_, bool>(0) {
+                            primaries.push(n.clone());
+                        }
+                    }
+                    _ => {
+                        conns.remove(n);
+                    }
+                }
+            }
+        }
+        {
+            let mut l = log.lock().unwrap();
+            l.rounds += 1;
+            if primaries.len() > 1 {
+                l.doubles.push((Instant::now(), primaries.clone()));
+            }
+            if !first_round {
+                for n in primaries.iter().filter(|n| !previous.contains(n)) {
+                    l.promotions.push((Instant::now(), n.clone()));
+                }
+            }
+        }
+        previous = primaries;
+        first_round = false;
+        sleep(Duration::from_millis(250)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Scenario run
+// ---------------------------------------------------------------------------
+
+struct Outcome {
+    name: String,
+    agent: String,
+    writable_after: Option<f64>,
+    max_gap: f64,
+    acked: usize,
+    lost: Option<usize>,
+    fenced: Vec<String>,
+    notes: Vec<String>,
+    failures: Vec<String>,
+}
+
+impl Outcome {
+    fn line(&self) -> String {
+        format!(
+            "SCENARIO {:<20} writable_after={:>6} max_gap={:>5.1}s acked={:>5} lost={:>3} \
+             fenced=[{}] agent={} {}{}",
+            self.name,
+            self.writable_after.map_or("-".into(), |w| format!("{w:.1}s")),
+            self.max_gap,
+            self.acked,
+            self.lost.map_or("?".into(), |l| l.to_string()),
+            self.fenced.join(","),
+            self.agent,
+            if self.failures.is_empty() { "PASS" } else { "FAIL" },
+            if self.notes.is_empty() { String::new() } else { format!(" ({})", self.notes.join("; ")) }
+        )
+    }
+}
+
+struct Ctx {
+    s: Settings,
+    primary: String,
+    standbys: Vec<String>,
+    fault_at: Instant,
+    wlog: Arc<Mutex<WriterLog>>,
+    plog: Arc<Mutex<PollLog>>,
+    /// false when the fault must not interrupt commits (writable_after is
+    /// then not reported; max_gap tells whether commits stalled)
+    expect_outage: bool,
+    notes: Vec<String>,
+    failures: Vec<String>,
+}
+
+impl Ctx {
+    fn fail(&mut self, msg: impl Into<String>) {
+        let m = msg.into();
+        say(&format!("    FAIL: {m}"));
+        self.failures.push(m);
+    }
+
+    fn fault(&mut self) {
+        self.fault_at = Instant::now();
+    }
+
+    /// First acknowledged commit after the first failure that followed the
+    /// fault (or, with no failure at all, the first one after the fault).
+    fn writable_at(&self) -> Option<Instant> {
+        let l = self.wlog.lock().unwrap();
+        let from = l.fails.iter().copied().find(|t| *t >= self.fault_at).unwrap_or(self.fault_at);
+        l.acks.iter().map(|(t, _)| *t).find(|t| *t > from)
+    }
+
+    /// Wait for an outage to start and end: a failed commit after the fault,
+    /// then an acknowledged one.
+    async fn wait_writable_after_outage(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            {
+                let l = self.wlog.lock().unwrap();
+                if let Some(f) = l.fails.iter().find(|t| **t >= self.fault_at) {
+                    if l.acks.iter().any(|(t, _)| t > f) {
+                        return true;
+                    }
+                }
+            }
+            sleep(Duration::from_millis(100)).await;
+        }
+        let err = self.wlog.lock().unwrap().last_error.clone().unwrap_or_default();
+        self.fail(format!("not writable {}s after the fault (last error: {err})", limit.as_secs()));
+        false
+    }
+
+    /// The first instance that became a primary after the fault.
+    fn first_promoted(&self) -> Option<String> {
+        let l = self.plog.lock().unwrap();
+        l.promotions.iter().find(|(t, _)| *t >= self.fault_at).map(|(_, n)| n.clone())
+    }
+
+    fn acked_since(&self, t: Instant) -> usize {
+        self.wlog.lock().unwrap().acks.iter().filter(|(a, _)| *a >= t).count()
+    }
+
+    async fn bulk_write(&mut self, rows: u32) {
+        match connect_vip(&self.s).await {
+            Ok(c) => {
+                let sql = format!(
+                    "CREATE TABLE IF NOT EXISTS ha_bulk (i int, t text); \
+                     INSERT INTO ha_bulk SELECT g, repeat('x', 500) FROM generate_series(1, {rows}) g"
+                );
+                match timeout(Duration::from_secs(60), c.batch_execute(&sql)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => self.fail(format!("bulk write: {e}")),
+                    Err(_) => self.fail("bulk write: timeout"),
+                }
+            }
+            Err(e) => self.fail(format!("bulk write: {e}")),
+        }
+    }
+}
+
+async fn run_scenario(name: &str) -> Outcome {
+    say(&format!("==== {} scenario {name}", clock()));
+    let mut s = Settings::load().await;
+    let mut pre_fail = Vec::new();
+
+    // Bootstrap builds the cluster itself (the fault is the cluster start);
+    // the others need a healthy one.
+    if name != "bootstrap" {
+        if let Err(e) = ensure_healthy(&s).await {
+            pre_fail.push(e);
+        }
+        s = Settings::load().await;
+    }
+    let r = roles().await;
+    let primary = r.promoted.first().cloned().unwrap_or_default();
+    let standbys = r.unpromoted.clone();
+
+    let run_id = format!(
+        "{name}-{}",
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let wlog = Arc::new(Mutex::new(WriterLog::default()));
+    let plog = Arc::new(Mutex::new(PollLog::default()));
+    let mut ctx = Ctx {
+        s: s.clone(),
+        primary,
+        standbys,
+        fault_at: Instant::now(),
+        wlog: wlog.clone(),
+        plog: plog.clone(),
+        expect_outage: true,
+        notes: Vec::new(),
+        failures: pre_fail,
+    };
+    let fences_before = s.fences();
+    let started = Instant::now();
+
+    let w = tokio::spawn(writer(s.clone(), run_id.clone(), stop.clone(), wlog.clone()));
+    let p = tokio::spawn(poller(s.clone(), stop.clone(), plog.clone()));
+
+    if ctx.failures.is_empty() {
+        if name != "bootstrap" {
+            // Warm up: the writer must be committing before the fault.
+            sleep(Duration::from_secs(2)).await;
+            if ctx.acked_since(started) == 0 {
+                let err = wlog.lock().unwrap().last_error.clone().unwrap_or_default();
+                ctx.fail(format!("writer could not commit before the fault: {err}"));
+            }
+        }
+        if ctx.failures.is_empty() {
+            let fault_result = match name {
+                "bootstrap" => sc_bootstrap(&mut ctx).await,
+                "kill_primary" => sc_kill_primary(&mut ctx).await,
+                "crash_primary" => sc_crash_primary(&mut ctx).await,
+                "switchover" => sc_switchover(&mut ctx).await,
+                "kill_standby" => sc_kill_standby(&mut ctx).await,
+                "election" => sc_election(&mut ctx).await,
+                "maxlag" => sc_maxlag(&mut ctx).await,
+                "partition_primary" => sc_partition_primary(&mut ctx).await,
+                "old_primary_returns" => sc_old_primary_returns(&mut ctx).await,
+                other => panic!("unknown scenario {other}"),
+            };
+            if let Err(e) = fault_result {
+                ctx.fail(e);
+            }
+            // Every scenario ends with every standby streaming again; a
+            // returning old primary may instead refuse to start, diverged,
+            // with an exit reason that says how to repair it.
+            let old_primary_may_diverge = matches!(name, "partition_primary" | "old_primary_returns");
+            let healthy = if old_primary_may_diverge && !wait_healthy(30).await {
+                accept_diverged_old_primary(&mut ctx).await || wait_healthy(90).await
+            } else {
+                old_primary_may_diverge || wait_healthy(120).await
+            };
+            if !healthy {
+                let st = status_text().await;
+                ctx.fail(format!(
+                    "cluster not healthy (one Promoted + standbys streaming) 120s after the fault:\n{st}"
+                ));
+            }
+        }
+    }
+
+    // Keep writing a little on the final primary, then stop everything.
+    sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    let _ = w.await;
+    let _ = p.await;
+    if name == "bootstrap" {
+        ctx.s = Settings::load().await; // up.sh wrote the settings
+    }
+
+    // ---- common checks ----
+    let s = ctx.s.clone();
+    let mut sql_primaries = Vec::new();
+    for n in &s.nodes {
+        if node_in_recovery(&s, n).await == Some(false) {
+            sql_primaries.push(n.clone());
+        }
+    }
+    let final_roles = roles().await;
+    if sql_primaries.len() != 1 || final_roles.promoted.len() != 1 {
+        ctx.fail(format!(
+            "expected exactly one primary: instances not in recovery {:?}, Pacemaker Promoted {:?}",
+            sql_primaries, final_roles.promoted
+        ));
+    }
+    let acked: Vec<i64> = wlog.lock().unwrap().acks.iter().map(|(_, id)| *id).collect();
+    let mut lost = None;
+    if let Some(fp) = sql_primaries.first().filter(|_| sql_primaries.len() == 1) {
+        match connect_node(&s, fp).await {
+            Ok((_, c)) => match c.query("SELECT id FROM ha_rows WHERE run = $1", &[&run_id]).await {
+                Ok(rows) => {
+                    let present: BTreeSet<i64> = rows.iter().map(|r| r.get(0)).collect();
+                    let missing: Vec<i64> =
+                        acked.iter().copied().filter(|id| !present.contains(id)).collect();
+                    if !missing.is_empty() {
+                        ctx.fail(format!(
+                            "{} acknowledged rows missing on the final primary {fp} (ids {:?}...)",
+                            missing.len(),
+                            &missing[..missing.len().min(10)]
+                        ));
+                    }
+                    lost = Some(missing.len());
+                }
+                Err(e) => ctx.fail(format!("cannot read ha_rows on {fp}: {e}")),
+            },
+            Err(e) => ctx.fail(format!("cannot connect to the final primary {fp}: {e}")),
+        }
+    }
+    {
+        let pl = plog.lock().unwrap();
+        if let Some((t, nodes)) = pl.doubles.first() {
+            let msg = format!(
+                "two primaries at once: {:?} at fault{:+.1}s ({} polls of {} saw it)",
+                nodes,
+                t.duration_since(ctx.fault_at).as_secs_f64(),
+                pl.doubles.len(),
+                pl.rounds
+            );
+            drop(pl);
+            ctx.fail(msg);
+        }
+    }
+    let fences_after = s.fences();
+    let fenced: Vec<String> = fences_after
+        .iter()
+        .filter(|(n, c)| **c > fences_before.get(*n).copied().unwrap_or(0))
+        .map(|(n, c)| {
+            let k = c - fences_before.get(n).copied().unwrap_or(0);
+            if k > 1 { format!("{n}x{k}") } else { n.clone() }
+        })
+        .collect();
+
+    let writable_after = if ctx.expect_outage {
+        ctx.writable_at().map(|t| t.duration_since(ctx.fault_at).as_secs_f64())
+    } else {
+        None
+    };
+    let max_gap = {
+        let l = wlog.lock().unwrap();
+        let mut gap = 0f64;
+        let mut prev = ctx.fault_at;
+        for (t, _) in l.acks.iter().filter(|(t, _)| *t >= ctx.fault_at) {
+            gap = gap.max(t.duration_since(prev).as_secs_f64());
+            prev = *t;
+        }
+        gap
+    };
+
+    Outcome {
+        name: name.to_string(),
+        agent: s.agent.clone(),
+        writable_after,
+        max_gap,
+        acked: acked.len(),
+        lost,
+        fenced,
+        notes: ctx.notes,
+        failures: ctx.failures,
+    }
+}
+
+/// Bring the cluster to a healthy state, repairing what previous scenarios
+/// broke: heal the network, rebuild standbys that do not stream, and as a
+/// last resort build a new cluster.
+async fn ensure_healthy(s: &Settings) -> Result<(), String> {
+    // Nodes boot with their cluster stack again.
+    for n in &s.nodes {
+        let _ = std::fs::write(format!("{}/nodes/{n}/autostart", s.state_dir), "1\n");
+    }
+    let running = s.nodes.iter().any(|n| s.init_pid(n).is_some());
+    if running {
+        if wait_healthy(20).await {
+            return cleanup_failcounts().await;
+        }
+        say("    cluster not healthy: repairing");
+        script("heal.sh", &[], Duration::from_secs(30)).await;
+        for n in &s.nodes {
+            if s.init_pid(n).is_none() {
+                script("power.sh", &["on", n], Duration::from_secs(60)).await;
+            }
+        }
+        if wait_healthy(45).await {
+            return cleanup_failcounts().await;
+        }
+        let r = roles().await;
+        if r.promoted.len() == 1 {
+            for n in &s.nodes {
+                if *n != r.promoted[0] && !node_streaming(s, n).await {
+                    script("rebuild.sh", &[n], Duration::from_secs(240)).await;
+                }
+            }
+            if wait_healthy(60).await {
+                return cleanup_failcounts().await;
+            }
+        }
+        say("    repair failed: building a new cluster");
+    }
+    let out = up(s).await;
+    if !out.ok {
+        return Err(format!("up.sh failed: {}", out.stderr.trim()));
+    }
+    Ok(())
+}
+
+/// A new cluster, same shape, agent and PostgreSQL version as the last one.
+async fn up(s: &Settings) -> Out {
+    let nodes = s.nodes.join(" ");
+    script_env(
+        "up.sh",
+        &[],
+        &[
+            ("AGENT", &s.agent),
+            ("NODES", &nodes),
+            ("PG_MAJOR", &s.pg_major),
+            ("SBIN_EXTRA", &s.sbin_extra),
+        ],
+        Duration::from_secs(400),
+    )
+    .await
+}
+
+/// Forget failures of earlier scenarios (migration-threshold would ban nodes).
+async fn cleanup_failcounts() -> Result<(), String> {
+    let fails = run(&format!("{HARNESS}/status.sh"), &["--failcounts"], Duration::from_secs(20)).await;
+    if fails.stdout.trim().is_empty() {
+        return Ok(());
+    }
+    script("cleanup.sh", &[], Duration::from_secs(60)).await;
+    if wait_healthy(60).await {
+        Ok(())
+    } else {
+        Err("cluster not healthy after crm_resource --cleanup".into())
+    }
+}
+
+async fn save_logs(name: &str) -> Option<String> {
+    let dir = format!(
+        "{}/target/cluster-logs/{name}-{}",
+        env!("CARGO_MANIFEST_DIR"),
+        SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs()
+    );
+    let out = run(
+        "bash",
+        &[
+            "-c",
+            &format!(
+                ". {HARNESS}/lib.sh && mkdir -p {dir} && \
+                 for n in $NODES; do cp -a \"$NODES_DIR/$n/var-log\" {dir}/$n 2>/dev/null; \
+                 cp \"$NODES_DIR/$n/boot.log\" {dir}/$n/ 2>/dev/null; done; \
+                 cp \"$STATE_DIR/hypervisor.log\" {dir}/ 2>/dev/null; \
+                 {HARNESS}/status.sh > {dir}/status.txt 2>&1; true"
+            ),
+        ],
+        Duration::from_secs(60),
+    )
+    .await;
+    out.ok.then_some(dir)
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios. Each injects its fault (ctx.fault() marks the time), waits for
+// the service to come back and checks its own expectations; run_scenario then
+// waits for a healthy cluster and runs the common checks.
+// ---------------------------------------------------------------------------
+
+const WRITABLE_LIMIT: Duration = Duration::from_secs(120);
+
+/// Fresh cluster from nothing: the fault is `up.sh` itself.
+async fn sc_bootstrap(ctx: &mut Ctx) -> Result<(), String> {
+    script("down.sh", &[], Duration::from_secs(120)).await;
+    ctx.fault();
+    let out = up(&ctx.s).await;
+    if !out.ok {
+        return Err(format!("up.sh failed: {}", out.stderr.trim()));
+    }
+    ctx.notes.push(format!("up.sh took {:.1}s", ctx.fault_at.elapsed().as_secs_f64()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ctx.acked_since(ctx.fault_at) == 0 && Instant::now() < deadline {
+        sleep(Duration::from_millis(200)).await;
+    }
+    if ctx.acked_since(ctx.fault_at) == 0 {
+        return Err("no commit through the VIP after up.sh".into());
+    }
+    Ok(())
+}
+
+/// kill -9 of the primary's postmaster: recovered in place or failed over.
+async fn sc_kill_primary(ctx: &mut Ctx) -> Result<(), String> {
+    let p = ctx.primary.clone();
+    ctx.fault();
+    let out = script("kill-postmaster.sh", &[&p], Duration::from_secs(30)).await;
+    if !out.ok {
+        return Err(format!("kill-postmaster.sh: {}", out.stderr.trim()));
+    }
+    ctx.wait_writable_after_outage(WRITABLE_LIMIT).await;
+    let r = roles().await;
+    ctx.notes.push(format!("primary after: {}", r.promoted.join(",")));
+    Ok(())
+}
+
+/// Power loss of the primary node: fenced, the best standby promoted.
+async fn sc_crash_primary(ctx: &mut Ctx) -> Result<(), String> {
+    let p = ctx.primary.clone();
+    let before = ctx.s.fences();
+    ctx.fault();
+    let out = script("crash.sh", &[&p], Duration::from_secs(30)).await;
+    if !out.ok {
+        return Err(format!("crash.sh: {}", out.stderr.trim()));
+    }
+    if ctx.wait_writable_after_outage(WRITABLE_LIMIT).await {
+        let first = ctx.first_promoted();
+        ctx.notes.push(format!("promoted: {}", first.as_deref().unwrap_or("?")));
+        if !first.as_ref().is_some_and(|n| ctx.standbys.contains(n)) {
+            ctx.fail(format!("expected a former standby {:?} promoted, got {first:?}", ctx.standbys));
+        }
+    }
+    if ctx.s.fences().get(&p) <= before.get(&p) {
+        ctx.fail(format!("{p} was not fenced"));
+    }
+    Ok(())
+}
+
+/// Controlled switchover with pcs, then `pcs resource clear`.
+async fn sc_switchover(ctx: &mut Ctx) -> Result<(), String> {
+    let p = ctx.primary.clone();
+    let target = ctx.standbys.first().cloned().ok_or("no standby")?;
+    let before = ctx.s.fences();
+    ctx.fault();
+    let out = script(
+        "on.sh",
+        &[&p, "pcs", "resource", "move", "--promoted", "pgsqld-clone", &target],
+        Duration::from_secs(180),
+    )
+    .await;
+    if !out.ok {
+        ctx.fail(format!("pcs resource move: {}", out.stderr.trim()));
+    }
+    ctx.wait_writable_after_outage(WRITABLE_LIMIT).await;
+    let r = roles().await;
+    if r.promoted != [target.clone()] {
+        ctx.fail(format!("expected {target} promoted, got {:?}", r.promoted));
+    }
+    let out = script("on.sh", &[&target, "pcs", "resource", "clear", "pgsqld-clone"], Duration::from_secs(60)).await;
+    if !out.ok {
+        ctx.fail(format!("pcs resource clear: {}", out.stderr.trim()));
+    }
+    if ctx.s.fences() != before {
+        ctx.fail("a node was fenced during a switchover");
+    }
+    Ok(())
+}
+
+/// kill -9 of a standby's postmaster: restarted in place, nobody fenced, the
+/// primary keeps committing (ANY 1 of the other standbys).
+async fn sc_kill_standby(ctx: &mut Ctx) -> Result<(), String> {
+    let sb = ctx.standbys.first().cloned().ok_or("no standby")?;
+    let before = ctx.s.fences();
+    let pid_before = ctx.s.init_pid(&sb);
+    ctx.expect_outage = false;
+    ctx.fault();
+    let out = script("kill-postmaster.sh", &[&sb], Duration::from_secs(30)).await;
+    if !out.ok {
+        return Err(format!("kill-postmaster.sh: {}", out.stderr.trim()));
+    }
+    // The standby must come back by itself.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    sleep(Duration::from_secs(2)).await;
+    while !node_streaming(&ctx.s, &sb).await && Instant::now() < deadline {
+        sleep(Duration::from_millis(500)).await;
+    }
+    if !node_streaming(&ctx.s, &sb).await {
+        ctx.fail(format!("{sb} not streaming again 90s after its postmaster was killed"));
+    }
+    if ctx.s.fences() != before || ctx.s.init_pid(&sb) != pid_before {
+        ctx.fail(format!("{sb} was fenced or rebooted (expected a restart in place)"));
+    }
+    let r = roles().await;
+    if r.promoted != [ctx.primary.clone()] {
+        ctx.fail(format!("primary changed: {:?} (was {})", r.promoted, ctx.primary));
+    }
+    Ok(())
+}
+
+/// One standby lags behind (its replication link slowed down), the primary
+/// crashes: the most advanced standby must be promoted.
+async fn sc_election(ctx: &mut Ctx) -> Result<(), String> {
+    if ctx.standbys.len() < 2 {
+        return Err("needs at least 2 standbys".into());
+    }
+    let good = ctx.standbys[0].clone();
+    let lagging = ctx.standbys[1].clone();
+    script("slow-replication.sh", &[&lagging, "64kbit"], Duration::from_secs(30)).await;
+    ctx.bulk_write(6000).await;
+    let lag = write_lag(&ctx.s, &ctx.primary).await;
+    ctx.notes.push(format!("lag before crash: {lag:?}"));
+    if lag.get(&lagging).copied().unwrap_or(0) < 1_000_000 {
+        ctx.fail(format!("{lagging} is not lagging: {lag:?}"));
+    }
+    // The crashed primary stays out (its cluster stack does not start at
+    // boot): this scenario is about the election only.
+    let p = ctx.primary.clone();
+    let autostart = format!("{}/nodes/{p}/autostart", ctx.s.state_dir);
+    std::fs::write(&autostart, "0\n").map_err(|e| e.to_string())?;
+    ctx.fault();
+    let out = script("crash.sh", &[&p], Duration::from_secs(30)).await;
+    if !out.ok {
+        return Err(format!("crash.sh: {}", out.stderr.trim()));
+    }
+    // Wait for a promotion, not for commits: with the old primary down, the
+    // lagging standby may be the only one left to acknowledge synchronous
+    // commits, and it needs its link back for that.
+    let deadline = Instant::now() + WRITABLE_LIMIT;
+    while ctx.first_promoted().is_none() && Instant::now() < deadline {
+        sleep(Duration::from_millis(200)).await;
+    }
+    let first = ctx.first_promoted();
+    ctx.notes.push(format!("promoted: {}", first.as_deref().unwrap_or("-")));
+    if first.as_deref() != Some(good.as_str()) {
+        ctx.fail(format!(
+            "expected the most advanced standby {good} promoted, got {first:?} ({lagging} lagged)"
+        ));
+    }
+    script("heal.sh", &[], Duration::from_secs(30)).await;
+    ctx.wait_writable_after_outage(WRITABLE_LIMIT).await;
+    // Bring the old primary back as an administrator would: re-clone it.
+    let out = script("rebuild.sh", &[&p], Duration::from_secs(240)).await;
+    if !out.ok {
+        ctx.fail(format!("rebuild.sh {p}: {}", out.stderr.trim()));
+    }
+    Ok(())
+}
+
+/// maxlag: a connected standby lagging more than maxlag bytes loses its
+/// promotion score, and gets it back once caught up.
+async fn sc_maxlag(ctx: &mut Ctx) -> Result<(), String> {
+    let lagging = ctx.standbys.last().cloned().ok_or("no standby")?;
+    let p = ctx.primary.clone();
+    let set_maxlag = |v: &'static str| {
+        let p = p.clone();
+        async move {
+            script(
+                "on.sh",
+                &[&p, "pcs", "resource", "update", "pgsqld", &format!("maxlag={v}")],
+                Duration::from_secs(60),
+            )
+            .await
+        }
+    };
+    let out = set_maxlag("1048576").await;
+    if !out.ok {
+        return Err(format!("pcs resource update maxlag: {}", out.stderr.trim()));
+    }
+    if !wait_healthy(60).await {
+        ctx.fail("cluster not healthy after setting maxlag");
+    }
+    let r = roles().await;
+    if r.promoted != [p.clone()] {
+        ctx.fail(format!("setting maxlag moved the primary: {:?}", r.promoted));
+    }
+    script("slow-replication.sh", &[&lagging, "64kbit"], Duration::from_secs(30)).await;
+    ctx.expect_outage = false;
+    ctx.fault();
+    ctx.bulk_write(6000).await;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut score = promotion_score(&lagging).await;
+    while score.is_none_or(|v| v >= 0) && Instant::now() < deadline {
+        sleep(Duration::from_secs(1)).await;
+        score = promotion_score(&lagging).await;
+    }
+    let lag = write_lag(&ctx.s, &p).await;
+    ctx.notes.push(format!("lagging {lagging}: score {score:?}, lag {:?}", lag.get(&lagging)));
+    if score.is_none_or(|v| v >= 0) {
+        ctx.fail(format!("{lagging} lags {:?} bytes > maxlag but its promotion score is {score:?}", lag.get(&lagging)));
+    }
+    if !node_streaming(&ctx.s, &lagging).await {
+        ctx.notes.push(format!("{lagging} was disconnected (not a maxlag test any more)"));
+    }
+    script("heal.sh", &[], Duration::from_secs(30)).await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while promotion_score(&lagging).await.is_none_or(|v| v < 0) && Instant::now() < deadline {
+        sleep(Duration::from_secs(1)).await;
+    }
+    let score = promotion_score(&lagging).await;
+    if score.is_none_or(|v| v < 0) {
+        ctx.fail(format!("{lagging} caught up but its promotion score stays {score:?}"));
+    }
+    let out = set_maxlag("0").await;
+    if !out.ok {
+        ctx.fail(format!("pcs resource update maxlag=0: {}", out.stderr.trim()));
+    }
+    Ok(())
+}
+
+/// The old primary, back after a failover, wrote WAL the new primary never
+/// got (its shutdown checkpoint at least): it cannot follow, and the agent
+/// must leave it stopped, not running and not primary, with an exit reason
+/// asking for pg_rewind. Then repair it as that reason says.
+async fn accept_diverged_old_primary(ctx: &mut Ctx) -> bool {
+    let old = ctx.primary.clone();
+    let Some(survivor) = ctx.s.nodes.iter().find(|n| **n != old).cloned() else { return false };
+    let mon = script("on.sh", &[&survivor, "crm_mon", "-1"], Duration::from_secs(30)).await;
+    let refused = mon.stdout.lines().any(|l| l.contains(&format!("pgsqld start on {old}")) && l.contains("pg_rewind"));
+    if !refused {
+        return false;
+    }
+    if node_in_recovery(&ctx.s, &old).await.is_some() {
+        ctx.fail(format!("{old} refused to start but PostgreSQL runs there"));
+        return false;
+    }
+    ctx.notes.push(format!("{old} diverged: start refused, exit reason asks for pg_rewind; rebuilt"));
+    let out = script("rebuild.sh", &[&old], Duration::from_secs(180)).await;
+    out.ok && wait_healthy(60).await
+}
+
+/// The primary is cut from everyone (other nodes and clients): the majority
+/// fences it and promotes a standby; the partition heals afterwards.
+async fn sc_partition_primary(ctx: &mut Ctx) -> Result<(), String> {
+    let p = ctx.primary.clone();
+    let before = ctx.s.fences();
+    ctx.fault();
+    let out = script("partition.sh", &[&p], Duration::from_secs(30)).await;
+    if !out.ok {
+        return Err(format!("partition.sh: {}", out.stderr.trim()));
+    }
+    if ctx.wait_writable_after_outage(WRITABLE_LIMIT).await {
+        let r = roles().await;
+        ctx.notes.push(format!("promoted: {}", r.promoted.join(",")));
+        if r.promoted.contains(&p) {
+            ctx.fail(format!("the isolated {p} is still Promoted"));
+        }
+    }
+    if ctx.s.fences().get(&p) <= before.get(&p) {
+        ctx.fail(format!("the isolated {p} was not fenced"));
+    }
+    sleep(Duration::from_secs(5)).await;
+    script("heal.sh", &[], Duration::from_secs(30)).await;
+    Ok(())
+}
+
+/// The old primary, fenced, stays down (cluster stack disabled at boot) while
+/// the new primary takes writes, then comes back: it must rejoin as a standby.
+async fn sc_old_primary_returns(ctx: &mut Ctx) -> Result<(), String> {
+    let p = ctx.primary.clone();
+    let autostart = format!("{}/nodes/{p}/autostart", ctx.s.state_dir);
+    std::fs::write(&autostart, "0\n").map_err(|e| e.to_string())?;
+    ctx.fault();
+    let out = script("crash.sh", &[&p], Duration::from_secs(30)).await;
+    if !out.ok {
+        return Err(format!("crash.sh: {}", out.stderr.trim()));
+    }
+    ctx.wait_writable_after_outage(WRITABLE_LIMIT).await;
+    // The node is fenced (booted without its cluster stack); writes go on.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ctx.s.init_pid(&p).is_none() && Instant::now() < deadline {
+        sleep(Duration::from_millis(500)).await;
+    }
+    sleep(Duration::from_secs(5)).await;
+    std::fs::write(&autostart, "1\n").map_err(|e| e.to_string())?;
+    if ctx.s.init_pid(&p).is_none() {
+        script("power.sh", &["on", &p], Duration::from_secs(60)).await;
+    }
+    let out = script("on.sh", &[&p, &format!("{HARNESS}/node-services.sh"), "start"], Duration::from_secs(90)).await;
+    if !out.ok {
+        ctx.fail(format!("starting the cluster stack on {p}: {}", out.stderr.trim()));
+    }
+    let r = roles().await;
+    ctx.notes.push(format!("promoted after the return: {}", r.promoted.join(",")));
+    Ok(())
+}
