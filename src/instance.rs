@@ -210,19 +210,25 @@ pub async fn pg_ctl_start(agent: &Agent) -> Result<(), Failure> {
     wait_unreaped_postmaster(agent).await;
     let out = cmd.run(agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
     if !out.success() {
-        // The server's own words (its FATAL line) say more than pg_ctl's
-        // "Examine the log output".
-        let server = out
-            .stdout
-            .lines()
-            .filter(|l| l.contains("FATAL") || l.contains("PANIC") || l.contains("HINT"))
-            .map(str::trim)
-            .collect::<Vec<_>>()
-            .join(" ");
-        let why = if server.is_empty() { out.message() } else { server };
-        return Err(Failure::generic(format!("pg_ctl start failed: {why}")));
+        return Err(Failure::generic(format!("pg_ctl start failed: {}", start_failure(&out.stdout, &out.message()))));
     }
     Ok(())
+}
+
+/// The server's own words (its FATAL line) say more than pg_ctl's "Examine
+/// the log output"; when a logging collector took the FATAL line, at least
+/// say where the log is.
+fn start_failure(server_output: &str, pg_ctl_message: &str) -> String {
+    let lines: Vec<&str> = server_output.lines().map(str::trim).collect();
+    let fatal: Vec<&str> = lines.iter().copied().filter(|l| l.contains("FATAL") || l.contains("PANIC")).collect();
+    if !fatal.is_empty() {
+        let hints = lines.iter().copied().filter(|l| l.contains("HINT") || l.contains("DETAIL"));
+        return fatal.into_iter().chain(hints).collect::<Vec<_>>().join(" ");
+    }
+    match lines.iter().find_map(|l| l.split_once("Future log output will appear in directory ")) {
+        Some((_, dir)) => format!("{pg_ctl_message} (the server's log is in {})", dir.trim_end_matches('.')),
+        None => pg_ctl_message.to_string(),
+    }
 }
 
 /// A killed postmaster that init has not reaped yet is a zombie: dead for
@@ -277,6 +283,21 @@ mod tests {
         assert_eq!(newest_history_timeline(&dir), 10);
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(newest_history_timeline(&dir), 0);
+    }
+
+    #[test]
+    fn start_failures_quote_the_server() {
+        let fatal = "2026-11-24 LOG:  starting PostgreSQL\n2026-11-24 FATAL:  lock file \"postmaster.pid\" already exists\n2026-11-24 HINT:  Is another postmaster (PID 4984) running?\n";
+        assert_eq!(
+            start_failure(fatal, "Examine the log output."),
+            "2026-11-24 FATAL:  lock file \"postmaster.pid\" already exists 2026-11-24 HINT:  Is another postmaster (PID 4984) running?"
+        );
+        let collector = "2026-11-24 LOG:  redirecting log output to logging collector process\n2026-11-24 HINT:  Future log output will appear in directory \"/var/log/postgresql\".\n";
+        assert_eq!(
+            start_failure(collector, "Examine the log output."),
+            "Examine the log output. (the server's log is in \"/var/log/postgresql\")"
+        );
+        assert_eq!(start_failure("", "could not start server"), "could not start server");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! start, stop, demote, promote.
 
 use crate::actions::{checks, rejoin};
-use crate::controlfile::DbState;
+use crate::controlfile::{ControlData, DbState};
+use crate::validate::Settings;
 use crate::agent::{ActionResult, Agent, Failure};
 use crate::election::{self, Candidate, Verdict};
 use crate::exit::OcfExit;
@@ -25,10 +26,7 @@ pub async fn start(agent: &Agent) -> ActionResult {
             "instance is running as a primary outside of Pacemaker's knowledge; start must leave a standby: stop it first",
         )),
         Role::Stopped | Role::CrashedStandby | Role::CrashedPrimary => {
-            // A fresh base backup says "in production" too, but is behind by construction.
-            if was_primary(o.control.state) && !agent.params.datadir.join("backup_label").exists() {
-                rejoin::check(agent, &o.control, &settings.primary_conninfo).await?;
-            }
+            check_former_primary(agent, &o.control, Some(&settings)).await?;
             start_standby(agent).await
         }
         Role::Transient(w) => Err(Failure::generic(w)),
@@ -63,6 +61,24 @@ pub async fn start_standby(agent: &Agent) -> ActionResult {
 /// The control file of an instance that last ran as a primary.
 fn was_primary(state: DbState) -> bool {
     matches!(state, DbState::ShutDown | DbState::InProduction | DbState::InCrashRecovery | DbState::ShuttingDown)
+}
+
+/// Before a stopped or crashed former primary starts as a standby: refuse
+/// if its WAL is not part of the current primary's history. A fresh base
+/// backup says "in production" too, but is behind by construction.
+async fn check_former_primary(agent: &Agent, control: &ControlData, settings: Option<&Settings>) -> Result<(), Failure> {
+    if !was_primary(control.state) || agent.params.datadir.join("backup_label").exists() {
+        return Ok(());
+    }
+    let fetched;
+    let settings = match settings {
+        Some(s) => s,
+        None => {
+            fetched = checks::local(agent, true).await?.expect("settings were asked for");
+            &fetched
+        }
+    };
+    rejoin::check(agent, control, &settings.primary_conninfo).await
 }
 
 pub async fn stop(agent: &Agent) -> ActionResult {
@@ -128,9 +144,12 @@ pub async fn demote(agent: &Agent) -> ActionResult {
             }
             log::info!("primary shut down cleanly at checkpoint {}, starting it as a standby", c.checkpoint);
         }
-        Role::Stopped | Role::CrashedStandby => {}
-        Role::CrashedPrimary => {
-            log::warn!("demoting a crashed primary: it starts as a standby and replays its own WAL first");
+        Role::Stopped | Role::CrashedStandby | Role::CrashedPrimary => {
+            // A crashed primary here is not recovered in place (pre-demote
+            // would have done it): another node takes over. Starting it as a
+            // standby must not hide a divergence behind a "shut down in
+            // recovery" control file, where a later start could not see it.
+            check_former_primary(agent, &o.control, None).await?;
         }
         Role::Transient(w) => return Err(Failure::generic(w)),
         Role::Broken(code, why) => return Err(Failure::new(code, why)),
