@@ -1168,7 +1168,7 @@ async fn accept_diverged_old_primary(ctx: &mut Ctx) -> bool {
     let old = ctx.primary.clone();
     let Some(survivor) = ctx.s.nodes.iter().find(|n| **n != old).cloned() else { return false };
     let mon = script("on.sh", &[&survivor, "crm_mon", "-1"], Duration::from_secs(30)).await;
-    let refused = mon.stdout.lines().any(|l| l.contains(&format!("pgsqld start on {old}")) && l.contains("pg_rewind"));
+    let refused = mon.stdout.lines().any(|l| l.contains(&format!(" on {old} returned")) && l.contains("pg_rewind"));
     if !refused {
         return false;
     }

@@ -41,11 +41,16 @@ pub async fn check(agent: &Agent, control: &ControlData, primary_conninfo: &str)
             );
             Ok(())
         }
-        Verdict::Diverged { timeline, switchpoint, own_last } => Err(Failure::generic(format!(
-            "this former primary has WAL up to {own_last} on timeline {timeline}, but the current primary's history \
-             leaves timeline {timeline} at {switchpoint}: it cannot follow. Rebuild it with pg_rewind (or \
-             pg_basebackup) from the primary, then run: pcs resource cleanup"
-        ))),
+        Verdict::Diverged { timeline, switchpoint, own_last } => {
+            log::error!(
+                "this former primary has WAL up to {own_last} on timeline {timeline}, but the current primary's \
+                 history leaves timeline {timeline} at {switchpoint}: it cannot follow"
+            );
+            // Pacemaker keeps 128 characters of an exit reason: what to do first.
+            Err(Failure::generic(format!(
+                "diverged from the primary: rebuild with pg_rewind, then pcs resource cleanup (TL {timeline} forked at {switchpoint}, here {own_last})"
+            )))
+        }
         Verdict::Unrelated(why) => Err(Failure::generic(format!(
             "the server behind primary_conninfo is not this instance's primary: {why}"
         ))),
