@@ -215,7 +215,8 @@ fn tool(e: crate::pacemaker::ToolError) -> Failure {
 async fn elect(agent: &Agent, me: &str) -> Result<(), Failure> {
     let pcmk = &agent.pcmk;
     let nodes_attr = pcmk.private_all(ATTR_NODES, agent.deadline).await.map_err(tool)?;
-    if !nodes_attr.contains_key(me) && !pcmk.private_all(ATTR_LSN, agent.deadline).await.map_err(tool)?.contains_key(me) {
+    let mut published = pcmk.private_all(ATTR_LSN, agent.deadline).await.map_err(tool)?;
+    if !nodes_attr.contains_key(me) && !published.contains_key(me) {
         // Pacemaker always notifies before a promotion (notify=true is
         // enforced): this promote runs outside a transition (by hand, ocft).
         log::warn!("no pre-promote notification data: promoting without an election");
@@ -229,7 +230,6 @@ async fn elect(agent: &Agent, me: &str) -> Result<(), Failure> {
     // of the time left to report and hand over.
     let give_up = Instant::now() + agent.time_left() / 2;
     let positions = loop {
-        let published = pcmk.private_all(ATTR_LSN, agent.deadline).await.map_err(tool)?;
         let missing: Vec<&String> = nodes.iter().filter(|n| !published.contains_key(*n)).collect();
         if missing.is_empty() {
             break published;
@@ -241,6 +241,7 @@ async fn elect(agent: &Agent, me: &str) -> Result<(), Failure> {
             )));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+        published = pcmk.private_all(ATTR_LSN, agent.deadline).await.map_err(tool)?;
     };
     let view = pcmk.cluster_view(agent.deadline).await.map_err(tool)?;
     let mut candidates = Vec::new();
