@@ -78,9 +78,9 @@ pcs -f "$CIB" resource create pgsql-vip ocf:heartbeat:IPaddr2 \
   op monitor interval="$VIP_MON_INTERVAL"
 
 pcs -f "$CIB" constraint colocation add pgsql-vip with Promoted "$RSC-clone" INFINITY
-pcs -f "$CIB" constraint order promote "$RSC-clone" then start pgsql-vip \
+pcs -f "$CIB" constraint order promote "$RSC-clone" "then" start pgsql-vip \
   symmetrical=false kind=Mandatory
-pcs -f "$CIB" constraint order demote "$RSC-clone" then stop pgsql-vip \
+pcs -f "$CIB" constraint order demote "$RSC-clone" "then" stop pgsql-vip \
   symmetrical=false kind=Mandatory
 
 # Push everything at once.

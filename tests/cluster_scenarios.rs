@@ -43,6 +43,8 @@ use tokio::time::{sleep, timeout};
 use tokio_postgres::{Client, NoTls};
 
 const HARNESS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cluster");
+const RECIPES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/pcs-examples");
+const PAF: &str = "ocf:heartbeat:pgsqlms";
 
 /// One scenario at a time: they all share the one cluster.
 static LOCK: Mutex<()> = Mutex::new(());
@@ -95,6 +97,33 @@ fn s08_partition_primary() {
 #[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
 fn s09_old_primary_returns() {
     scenario("old_primary_returns");
+}
+// The operator's recipes of pcs-examples/ (s04 is 02-switchover.sh), run as
+// an operator would, under the same writer and poller as the failures.
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s10_recipe_node_standby() {
+    scenario("recipe_node_standby");
+}
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s11_recipe_maintenance() {
+    scenario("recipe_maintenance");
+}
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s12_recipe_failover() {
+    scenario("recipe_failover");
+}
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s13_recipe_cleanup() {
+    scenario("recipe_cleanup");
+}
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s14_recipe_migrate_from_paf() {
+    scenario("recipe_migrate_from_paf");
 }
 
 fn say(msg: &str) {
@@ -649,9 +678,19 @@ async fn run_scenario(name: &str) -> Outcome {
     let mut s = Settings::load().await;
     let mut pre_fail = Vec::new();
 
+    // The migration starts from a cluster running PAF.
+    if name == "recipe_migrate_from_paf" && running_agents(&s).await != BTreeSet::from([PAF.to_string()]) {
+        let mut paf = s.clone();
+        paf.agent = PAF.into();
+        let out = up(&paf).await;
+        if !out.ok {
+            pre_fail.push(format!("up.sh with PAF failed: {}", out.stderr.trim()));
+        }
+        s = Settings::load().await;
+    }
     // Bootstrap builds the cluster itself (the fault is the cluster start);
     // the others need a healthy one.
-    if name != "bootstrap" {
+    if name != "bootstrap" && pre_fail.is_empty() {
         if let Err(e) = ensure_healthy(&s).await {
             pre_fail.push(e);
         }
@@ -705,6 +744,11 @@ async fn run_scenario(name: &str) -> Outcome {
                 "maxlag" => sc_maxlag(&mut ctx).await,
                 "partition_primary" => sc_partition_primary(&mut ctx).await,
                 "old_primary_returns" => sc_old_primary_returns(&mut ctx).await,
+                "recipe_node_standby" => sc_recipe_node_standby(&mut ctx).await,
+                "recipe_maintenance" => sc_recipe_maintenance(&mut ctx).await,
+                "recipe_failover" => sc_recipe_failover(&mut ctx).await,
+                "recipe_cleanup" => sc_recipe_cleanup(&mut ctx).await,
+                "recipe_migrate_from_paf" => sc_recipe_migrate_from_paf(&mut ctx).await,
                 other => panic!("unknown scenario {other}"),
             };
             if let Err(e) = fault_result {
@@ -713,7 +757,8 @@ async fn run_scenario(name: &str) -> Outcome {
             // Every scenario ends with every standby streaming again; a
             // returning old primary may instead refuse to start, diverged,
             // with an exit reason that says how to repair it.
-            let old_primary_may_diverge = matches!(name, "partition_primary" | "old_primary_returns");
+            let old_primary_may_diverge =
+                matches!(name, "partition_primary" | "old_primary_returns" | "recipe_failover");
             let healthy = if old_primary_may_diverge && !wait_healthy(30).await {
                 accept_diverged_old_primary(&mut ctx).await || wait_healthy(90).await
             } else {
@@ -989,20 +1034,16 @@ async fn sc_crash_primary(ctx: &mut Ctx) -> Result<(), String> {
     Ok(())
 }
 
-/// Controlled switchover with pcs, then `pcs resource clear`.
+/// Controlled switchover: pcs-examples/02-switchover.sh (`pcs resource move
+/// --promoted`, then `pcs resource clear`).
 async fn sc_switchover(ctx: &mut Ctx) -> Result<(), String> {
     let p = ctx.primary.clone();
     let target = ctx.standbys.first().cloned().ok_or("no standby")?;
     let before = ctx.s.fences();
     ctx.fault();
-    let out = script(
-        "on.sh",
-        &[&p, "pcs", "resource", "move", "--promoted", "pgsqld-clone", &target],
-        Duration::from_secs(180),
-    )
-    .await;
+    let out = recipe(&p, "02-switchover.sh", &[&target]).await;
     if !out.ok {
-        ctx.fail(format!("pcs resource move: {}", out.stderr.trim()));
+        ctx.fail(format!("02-switchover.sh: {}", out.stderr.trim()));
     }
     ctx.wait_writable_after_outage(WRITABLE_LIMIT).await;
     let r = roles().await;
@@ -1234,5 +1275,245 @@ async fn sc_old_primary_returns(ctx: &mut Ctx) -> Result<(), String> {
     }
     let r = roles().await;
     ctx.notes.push(format!("promoted after the return: {}", r.promoted.join(",")));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Recipes of pcs-examples/, run on a node as an operator would.
+// ---------------------------------------------------------------------------
+
+/// Run pcs-examples/RECIPE ARGS on NODE; its output goes to the test log.
+async fn recipe(node: &str, name: &str, args: &[&str]) -> Out {
+    let path = format!("{RECIPES}/{name}");
+    let mut all = vec![node, path.as_str()];
+    all.extend_from_slice(args);
+    let out = script("on.sh", &all, Duration::from_secs(300)).await;
+    for l in out.stdout.lines().filter(|l| l.starts_with(name)) {
+        say(&format!("      {l}"));
+    }
+    out
+}
+
+/// A node other than the ones given.
+fn other_node(ctx: &Ctx, not: &[&str]) -> Result<String, String> {
+    ctx.s.nodes.iter().find(|n| !not.contains(&n.as_str())).cloned().ok_or_else(|| "no other node".into())
+}
+
+/// First line of postmaster.pid on each node (empty when not running).
+async fn postmaster_pids(s: &Settings) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for n in &s.nodes {
+        let pid = std::fs::read_to_string(format!(
+            "{}/nodes/{n}/var-lib-postgresql/{}/main/postmaster.pid",
+            s.state_dir, s.pg_major
+        ))
+        .ok()
+        .and_then(|t| t.lines().next().map(String::from))
+        .unwrap_or_default();
+        m.insert(n.clone(), pid);
+    }
+    m
+}
+
+/// The agents of the pgsqld instances Pacemaker reports (crm_mon).
+async fn running_agents(s: &Settings) -> BTreeSet<String> {
+    let Some(n) = s.nodes.iter().find(|n| s.init_pid(n).is_some()) else { return BTreeSet::new() };
+    let mon = script("on.sh", &[n, "crm_mon", "-1", "--output-as=xml"], Duration::from_secs(30)).await;
+    mon.stdout
+        .lines()
+        .filter(|l| l.contains("<resource id=\"pgsqld\""))
+        .filter_map(|l| Some(l.split("resource_agent=\"").nth(1)?.split('"').next()?.to_string()))
+        .collect()
+}
+
+async fn failcounts() -> String {
+    run(&format!("{HARNESS}/status.sh"), &["--failcounts"], Duration::from_secs(20)).await.stdout
+}
+
+/// 03-node-standby.sh on the primary's node: a switchover to a standby, the
+/// node's instance stopped; then unstandby: it comes back as a standby.
+async fn sc_recipe_node_standby(ctx: &mut Ctx) -> Result<(), String> {
+    let p = ctx.primary.clone();
+    let op = other_node(ctx, &[&p])?;
+    let before = ctx.s.fences();
+    ctx.fault();
+    let out = recipe(&op, "03-node-standby.sh", &["standby", &p]).await;
+    if !out.ok {
+        ctx.fail(format!("03-node-standby.sh standby {p}: {}", out.stderr.trim()));
+    }
+    ctx.wait_writable_after_outage(WRITABLE_LIMIT).await;
+    let r = roles().await;
+    ctx.notes.push(format!("primary during standby: {}", r.promoted.join(",")));
+    if r.promoted.len() != 1 || r.promoted.contains(&p) || r.unpromoted.contains(&p) {
+        ctx.fail(format!("{p} in standby: expected its instance stopped and another primary, got {r:?}"));
+    }
+    if node_in_recovery(&ctx.s, &p).await.is_some() {
+        ctx.fail(format!("PostgreSQL still runs on {p} in standby"));
+    }
+    let out = recipe(&op, "03-node-standby.sh", &["unstandby", &p]).await;
+    if !out.ok {
+        ctx.fail(format!("03-node-standby.sh unstandby {p}: {}", out.stderr.trim()));
+    }
+    if ctx.s.fences() != before {
+        ctx.fail("a node was fenced");
+    }
+    Ok(())
+}
+
+/// 04-maintenance.sh: maintenance mode on, the DBA restarts the primary by
+/// hand (Pacemaker must not react), maintenance off: same primary, no
+/// failure recorded, nothing fenced.
+async fn sc_recipe_maintenance(ctx: &mut Ctx) -> Result<(), String> {
+    let p = ctx.primary.clone();
+    let before = ctx.s.fences();
+    ctx.expect_outage = false;
+    ctx.fault();
+    let out = recipe(&p, "04-maintenance.sh", &["on"]).await;
+    if !out.ok {
+        return Err(format!("04-maintenance.sh on: {}", out.stderr.trim()));
+    }
+    let pids = postmaster_pids(&ctx.s).await;
+    let restart = format!(
+        ". {HARNESS}/lib.sh && as_pg {p} \"$PG_BINDIR/pg_ctl\" -D \"$PGDATA_NODE\" -m fast -w -t 60 \
+         -l /var/log/postgresql/startup.log restart"
+    );
+    let out = run("bash", &["-c", &restart], Duration::from_secs(90)).await;
+    if !out.ok {
+        ctx.fail(format!("pg_ctl restart on {p}: {}", out.stderr.trim()));
+    }
+    sleep(Duration::from_secs(3)).await; // longer than a monitor interval: nobody reacts
+    let out = recipe(&p, "04-maintenance.sh", &["off"]).await;
+    if !out.ok {
+        ctx.fail(format!("04-maintenance.sh off: {}", out.stderr.trim()));
+    }
+    let after = postmaster_pids(&ctx.s).await;
+    if after.get(&p) == pids.get(&p) {
+        ctx.fail(format!("{p}: PostgreSQL was not restarted (postmaster {:?})", after.get(&p)));
+    }
+    for n in ctx.standbys.clone() {
+        if after.get(&n) != pids.get(&n) {
+            ctx.fail(format!("{n}: PostgreSQL restarted ({:?} -> {:?})", pids.get(&n), after.get(&n)));
+        }
+    }
+    let r = roles().await;
+    if r.promoted != [p.clone()] {
+        ctx.fail(format!("primary moved: {:?} (was {p})", r.promoted));
+    }
+    let fc = failcounts().await;
+    if !fc.trim().is_empty() {
+        ctx.fail(format!("failures recorded: {}", fc.trim()));
+    }
+    if ctx.s.fences() != before {
+        ctx.fail("a node was fenced");
+    }
+    Ok(())
+}
+
+/// 05-failover.sh: the primary's node is fenced on purpose; a standby is
+/// promoted; the old primary comes back (rejoins, or stays out diverged).
+async fn sc_recipe_failover(ctx: &mut Ctx) -> Result<(), String> {
+    let p = ctx.primary.clone();
+    let op = other_node(ctx, &[&p])?;
+    let before = ctx.s.fences();
+    ctx.fault();
+    let out = recipe(&op, "05-failover.sh", &[]).await;
+    if !out.ok {
+        ctx.fail(format!("05-failover.sh: {}", out.stderr.trim()));
+    }
+    ctx.wait_writable_after_outage(WRITABLE_LIMIT).await;
+    let first = ctx.first_promoted();
+    ctx.notes.push(format!("promoted: {}", first.as_deref().unwrap_or("-")));
+    if !first.as_ref().is_some_and(|n| ctx.standbys.contains(n)) {
+        ctx.fail(format!("expected a former standby {:?} promoted, got {first:?}", ctx.standbys));
+    }
+    if ctx.s.fences().get(&p) <= before.get(&p) {
+        ctx.fail(format!("{p} was not fenced"));
+    }
+    Ok(())
+}
+
+/// A standby fails (kill -9, recovered in place): its failure shows in the
+/// fail counts until 06-cleanup.sh clears it.
+async fn sc_recipe_cleanup(ctx: &mut Ctx) -> Result<(), String> {
+    let sb = ctx.standbys.first().cloned().ok_or("no standby")?;
+    ctx.expect_outage = false;
+    ctx.fault();
+    let out = script("kill-postmaster.sh", &[&sb], Duration::from_secs(30)).await;
+    if !out.ok {
+        return Err(format!("kill-postmaster.sh: {}", out.stderr.trim()));
+    }
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !failcounts().await.contains(&sb) && Instant::now() < deadline {
+        sleep(Duration::from_millis(500)).await;
+    }
+    if !failcounts().await.contains(&sb) {
+        return Err(format!("no failure recorded on {sb} after its postmaster was killed"));
+    }
+    if !wait_healthy(90).await {
+        ctx.fail(format!("{sb} not recovered in place"));
+    }
+    let out = recipe(&ctx.primary.clone(), "06-cleanup.sh", &[&sb]).await;
+    if !out.ok {
+        ctx.fail(format!("06-cleanup.sh {sb}: {}", out.stderr.trim()));
+    }
+    let fc = failcounts().await;
+    if !fc.trim().is_empty() {
+        ctx.fail(format!("failures left after 06-cleanup.sh: {}", fc.trim()));
+    }
+    Ok(())
+}
+
+/// 07-migrate-from-paf.sh on a cluster running PAF: the resource runs
+/// ocf:rust:pgsqlms afterwards, no PostgreSQL restarted, the primary where
+/// it was; then the new agent carries out a switchover.
+async fn sc_recipe_migrate_from_paf(ctx: &mut Ctx) -> Result<(), String> {
+    let agents = running_agents(&ctx.s).await;
+    if agents != BTreeSet::from([PAF.to_string()]) {
+        return Err(format!("expected a cluster running PAF, it runs {agents:?}"));
+    }
+    let p = ctx.primary.clone();
+    let before = ctx.s.fences();
+    let pids = postmaster_pids(&ctx.s).await;
+    ctx.expect_outage = false;
+    ctx.fault();
+    let out = recipe(&p, "07-migrate-from-paf.sh", &[]).await;
+    if !out.ok {
+        return Err(format!("07-migrate-from-paf.sh: {}", out.stderr.trim()));
+    }
+    let agents = running_agents(&ctx.s).await;
+    if agents != BTreeSet::from(["ocf:rust:pgsqlms".to_string()]) {
+        ctx.fail(format!("pgsqld instances run {agents:?}, expected ocf:rust:pgsqlms only"));
+    } else {
+        // Later scenarios (and their repairs) now deal with our agent.
+        let env = format!("{}/cluster.env", ctx.s.state_dir);
+        if let Ok(t) = std::fs::read_to_string(&env) {
+            let t: Vec<String> = t
+                .lines()
+                .map(|l| if l.starts_with("AGENT=") { "AGENT=ocf:rust:pgsqlms".into() } else { l.into() })
+                .collect();
+            let _ = std::fs::write(&env, t.join("\n") + "\n");
+        }
+    }
+    let after = postmaster_pids(&ctx.s).await;
+    if after != pids {
+        ctx.fail(format!("PostgreSQL restarted: postmasters {pids:?} -> {after:?}"));
+    }
+    let r = roles().await;
+    if r.promoted != [p.clone()] {
+        ctx.fail(format!("primary moved: {:?} (was {p})", r.promoted));
+    }
+    if !wait_healthy(60).await {
+        ctx.fail("cluster not healthy after the migration");
+    }
+    // The new agent in charge: a switchover.
+    let target = ctx.standbys.first().cloned().ok_or("no standby")?;
+    let out = recipe(&p, "02-switchover.sh", &[&target]).await;
+    if !out.ok {
+        ctx.fail(format!("02-switchover.sh {target} after the migration: {}", out.stderr.trim()));
+    }
+    ctx.notes.push(format!("migrated with the primary on {p}, then switched over to {target}"));
+    if ctx.s.fences() != before {
+        ctx.fail("a node was fenced");
+    }
     Ok(())
 }

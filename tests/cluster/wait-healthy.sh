@@ -25,7 +25,10 @@ healthy() {
   local node score
   for node in $NODES; do
     [ "$node" = "$promoted" ] && continue
-    score=$(on_node "$promoted" crm_attribute --promotion=pgsqld --node "$node" --query --quiet 2>/dev/null) || return 1
+    # ours: transient (lifetime reboot); PAF's crm_master: lifetime forever
+    score=$(on_node "$promoted" crm_attribute --promotion=pgsqld --node "$node" --query --quiet 2>/dev/null) ||
+      score=$(on_node "$promoted" crm_attribute --promotion=pgsqld --node "$node" --lifetime forever --query --quiet 2>/dev/null) ||
+      return 1
     [ -n "$score" ] && [ "$score" -gt 0 ] 2>/dev/null || return 1
   done
 }
