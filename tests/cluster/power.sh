@@ -11,7 +11,9 @@
 #          cable back, start pid 1 (node-init.sh) in fresh mount/UTS/IPC/PID
 #          namespaces. Returns once the node's filesystems are ready; the
 #          cluster stack (when autostart is set) then starts in background.
-# reboot : off then on.
+# reboot : off then on, without waiting for the boot: a power switch (IPMI,
+#          a hypervisor) reports a reboot done once power is back, not once
+#          the operating system is up, and Pacemaker's fencing returns then.
 # status : prints on|off (exit 0 when on, 2 when off, as fence agents do).
 #
 # The hypervisor (hypervisor.py) runs this for fence_ns; crash.sh runs `off`.
@@ -48,8 +50,8 @@ reset_netns() {
   ip -n "$ns" link set eth0 up
 }
 
-power_on() {
-  local node=$1 nd cg pid i
+power_on() {   # NODE [nowait]
+  local node=$1 wait=${2:-wait} nd cg pid i
   nd=$(node_dir "$node")
   cg=$(node_cg "$node")
   if node_is_on "$node"; then
@@ -72,6 +74,7 @@ power_on() {
                  --propagation private -- "$2" "$3"' \
     "$cg" "$(node_netns "$node")" "$HARNESS_DIR/node-init.sh" "$node" \
     </dev/null >>"$nd/boot.log" 2>&1
+  [ "$wait" = wait ] || return 0
   for ((i = 0; i < 300; i++)); do
     if pid=$(node_init_pid "$node") && [ -e "/proc/$pid/root/run/pgsqlms-node-ready" ]; then
       return 0
@@ -91,7 +94,7 @@ check_node "$node"
 case "$action" in
   on)     power_on "$node" ;;
   off)    power_off "$node" ;;
-  reboot) power_off "$node" && power_on "$node" ;;
+  reboot) power_off "$node" && power_on "$node" nowait ;;
   status)
     if node_is_on "$node"; then echo on; exit 0; else echo off; exit 2; fi ;;
   *) die "unknown action '$action'" ;;
