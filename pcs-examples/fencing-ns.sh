@@ -4,8 +4,9 @@
 #
 # One fence_ns device covers every node: fence_ns asks the cluster's
 # hypervisor (tests/cluster/hypervisor.py) to power a node off/on. Another
-# platform provides its own file instead (e.g. fence_virsh or fence_ipmilan
-# devices for a Vagrant or bare-metal cluster) and passes it as FENCING_SCRIPT.
+# platform provides its own file instead (fencing-watchdog.sh for the Vagrant
+# cluster, fence_ipmilan devices on bare metal...) and passes it as
+# FENCING_SCRIPT.
 #
 # Variables: NODES (space separated node names), HYPERVISOR_SOCKET (optional).
 : "${NODES:?NODES is required}"

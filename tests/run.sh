@@ -3,8 +3,8 @@
 # machine needs, builds and installs the agent, then runs
 #   1. unit tests and single-node integration tests on PostgreSQL 15 and 18
 #      (cargo test: real servers, fake Pacemaker tools),
-#   2. the Debian package, the man page, meta-data against the OCF DTD and
-#      `pcs resource describe`,
+#   2. the Debian package, the man page, meta-data against the OCF DTD,
+#      `pcs resource describe` and `vagrant validate` of vagrant/Vagrantfile,
 #   3. the ocft cases of ocf/pgsqlms.ocft,
 #   4. the 3-node namespace cluster scenarios (real Pacemaker + Corosync),
 #      unless PGSQLMS_SKIP_CLUSTER=1.
@@ -34,6 +34,15 @@ pgsqlms_md=$(mktemp)
 rm -f "$pgsqlms_md"
 pcs resource describe ocf:rust:pgsqlms | grep -q "maxlag"
 echo "meta-data valid against ra-api-1.dtd; pcs resource describe ok"
+
+stage "Vagrantfile"
+# Configuration only: no box, no VM, no network. --ignore-provider: no
+# provider (VirtualBox, vagrant-libvirt) needs to be installed. Vagrant's
+# state goes to a temporary directory, not to ~/.vagrant.d or vagrant/.vagrant.
+vagrant_tmp=$(mktemp -d)
+(cd vagrant && VAGRANT_HOME="$vagrant_tmp/home" VAGRANT_DOTFILE_PATH="$vagrant_tmp/dot" \
+  vagrant validate --ignore-provider)
+rm -rf "$vagrant_tmp"
 
 stage "ocft"
 bash tests/ocft.sh 15

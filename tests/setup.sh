@@ -5,10 +5,16 @@
 # reference agent the benchmarks compare with). Idempotent; run as root.
 set -euo pipefail
 
+# What a cluster node needs (PostgreSQL 15, Pacemaker, Corosync, pcs,
+# resource-agents, PAF...): the namespace nodes share this machine's /usr.
+# The same script provisions the Vagrant VMs. Never DROP_DEBIAN_CLUSTER here.
+PG_MAJOR=15 DROP_DEBIAN_CLUSTER=0 bash "$(dirname "$0")/../vagrant/provision/packages.sh"
+
+# This machine only: build and test tools, `vagrant validate` (tests/run.sh).
 PKGS=(
-  postgresql-15 postgresql-contrib
-  pacemaker corosync pcs pacemaker-cli-utils resource-agents resource-agents-paf
-  libxml2-utils iproute2 procps psmisc util-linux iputils-ping python3-venv strace man-db
+  postgresql-contrib
+  libxml2-utils iputils-ping python3-venv strace man-db
+  vagrant
 )
 
 missing=()

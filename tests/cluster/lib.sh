@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # variables for the scripts sourcing it
 # Common settings and helpers of the namespace cluster (sourced, not run).
 #
 # Every script of tests/cluster sources this file. Settings come, in order of
@@ -88,8 +88,11 @@ fi
 #                        primary's view of standby positions, which promotion
 #                        scores come from, is at most 1 s old),
 #                        wal_sender_timeout / wal_receiver_timeout 15s
-#                        (default 60s), primary_conninfo connect_timeout=5.
+#                        (default 60s), wal_retrieve_retry_interval 1s
+#                        (default 5s: how soon a standby whose primary went
+#                        away tries again), primary_conninfo connect_timeout=5.
 : "${COROSYNC_TOKEN:=1000}"
+: "${COROSYNC_TOKEN_COEFFICIENT:=650}"  # Corosync's default
 : "${DC_DEADTIME:=5s}"
 : "${RECHECK_INTERVAL:=1min}"
 : "${STONITH_TIMEOUT:=30s}"
@@ -208,11 +211,30 @@ pg_start_on() {          # pg_start_on NODE [pg_ctl options, e.g. -o "-c x=y"]
     -l /var/log/postgresql/startup.log "$@" start >/dev/null
 }
 pg_stop_on() { as_pg "$1" "$PG_BINDIR/pg_ctl" -D "$PGDATA_NODE" -w -t 60 -m fast stop >/dev/null; }
-# Node-specific settings, included by postgresql.conf.
-write_local_conf() {
-  as_pg "$1" tee "$PGDATA_NODE/local.conf" >/dev/null <<EOF
-# node-specific settings of $1 (tests/cluster)
-cluster_name = '$1'
-primary_conninfo = 'host=$VIP port=$PGPORT user=replicator application_name=$1 connect_timeout=5'
-EOF
+
+# ---- provisioning scripts (vagrant/provision, shared with the Vagrant VMs) --
+PROVISION_DIR=$REPO_DIR/vagrant/provision
+# provision_on NODE SCRIPT [ARG...] [-- VAR=VALUE...]: run a provisioning
+# script inside NODE with this cluster's settings (on_node starts from an
+# empty environment: every variable the scripts read is passed here).
+# VAR=VALUE words after "--" are added (e.g. a secret only one script needs).
+provision_on() {
+  local node=$1 script=$2 args=() extra=()
+  shift 2
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do args+=("$1"); shift; done
+  if [ $# -gt 0 ]; then shift; extra=("$@"); fi
+  on_node "$node" env \
+    NODE="$node" NODES="$NODES" CLUSTER_NAME="$CLUSTER_NAME" \
+    NET_PREFIX="$NET_PREFIX" NET_CIDR="$NET_CIDR" NODE_ADDR_BASE="$NODE_ADDR_BASE" \
+    VIP="$VIP" COROSYNC_TOKEN="$COROSYNC_TOKEN" \
+    COROSYNC_TOKEN_COEFFICIENT="$COROSYNC_TOKEN_COEFFICIENT" \
+    PG_MAJOR="$PG_MAJOR" PG_BINDIR="$PG_BINDIR" PGPORT="$PGPORT" \
+    PGDATA_NODE="$PGDATA_NODE" PGSOCKDIR="$PGSOCKDIR" \
+    REPL_PASSWORD="$REPL_PASSWORD" APP_USER="$APP_USER" \
+    APP_PASSWORD="$APP_PASSWORD" APP_DB="$APP_DB" \
+    PRIMARY_HOST="$(node_addr "${NODES%% *}")" \
+    "${extra[@]}" \
+    bash "$PROVISION_DIR/$script" "${args[@]}"
 }
+# Node-specific settings (local.conf), included by postgresql.conf.
+write_local_conf() { provision_on "$1" postgresql.sh local-conf; }
