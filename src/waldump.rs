@@ -48,6 +48,21 @@ pub fn find_shutdown_checkpoint(output: &str, timeline: u32) -> Option<ShutdownC
     found
 }
 
+/// Where to start reading for the record that ends at `end`: far enough
+/// back to hold a shutdown checkpoint record (about 120 bytes, two WAL page
+/// headers at most on the way), short enough to read in a few milliseconds,
+/// and within the WAL segment of `end` (16 MB, the default; with larger
+/// segments that is still inside one): an older segment may belong to an
+/// older timeline, under another file name. A record that starts in the
+/// previous segment is not found from there: callers fall back to a longer
+/// read.
+pub fn tail_window_start(end: Lsn) -> Lsn {
+    const WINDOW: u64 = 16 * 1024;
+    const SEGMENT: u64 = 16 * 1024 * 1024;
+    let segment_start = end.0.saturating_sub(1) / SEGMENT * SEGMENT;
+    Lsn(end.0.saturating_sub(WINDOW).max(segment_start))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,5 +101,19 @@ rmgr: XLOG        len (rec/tot):    114/   114, tx:          0, lsn: 0/03000060,
             let bad = std::fs::read_to_string(root.join(v).join("waldump-no-shutdown-checkpoint.txt")).unwrap();
             assert_eq!(find_shutdown_checkpoint(&bad, tl), None, "{v}");
         }
+    }
+
+    #[test]
+    fn tail_window_holds_the_last_record_within_its_segment() {
+        // mid-segment: 16 kB back
+        assert_eq!(tail_window_start(Lsn(0x0300_8000)), Lsn(0x0300_4000));
+        let end = Lsn(0x0300_80A0);
+        assert!(tail_window_start(end).0 < end.0 - 114 - 2 * 40, "a checkpoint record and two page headers fit");
+        // near the start of a segment: not before it
+        assert_eq!(tail_window_start(Lsn(0x0400_0230)), Lsn(0x0400_0000));
+        // a record ending exactly at a segment boundary belongs to the one before
+        assert_eq!(tail_window_start(Lsn(0x0400_0000)), Lsn(0x03FF_C000));
+        assert_eq!(tail_window_start(Lsn(100)), Lsn(0));
+        assert_eq!(tail_window_start(Lsn(0)), Lsn(0));
     }
 }

@@ -43,10 +43,13 @@ async fn pre_promote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
         return Ok(());
     }
     // Flags of an earlier transition must not leak into this one; the
-    // position and node list are overwritten below.
-    for a in [ATTR_RECOVER_PRIMARY, ATTR_CANCEL_SWITCHOVER] {
-        pcmk.delete_private(a, agent.deadline).await.map_err(tool)?;
-    }
+    // position and node list are overwritten below. Concurrently: each
+    // attrd_updater call is a round trip to attrd, on the failover path.
+    let (a, b) = tokio::join!(
+        pcmk.delete_private(ATTR_RECOVER_PRIMARY, agent.deadline),
+        pcmk.delete_private(ATTR_CANCEL_SWITCHOVER, agent.deadline),
+    );
+    a.and(b).map_err(tool)?;
 
     if let Some(old) = t.switchover_from(&me) {
         if let Err(why) = check_switchover(agent, old).await {
@@ -86,11 +89,17 @@ async fn pre_promote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
     Ok(())
 }
 
+/// After a promotion, on every node. The controller waits for every node's
+/// notification before it starts the VIP: the deletes run concurrently.
 async fn clean_election_attrs(agent: &Agent) -> Result<(), Failure> {
-    for a in [ATTR_LSN, ATTR_NODES, ATTR_RECOVER_PRIMARY, ATTR_CANCEL_SWITCHOVER] {
-        agent.pcmk.delete_private(a, agent.deadline).await.map_err(tool)?;
-    }
-    Ok(())
+    let (p, d) = (&agent.pcmk, agent.deadline);
+    let (a, b, c, e) = tokio::join!(
+        p.delete_private(ATTR_LSN, d),
+        p.delete_private(ATTR_NODES, d),
+        p.delete_private(ATTR_RECOVER_PRIMARY, d),
+        p.delete_private(ATTR_CANCEL_SWITCHOVER, d),
+    );
+    a.and(b).and(c).and(e).map_err(tool)
 }
 
 /// In a switchover the old primary shut down cleanly; its last WAL record is
@@ -100,25 +109,27 @@ async fn check_switchover(agent: &Agent, old: &str) -> Result<(), Failure> {
     log::info!("switchover from {old}: checking that the old primary's shutdown checkpoint was received");
     let o = instance::observe(agent).await?;
     let client = o.client.ok_or_else(|| Failure::generic("standby not answering"))?;
-    // A restartpoint at the shutdown checkpoint makes the range to read
-    // short; if it takes too long, reading from the previous one is as right.
-    pg::bounded_checkpoint(&client, agent.time_left() / 4, agent.deadline).await;
-    let control = instance::control_data(agent).await?;
     let rows = pg::rows(&client, "SELECT pg_last_wal_receive_lsn()", agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
     let last: crate::lsn::Lsn = rows
         .first()
         .and_then(|r| r[0].as_deref())
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| Failure::generic("this standby received no WAL by streaming"))?;
-    let p = &agent.params;
-    let out = Cmd::new(p.bin("pg_waldump"))
-        .args(["--path"])
-        .arg(p.datadir.join("pg_wal").display().to_string())
-        .args(["--timeline", &control.timeline.to_string(), "--start", &control.redo.to_string(), "--end", &last.to_string()])
-        .as_user(agent.runas()?)
-        .run(agent.deadline)
-        .await
-        .map_err(|e| Failure::generic(e.to_string()))?;
+    // Fast: the checkpoint is the last record received, so it lies in the
+    // last few kilobytes (pg_waldump starts at the first record after any
+    // LSN). The timeline of that WAL is the newest this standby knows of.
+    let tli = o.control.timeline.max(instance::newest_history_timeline(&agent.params.datadir));
+    let out = waldump(agent, tli, waldump::tail_window_start(last), last).await?;
+    if let Some(c) = waldump::find_shutdown_checkpoint(&out.stdout, tli) {
+        log::info!("received the shutdown checkpoint of {old} at {} (timeline {})", c.lsn, c.timeline);
+        return Ok(());
+    }
+    // Slow, should the tail not be readable: from the last restartpoint. A
+    // fresh one makes the range short; if it takes too long, reading from
+    // the previous one is as right.
+    pg::bounded_checkpoint(&client, agent.time_left() / 4, agent.deadline).await;
+    let control = instance::control_data(agent).await?;
+    let out = waldump(agent, control.timeline, control.redo, last).await?;
     match waldump::find_shutdown_checkpoint(&out.stdout, control.timeline) {
         Some(c) => {
             log::info!("received the shutdown checkpoint of {old} at {} (timeline {})", c.lsn, c.timeline);
@@ -132,6 +143,24 @@ async fn check_switchover(agent: &Agent, old: &str) -> Result<(), Failure> {
             if out.success() { "pg_waldump found none".to_string() } else { out.message() }
         ))),
     }
+}
+
+/// pg_waldump of this instance's pg_wal, from `start` to `end` on `timeline`.
+async fn waldump(
+    agent: &Agent,
+    timeline: u32,
+    start: crate::lsn::Lsn,
+    end: crate::lsn::Lsn,
+) -> Result<crate::process::Output, Failure> {
+    let p = &agent.params;
+    Cmd::new(p.bin("pg_waldump"))
+        .args(["--path"])
+        .arg(p.datadir.join("pg_wal").display().to_string())
+        .args(["--timeline", &timeline.to_string(), "--start", &start.to_string(), "--end", &end.to_string()])
+        .as_user(agent.runas()?)
+        .run(agent.deadline)
+        .await
+        .map_err(|e| Failure::generic(e.to_string()))
 }
 
 /// A crashed primary about to be demoted and promoted again on this node:
