@@ -7,11 +7,12 @@
 #   sudo bash bench/cluster.sh [--replace] [CONFIG]...
 #
 # CONFIG is any of (default: all three, in this order)
-#   paf        AGENT=ocf:heartbeat:pgsqlms, the harness's settings
-#   ours       AGENT=ocf:rust:pgsqlms, the very same settings
-#   ours-fast  ours with shorter monitor intervals (FAST_PROMOTED_INTERVAL,
-#              FAST_UNPROMOTED_INTERVAL: 1s and 2s), which its cheap
-#              monitor affords
+#   paf          AGENT=ocf:heartbeat:pgsqlms, the harness's settings
+#   ours         AGENT=ocf:rust:pgsqlms, the very same settings
+#   recommended  ours with the settings of pcs-examples/recommended.env:
+#                shorter monitor intervals, which its cheap monitor
+#                affords, and Corosync's token without the per-node
+#                coefficient
 # Every config builds a fresh cluster with tests/cluster/up.sh (the
 # harness's Pacemaker and Corosync settings, pcs-examples/01-create-resource.sh)
 # and runs, BENCH_REPEAT (3) times each:
@@ -42,8 +43,13 @@
 # unless BENCH_KEEP_CLUSTER=1. Results: bench/results/cluster-<date>/
 # (report.md, results.tsv, the writers' logs, up.sh logs).
 #
+# Before the scenarios, each config also measures the monitor action with
+# the real Pacemaker tools, inside the nodes (bench/runner: wall, CPU with
+# children, forks), on the primary and on a standby: MONITOR_RUNS (20)
+# timed runs each, plus one traced run for the process count.
+#
 # Settings: BENCH_REPEAT=3, BENCH_SCENARIOS="kill switchover nodeloss",
-# FAST_PROMOTED_INTERVAL=1s, FAST_UNPROMOTED_INTERVAL=2s, WRITE_INTERVAL=0.1
+# MONITOR_RUNS=20, NODELOSS_LIMIT=60 (seconds), WRITE_INTERVAL=0.1
 # (seconds between commit attempts), WRITE_TIMEOUT=1 (seconds per attempt),
 # and those of tests/cluster/lib.sh (taken from the environment or the
 # harness's defaults, never from a previous cluster's cluster.env).
@@ -59,11 +65,11 @@ configs=()
 for a in "$@"; do
   case "$a" in
     --replace) replace=1 ;;
-    paf|ours|ours-fast) configs+=("$a") ;;
-    *) echo "usage: ${0##*/} [--replace] [paf] [ours] [ours-fast]" >&2; exit 2 ;;
+    paf|ours|recommended) configs+=("$a") ;;
+    *) echo "usage: ${0##*/} [--replace] [paf] [ours] [recommended]" >&2; exit 2 ;;
   esac
 done
-[ "${#configs[@]}" -gt 0 ] || configs=(paf ours ours-fast)
+[ "${#configs[@]}" -gt 0 ] || configs=(paf ours recommended)
 
 if [ -z "${BENCH_CLUSTER_PHASE2:-}" ]; then
   # Phase 1: refuse to replace a running cluster unless told to, then
@@ -93,15 +99,21 @@ export LC_NUMERIC=C   # $EPOCHREALTIME and awk: a dot as decimal separator
 
 REPEAT=${BENCH_REPEAT:-3}
 SCENARIOS=${BENCH_SCENARIOS:-kill switchover nodeloss}
-FAST_PROMOTED_INTERVAL=${FAST_PROMOTED_INTERVAL:-1s}
-FAST_UNPROMOTED_INTERVAL=${FAST_UNPROMOTED_INTERVAL:-2s}
+MONITOR_RUNS=${MONITOR_RUNS:-20}
+NODELOSS_LIMIT=${NODELOSS_LIMIT:-60}   # seconds; slower counts as failed
+RUNNER=$REPO/bench/runner/target/release/bench-run
 WRITE_TIMEOUT=${WRITE_TIMEOUT:-1}
 WRITE_INTERVAL=${WRITE_INTERVAL:-0.1}
 PSQL=$PG_BINDIR/psql
 BASE_PROMOTED_INTERVAL=$MON_PROMOTED_INTERVAL
 BASE_UNPROMOTED_INTERVAL=$MON_UNPROMOTED_INTERVAL
+BASE_COROSYNC_TOKEN=$COROSYNC_TOKEN
+BASE_COROSYNC_TOKEN_COEFFICIENT=${COROSYNC_TOKEN_COEFFICIENT:-650}
 
 [ -x "$PSQL" ] || die "$PSQL missing"
+if ! cargo build --release --locked --offline -q --manifest-path "$REPO/bench/runner/Cargo.toml" 2>/dev/null; then
+  cargo build --release --locked -q --manifest-path "$REPO/bench/runner/Cargo.toml"
+fi
 
 OUT=$REPO/bench/results/cluster-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$OUT"
@@ -219,17 +231,50 @@ rebuild_standby() {   # NODE
   on_node "$n" runuser -u postgres -- sh -c 'rm -rf "$1" && mkdir -m 0700 "$1"' sh "$PGDATA_NODE"
   on_node "$n" runuser -u postgres -- "$PG_BINDIR/pg_basebackup" -h "$VIP" -p "$PGPORT" \
     -U replicator -D "$PGDATA_NODE" -X stream -c fast --no-password
-  on_node "$n" runuser -u postgres -- tee "$PGDATA_NODE/local.conf" >/dev/null <<EOF
-# node-specific settings of $n (bench/cluster.sh, as tests/cluster/up.sh)
-cluster_name = '$n'
-primary_conninfo = 'host=$VIP port=$PGPORT user=replicator application_name=$n connect_timeout=5'
-EOF
+  write_local_conf "$n"
 }
 fenced_and_down() {   # NODE: Pacemaker sees it offline and clean
   local live
   live=$(other_node "$1") || return 1
   on_node "$live" crm_mon -1 --output-as=xml 2>/dev/null |
     grep -q "<node name=\"$1\"[^>]* online=\"false\"[^>]* unclean=\"false\""
+}
+
+# ---- monitor cost with the real Pacemaker tools -----------------------------
+# The agent runs inside NODE with the environment pacemaker-execd gives a
+# recurring monitor; the tools it calls (crm_attribute, attrd_updater,
+# cibadmin, crm_node...) are the real ones, talking to the live cluster.
+monitor_cost() {   # NODE ROLE(primary|standby) INTERVAL
+  local node=$1 role=$2 interval_ms expect=0 provider type i
+  interval_ms=$(( ${3%s} * 1000 ))
+  [ "$role" = primary ] && expect=8
+  IFS=: read -r _ provider type <<<"$AGENT"
+  i=$(node_index "$node")
+  local -a env=(
+    PATH=/usr/sbin:/usr/bin:/sbin:/bin
+    OCF_ROOT=/usr/lib/ocf OCF_RA_VERSION_MAJOR=1 OCF_RA_VERSION_MINOR=1
+    OCF_RESOURCE_INSTANCE="pgsqld" OCF_RESOURCE_TYPE="$type" OCF_RESOURCE_PROVIDER="$provider"
+    OCF_RESKEY_crm_feature_set="$(on_node "$node" cibadmin --query | sed -n '1s/.*crm_feature_set="\([0-9.]*\)".*/\1/p')"
+    OCF_RESKEY_CRM_meta_name=monitor OCF_RESKEY_CRM_meta_on_node="$node" OCF_RESKEY_CRM_meta_on_node_uuid="$i"
+    OCF_RESKEY_CRM_meta_timeout=10000 OCF_RESKEY_CRM_meta_interval="$interval_ms"
+    OCF_RESKEY_CRM_meta_role="$([ "$role" = primary ] && echo Promoted || echo Unpromoted)"
+    OCF_RESKEY_CRM_meta_notify=true OCF_RESKEY_CRM_meta_clone=$((i - 1))
+    OCF_RESKEY_CRM_meta_clone_max="$(echo "$NODES" | wc -w)" OCF_RESKEY_CRM_meta_clone_node_max=1
+    OCF_RESKEY_CRM_meta_globally_unique=false OCF_RESKEY_CRM_meta_promotable=true
+    OCF_RESKEY_CRM_meta_promoted_max=1 OCF_RESKEY_CRM_meta_promoted_node_max=1
+    OCF_RESKEY_CRM_meta_master_max=1 OCF_RESKEY_CRM_meta_master_node_max=1
+    OCF_RESKEY_bindir="$PG_BINDIR" OCF_RESKEY_pgdata="$PGDATA_NODE" OCF_RESKEY_datadir="$PGDATA_NODE"
+    OCF_RESKEY_pghost="$PGSOCKDIR" OCF_RESKEY_pgport="$PGPORT"
+    HA_LOGFACILITY=none HA_LOGFILE=/dev/null HA_debug=0 HA_RSCTMP=/run/resource-agents
+  )
+  local agent_path=/usr/lib/ocf/resource.d/$provider/$type
+  local -a opts=(--label "monitor, $role" --agent "$CFG" --results "$OUT/monitor.tsv"
+    --expect "$expect" --log "$OUT/$CFG.monitor-runs.log" --timeout-ms 20000)
+  on_node "$node" env -i "${env[@]}" "$RUNNER" run "${opts[@]}" --runs "$MONITOR_RUNS" --warmup 2 -- "$agent_path" monitor
+  # --tool-dir: where fakes would be; none here, every process counts.
+  mkdir -p "$OUT/trace" "$OUT/no-fakes"
+  on_node "$node" env -i "${env[@]}" "$RUNNER" run "${opts[@]}" --forks --server-exe "$PG_BINDIR/postgres" \
+    --tool-dir "$OUT/no-fakes" --trace-dir "$OUT/trace" -- "$agent_path" monitor
 }
 
 # ---- scenarios ----------------------------------------------------------------
@@ -287,8 +332,8 @@ scenario_nodeloss() {
   echo 0 > "$(node_dir "$P")/autostart"
   t0=$EPOCHREALTIME
   "$H/power.sh" off "$P"
-  if ! r=$(wait_writable "$t0" 180); then
-    stop_writer; record nodeloss time_to_writable fail; say "nodeloss: not writable within 180 s"
+  if ! r=$(wait_writable "$t0" "$NODELOSS_LIMIT"); then
+    stop_writer; record nodeloss time_to_writable fail; say "nodeloss: not writable within $NODELOSS_LIMIT s"
   else
     read -r end node <<<"$r"
     stop_writer
@@ -308,14 +353,25 @@ scenario_nodeloss() {
 # ---- run ----------------------------------------------------------------------
 for CFG in "${configs[@]}"; do
   case "$CFG" in
-    paf)  export AGENT=ocf:heartbeat:pgsqlms MON_PROMOTED_INTERVAL=$BASE_PROMOTED_INTERVAL MON_UNPROMOTED_INTERVAL=$BASE_UNPROMOTED_INTERVAL ;;
-    ours) export AGENT=ocf:rust:pgsqlms MON_PROMOTED_INTERVAL=$BASE_PROMOTED_INTERVAL MON_UNPROMOTED_INTERVAL=$BASE_UNPROMOTED_INTERVAL ;;
-    ours-fast) export AGENT=ocf:rust:pgsqlms MON_PROMOTED_INTERVAL=$FAST_PROMOTED_INTERVAL MON_UNPROMOTED_INTERVAL=$FAST_UNPROMOTED_INTERVAL ;;
+    paf|ours)
+      export MON_PROMOTED_INTERVAL=$BASE_PROMOTED_INTERVAL MON_UNPROMOTED_INTERVAL=$BASE_UNPROMOTED_INTERVAL \
+        COROSYNC_TOKEN=$BASE_COROSYNC_TOKEN COROSYNC_TOKEN_COEFFICIENT=$BASE_COROSYNC_TOKEN_COEFFICIENT
+      if [ "$CFG" = paf ]; then export AGENT=ocf:heartbeat:pgsqlms; else export AGENT=ocf:rust:pgsqlms; fi ;;
+    recommended)
+      # shellcheck source=../pcs-examples/recommended.env
+      set -a; . "$REPO/pcs-examples/recommended.env"; set +a
+      export AGENT=ocf:rust:pgsqlms ;;
   esac
-  printf '%s\t%s\n' "$CFG" "AGENT=$AGENT monitor intervals Promoted=$MON_PROMOTED_INTERVAL Unpromoted=$MON_UNPROMOTED_INTERVAL" >> "$OUT/configs.tsv"
+  printf '%s\t%s\n' "$CFG" "AGENT=$AGENT, monitors Promoted $MON_PROMOTED_INTERVAL / Unpromoted $MON_UNPROMOTED_INTERVAL, corosync token $COROSYNC_TOKEN ms + $COROSYNC_TOKEN_COEFFICIENT ms per node above 2" >> "$OUT/configs.tsv"
+  printf '%s\t%s\t%s\n' "$CFG" "$MON_PROMOTED_INTERVAL" "$MON_UNPROMOTED_INTERVAL" >> "$OUT/intervals.tsv"
   say "== $CFG: $AGENT, monitors $MON_PROMOTED_INTERVAL (Promoted) / $MON_UNPROMOTED_INTERVAL (Unpromoted): building the cluster"
   if ! "$H/up.sh" > "$OUT/$CFG.up.log" 2>&1; then
     say "$CFG: up.sh failed (see $OUT/$CFG.up.log)"; continue
+  fi
+  if [ "$CFG" != recommended ]; then   # same agent as "ours": same cost per call
+    say "$CFG: monitor cost with the real Pacemaker tools"
+    monitor_cost "$(primary_node)" primary "$MON_PROMOTED_INTERVAL" || say "$CFG: primary monitor cost run failed"
+    monitor_cost "$(a_standby)" standby "$MON_UNPROMOTED_INTERVAL" || say "$CFG: standby monitor cost run failed"
   fi
   app_psql -c "CREATE TABLE IF NOT EXISTS bench_probe (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp(), tag text)"
   broken=0
@@ -343,6 +399,57 @@ summary() {   # SCENARIO METRIC CFG: "median (min–max, n=N)" in seconds
       printf "%.2f (%.2f–%.2f, n=%d%s)\n", med, v[0], v[n - 1], n, f ? ", " f " failed" : ""
     }' "$RESULTS"
 }
+# mon_stat CFG LABEL wall|cpu|procs: median (ms) of the timed runs, or the
+# process count of the traced run ("-" when absent)
+mon_stat() {
+  [ -r "$OUT/monitor.tsv" ] || { echo -; return; }
+  awk -F'\t' -v c="$1" -v l="$2" -v what="$3" '
+    what == "procs" && $1 == "forks" && $2 == c && $3 == l { p = $4 }
+    what != "procs" && $1 == "time" && $2 == c && $3 == l {
+      v[n++] = (what == "wall") ? $4 / 1000 : ($5 + $6) / 1000 }
+    END {
+      if (what == "procs") { print (p == "" ? "-" : p); exit }
+      if (n == 0) { print "-"; exit }
+      for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+      printf "%.1f\n", (n % 2) ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2
+    }' "$OUT/monitor.tsv"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.0f×\n", a / b; else print "-" }'; }
+# seconds of CPU per hour: per-call CPU (ms) × calls per hour
+per_hour() { awk -v ms="$1" -v iv="${2%s}" 'BEGIN { if (ms + 0 > 0) printf "%.1f\n", ms / 1000 * 3600 / iv; else print "-" }'; }
+monitor_report() {
+  [ -r "$OUT/monitor.tsv" ] || return 0
+  echo
+  echo "Monitor with the real Pacemaker tools, inside the nodes (median of $MONITOR_RUNS runs; CPU = user+sys"
+  echo "of the agent and every process it waited for; processes forked from one traced run):"
+  echo
+  echo "| monitor | metric | paf | ours | paf/ours |"
+  echo "|---|---|--:|--:|--:|"
+  local r m a b
+  for r in primary standby; do
+    for m in wall cpu procs; do
+      a=$(mon_stat paf "monitor, $r" "$m"); b=$(mon_stat ours "monitor, $r" "$m")
+      local name rt=-
+      case $m in wall) name="wall (ms)" ;; cpu) name="CPU (ms)" ;; *) name=processes ;; esac
+      [ "$m" = procs ] || rt=$(ratio "$a" "$b")
+      printf '| %s | %s | %s | %s | %s |\n' "$r" "$name" "$a" "$b" "$rt"
+    done
+  done
+  echo
+  echo "CPU spent by the agent's monitors, seconds per node and hour:"
+  echo
+  echo "| config | monitor intervals | primary node | standby node |"
+  echo "|---|---|--:|--:|"
+  local c cost iv_p iv_u
+  while IFS=$'\t' read -r c _; do
+    cost=$c; [ "$c" = recommended ] && cost=ours
+    iv_p=$(awk -F'\t' -v c="$c" '$1 == c { print $2 }' "$OUT/intervals.tsv")
+    iv_u=$(awk -F'\t' -v c="$c" '$1 == c { print $3 }' "$OUT/intervals.tsv")
+    printf '| %s | %s / %s | %s | %s |\n' "$c" "$iv_p" "$iv_u" \
+      "$(per_hour "$(mon_stat "$cost" "monitor, primary" cpu)" "$iv_p")" \
+      "$(per_hour "$(mon_stat "$cost" "monitor, standby" cpu)" "$iv_u")"
+  done < "$OUT/configs.tsv"
+}
 {
   echo "# pgsqlms cluster benchmark, $(date '+%F %T')"
   echo
@@ -369,6 +476,7 @@ summary() {   # SCENARIO METRIC CFG: "median (min–max, n=N)" in seconds
   row "controlled switchover" switchover "command → writes on the new primary" duration
   row "" switchover "longest gap between commits" write_outage
   row "" switchover "command → cluster healthy (standbys streaming from the new primary)" settled
+  monitor_report
 } > "$OUT/report.md"
 cat "$OUT/report.md"
 say "results in ${OUT#"$REPO"/}"
