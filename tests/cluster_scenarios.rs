@@ -645,6 +645,21 @@ impl Ctx {
         false
     }
 
+    /// After the loss of the primary `old`: writable again, a former standby
+    /// promoted first, `old` fenced (`before`: fence counts before the fault).
+    async fn expect_fenced_and_replaced(&mut self, old: &str, before: &BTreeMap<String, usize>) {
+        if self.wait_writable_after_outage(WRITABLE_LIMIT).await {
+            let first = self.first_promoted();
+            self.notes.push(format!("promoted: {}", first.as_deref().unwrap_or("?")));
+            if !first.as_ref().is_some_and(|n| self.standbys.contains(n)) {
+                self.fail(format!("expected a former standby {:?} promoted, got {first:?}", self.standbys));
+            }
+        }
+        if self.s.fences().get(old) <= before.get(old) {
+            self.fail(format!("{old} was not fenced"));
+        }
+    }
+
     /// The first instance that became a primary after the fault.
     fn first_promoted(&self) -> Option<String> {
         let l = self.plog.lock().unwrap();
@@ -1021,16 +1036,7 @@ async fn sc_crash_primary(ctx: &mut Ctx) -> Result<(), String> {
     if !out.ok {
         return Err(format!("crash.sh: {}", out.stderr.trim()));
     }
-    if ctx.wait_writable_after_outage(WRITABLE_LIMIT).await {
-        let first = ctx.first_promoted();
-        ctx.notes.push(format!("promoted: {}", first.as_deref().unwrap_or("?")));
-        if !first.as_ref().is_some_and(|n| ctx.standbys.contains(n)) {
-            ctx.fail(format!("expected a former standby {:?} promoted, got {first:?}", ctx.standbys));
-        }
-    }
-    if ctx.s.fences().get(&p) <= before.get(&p) {
-        ctx.fail(format!("{p} was not fenced"));
-    }
+    ctx.expect_fenced_and_replaced(&p, &before).await;
     Ok(())
 }
 
@@ -1420,15 +1426,7 @@ async fn sc_recipe_failover(ctx: &mut Ctx) -> Result<(), String> {
     if !out.ok {
         ctx.fail(format!("05-failover.sh: {}", out.stderr.trim()));
     }
-    ctx.wait_writable_after_outage(WRITABLE_LIMIT).await;
-    let first = ctx.first_promoted();
-    ctx.notes.push(format!("promoted: {}", first.as_deref().unwrap_or("-")));
-    if !first.as_ref().is_some_and(|n| ctx.standbys.contains(n)) {
-        ctx.fail(format!("expected a former standby {:?} promoted, got {first:?}", ctx.standbys));
-    }
-    if ctx.s.fences().get(&p) <= before.get(&p) {
-        ctx.fail(format!("{p} was not fenced"));
-    }
+    ctx.expect_fenced_and_replaced(&p, &before).await;
     Ok(())
 }
 

@@ -115,21 +115,17 @@ cgroup2_mount() {
 }
 CG_ROOT=$(cgroup2_mount)/pgsqlms-cluster
 
+# node_index, node_addr (and require, write_file...): shared with the
+# provisioning scripts, which address nodes the same way.
+# shellcheck source=../../vagrant/provision/common.sh
+. "$REPO_DIR/vagrant/provision/common.sh"
+
 die()  { echo "${0##*/}: $*" >&2; exit 1; }
 log()  { printf '%s %s: %s\n' "$(date +%T.%3N)" "${0##*/}" "$*" >&2; }
 
 need_root() { [ "$(id -u)" = 0 ] || die "must run as root"; }
 
-node_index() {            # position (1-based) of $1 in $NODES
-  local i=1 n
-  for n in $NODES; do
-    [ "$n" = "$1" ] && { echo "$i"; return 0; }
-    i=$((i + 1))
-  done
-  return 1
-}
 check_node() { node_index "$1" >/dev/null || die "unknown node '$1' (nodes: $NODES)"; }
-node_addr()  { echo "$NET_PREFIX.$((NODE_ADDR_BASE + $(node_index "$1")))"; }
 node_netns() { echo "pgms-$1"; }
 node_veth()  { echo "pgmsv$(node_index "$1")"; }   # host side of the node's cable
 node_dir()   { echo "$NODES_DIR/$1"; }
