@@ -179,27 +179,48 @@ pub async fn promote(agent: &Agent) -> ActionResult {
     }
 
     let pcmk = &agent.pcmk;
-    let mine = pcmk.private_all(ATTR_CANCEL_SWITCHOVER, agent.deadline).await.map_err(tool)?;
     let me = agent.node().await?.to_string();
-    if let Some(why) = mine.get(&me) {
+    // Everything the decision reads, at once: each tool call is a round trip
+    // to attrd or the CIB, and the VIP waits for this promotion.
+    let d = agent.deadline;
+    let (cancel, recovering, nodes_attr, published, view) = tokio::join!(
+        pcmk.private_all(ATTR_CANCEL_SWITCHOVER, d),
+        pcmk.private_all(ATTR_RECOVER_PRIMARY, d),
+        pcmk.private_all(ATTR_NODES, d),
+        pcmk.private_all(ATTR_LSN, d),
+        pcmk.cluster_view(d),
+    );
+    if let Some(why) = cancel.map_err(tool)?.get(&me) {
         let _ = pcmk.delete_private(ATTR_CANCEL_SWITCHOVER, agent.deadline).await;
         return Err(Failure::generic(format!("switchover cancelled: {why}")));
     }
-    let recovering = pcmk.private_all(ATTR_RECOVER_PRIMARY, agent.deadline).await.map_err(tool)?;
-    if recovering.contains_key(&me) {
+    if recovering.map_err(tool)?.contains_key(&me) {
         log::info!("recovering the primary in place: no election");
     } else {
-        elect(agent, &me).await?;
+        let published = Published { nodes: nodes_attr.map_err(tool)?, positions: published.map_err(tool)? };
+        elect(agent, &me, published, view.map_err(tool)?).await?;
     }
 
     let o = instance::observe(agent).await?;
     let client = o.client.ok_or_else(|| Failure::generic("lost the connection to the standby before promoting it"))?;
-    let wait = agent.time_left().as_secs().clamp(1, 3600);
-    let rows = pg::rows(&client, &format!("SELECT pg_promote(true, {wait})"), agent.deadline)
+    let rows = pg::rows(&client, "SELECT pg_promote(false)", agent.deadline)
         .await
         .map_err(|e| Failure::generic(format!("pg_promote failed: {e}")))?;
     if rows.first().and_then(|r| r[0].as_deref()) != Some("t") {
-        return Err(Failure::generic("pg_promote did not complete the promotion in time"));
+        return Err(Failure::generic("pg_promote could not signal the promotion"));
+    }
+    // pg_promote(true) looks every 100 ms; the end of recovery takes a few.
+    loop {
+        let rows = pg::rows(&client, "SELECT pg_is_in_recovery()", agent.deadline)
+            .await
+            .map_err(|e| Failure::generic(format!("waiting for the promotion: {e}")))?;
+        if rows.first().and_then(|r| r[0].as_deref()) == Some("f") {
+            break;
+        }
+        if Instant::now() + PROMOTE_POLL >= agent.deadline {
+            return Err(Failure::generic("the promotion did not complete in time"));
+        }
+        tokio::time::sleep(PROMOTE_POLL).await;
     }
     instance::wait_for(agent, "a primary", |r| *r == Role::Primary).await?;
     log::info!("promoted to primary");
@@ -210,12 +231,22 @@ fn tool(e: crate::pacemaker::ToolError) -> Failure {
     Failure::generic(e.to_string())
 }
 
+const PROMOTE_POLL: Duration = Duration::from_millis(10);
+
+/// What pre-promote published, read once before the election.
+struct Published {
+    /// node list of the transition, from the node to promote
+    nodes: std::collections::HashMap<String, String>,
+    /// positions of every node
+    positions: std::collections::HashMap<String, String>,
+}
+
 /// Compare fresh positions published in pre-promote; fail the promotion in
 /// favour of a more advanced standby.
-async fn elect(agent: &Agent, me: &str) -> Result<(), Failure> {
+async fn elect(agent: &Agent, me: &str, first: Published, view: crate::cib::ClusterView) -> Result<(), Failure> {
     let pcmk = &agent.pcmk;
-    let nodes_attr = pcmk.private_all(ATTR_NODES, agent.deadline).await.map_err(tool)?;
-    let mut published = pcmk.private_all(ATTR_LSN, agent.deadline).await.map_err(tool)?;
+    let nodes_attr = first.nodes;
+    let mut published = first.positions;
     if !nodes_attr.contains_key(me) && !published.contains_key(me) {
         // Pacemaker always notifies before a promotion (notify=true is
         // enforced): this promote runs outside a transition (by hand, ocft).
@@ -243,7 +274,6 @@ async fn elect(agent: &Agent, me: &str) -> Result<(), Failure> {
         tokio::time::sleep(Duration::from_millis(100)).await;
         published = pcmk.private_all(ATTR_LSN, agent.deadline).await.map_err(tool)?;
     };
-    let view = pcmk.cluster_view(agent.deadline).await.map_err(tool)?;
     let mut candidates = Vec::new();
     for n in &nodes {
         let published = &positions[n];

@@ -51,15 +51,15 @@ async fn pre_promote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
     );
     a.and(b).map_err(tool)?;
 
+    let o = instance::observe(agent).await?;
     if let Some(old) = t.switchover_from(&me) {
-        if let Err(why) = check_switchover(agent, old).await {
+        if let Err(why) = check_switchover(agent, old, &o).await {
             log::error!("switchover from {old} is not safe: {}", why.reason);
             pcmk.set_private(ATTR_CANCEL_SWITCHOVER, &why.reason, agent.deadline).await.map_err(tool)?;
             return Ok(());
         }
     }
 
-    let o = instance::observe(agent).await?;
     let client = match (&o.role, &o.client) {
         (Role::Standby, Some(c)) => c,
         (r, _) => {
@@ -82,11 +82,17 @@ async fn pre_promote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
         lsn: status.lsn.ok_or_else(|| Failure::generic("standby reports no received or replayed LSN"))?,
     };
     log::info!("this standby's position: timeline {} LSN {}", pos.timeline, pos.lsn);
-    pcmk.set_private(ATTR_LSN, &pos.to_attr(), agent.deadline).await.map_err(tool)?;
+    let position = pos.to_attr();
     if *target == me {
-        pcmk.set_private(ATTR_NODES, &t.election_nodes().join(" "), agent.deadline).await.map_err(tool)?;
+        let nodes = t.election_nodes().join(" ");
+        let (a, b) = tokio::join!(
+            pcmk.set_private(ATTR_LSN, &position, agent.deadline),
+            pcmk.set_private(ATTR_NODES, &nodes, agent.deadline),
+        );
+        a.and(b).map_err(tool)
+    } else {
+        pcmk.set_private(ATTR_LSN, &position, agent.deadline).await.map_err(tool)
     }
-    Ok(())
 }
 
 /// After a promotion, on every node. The controller waits for every node's
@@ -105,11 +111,10 @@ async fn clean_election_attrs(agent: &Agent) -> Result<(), Failure> {
 /// In a switchover the old primary shut down cleanly; its last WAL record is
 /// the shutdown checkpoint. If this standby did not receive it, promoting it
 /// would lose what came before, and the old primary could not follow it.
-async fn check_switchover(agent: &Agent, old: &str) -> Result<(), Failure> {
+async fn check_switchover(agent: &Agent, old: &str, o: &instance::Observed) -> Result<(), Failure> {
     log::info!("switchover from {old}: checking that the old primary's shutdown checkpoint was received");
-    let o = instance::observe(agent).await?;
-    let client = o.client.ok_or_else(|| Failure::generic("standby not answering"))?;
-    let rows = pg::rows(&client, "SELECT pg_last_wal_receive_lsn()", agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
+    let client = o.client.as_ref().ok_or_else(|| Failure::generic("standby not answering"))?;
+    let rows = pg::rows(client, "SELECT pg_last_wal_receive_lsn()", agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
     let last: crate::lsn::Lsn = rows
         .first()
         .and_then(|r| r[0].as_deref())
@@ -127,7 +132,7 @@ async fn check_switchover(agent: &Agent, old: &str) -> Result<(), Failure> {
     // Slow, should the tail not be readable: from the last restartpoint. A
     // fresh one makes the range short; if it takes too long, reading from
     // the previous one is as right.
-    pg::bounded_checkpoint(&client, agent.time_left() / 4, agent.deadline).await;
+    pg::bounded_checkpoint(client, agent.time_left() / 4, agent.deadline).await;
     let control = instance::control_data(agent).await?;
     let out = waldump(agent, control.timeline, control.redo, last).await?;
     match waldump::find_shutdown_checkpoint(&out.stdout, control.timeline) {
