@@ -90,7 +90,9 @@ fi
 #                        wal_sender_timeout / wal_receiver_timeout 15s
 #                        (default 60s), wal_retrieve_retry_interval 1s
 #                        (default 5s: how soon a standby whose primary went
-#                        away tries again), primary_conninfo connect_timeout=5.
+#                        away tries again), primary_conninfo connect_timeout=5
+#                        tcp_user_timeout=2000 (a connection to a vanished
+#                        primary is dropped after 2 s unacknowledged).
 : "${COROSYNC_TOKEN:=1000}"
 : "${COROSYNC_TOKEN_COEFFICIENT:=650}"  # Corosync's default
 : "${DC_DEADTIME:=5s}"

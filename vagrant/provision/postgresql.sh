@@ -96,7 +96,11 @@ write_local_conf() {
   write_file 0600 postgres:postgres "$PGD/local.conf" <<EOF
 # node-specific settings of $NODE (vagrant/provision/postgresql.sh)
 cluster_name = '$NODE'
-primary_conninfo = 'host=$VIP port=$PGPORT user=replicator application_name=$NODE connect_timeout=5'
+# tcp_user_timeout: a primary that vanished (power, network) leaves this
+# connection half-open; without it, unacknowledged status messages are
+# retransmitted with exponential backoff and the standby may notice the new
+# primary behind the VIP seconds late.
+primary_conninfo = 'host=$VIP port=$PGPORT user=replicator application_name=$NODE connect_timeout=5 tcp_user_timeout=2000'
 EOF
 }
 
