@@ -277,9 +277,20 @@ monitor_cost() {   # NODE ROLE(primary|standby) INTERVAL
     --tool-dir "$OUT/no-fakes" --trace-dir "$OUT/trace" -- "$agent_path" monitor
 }
 
+# record_recovery SCENARIO T0 "END NODE" WHAT: the figures of a fault at T0
+# after which a commit ended at END on NODE (wait_writable's answer)
+record_recovery() {
+  local end node
+  read -r end node <<<"$3"
+  record "$1" time_to_writable "$(sub "$end" "$2")"
+  record "$1" write_outage "$(sub "$end" "$(last_ok_before "$WLOG" "$2")")"
+  record "$1" new_primary "$node"
+  say "$4: writable after $(sub "$end" "$2") s (on $node)"
+}
+
 # ---- scenarios ----------------------------------------------------------------
 scenario_kill() {
-  local P pid t0 r end node
+  local P pid t0 r
   P=$(primary_node)
   [ -n "$P" ] || { say "kill: no primary"; return 1; }
   start_writer "$OUT/$CFG.kill.$REP.writes" || { say "kill: no commit through the VIP"; return 1; }
@@ -288,12 +299,8 @@ scenario_kill() {
   if ! r=$(wait_writable "$t0" 180); then
     stop_writer; record kill time_to_writable fail; say "kill: not writable within 180 s"; return 1
   fi
-  read -r end node <<<"$r"
   stop_writer
-  record kill time_to_writable "$(sub "$end" "$t0")"
-  record kill write_outage "$(sub "$end" "$(last_ok_before "$WLOG" "$t0")")"
-  record kill new_primary "$node"
-  say "kill -9 postmaster on $P: writable after $(sub "$end" "$t0") s (on $node)"
+  record_recovery kill "$t0" "$r" "kill -9 postmaster on $P"
 }
 
 scenario_switchover() {
@@ -323,7 +330,7 @@ scenario_switchover() {
 }
 
 scenario_nodeloss() {
-  local P t0 r end node
+  local P t0 r
   P=$(primary_node)
   [ -n "$P" ] || { say "nodeloss: no primary"; return 1; }
   start_writer "$OUT/$CFG.nodeloss.$REP.writes" || { say "nodeloss: no commit through the VIP"; return 1; }
@@ -335,12 +342,8 @@ scenario_nodeloss() {
   if ! r=$(wait_writable "$t0" "$NODELOSS_LIMIT"); then
     stop_writer; record nodeloss time_to_writable fail; say "nodeloss: not writable within $NODELOSS_LIMIT s"
   else
-    read -r end node <<<"$r"
     stop_writer
-    record nodeloss time_to_writable "$(sub "$end" "$t0")"
-    record nodeloss write_outage "$(sub "$end" "$(last_ok_before "$WLOG" "$t0")")"
-    record nodeloss new_primary "$node"
-    say "power-off of $P: writable after $(sub "$end" "$t0") s (on $node)"
+    record_recovery nodeloss "$t0" "$r" "power-off of $P"
   fi
   # Bring the node back as a fresh standby.
   wait_for 120 "$P to be fenced" fenced_and_down "$P" || return 1

@@ -1021,14 +1021,17 @@ async fn sc_bootstrap(ctx: &mut Ctx) -> Result<(), String> {
     Ok(())
 }
 
+/// kill -9 of NODE's postmaster (tests/cluster/kill-postmaster.sh).
+async fn kill_postmaster(node: &str) -> Result<(), String> {
+    let out = script("kill-postmaster.sh", &[node], Duration::from_secs(30)).await;
+    if out.ok { Ok(()) } else { Err(format!("kill-postmaster.sh: {}", out.stderr.trim())) }
+}
+
 /// kill -9 of the primary's postmaster: recovered in place or failed over.
 async fn sc_kill_primary(ctx: &mut Ctx) -> Result<(), String> {
     let p = ctx.primary.clone();
     ctx.fault();
-    let out = script("kill-postmaster.sh", &[&p], Duration::from_secs(30)).await;
-    if !out.ok {
-        return Err(format!("kill-postmaster.sh: {}", out.stderr.trim()));
-    }
+    kill_postmaster(&p).await?;
     ctx.wait_writable_after_outage(WRITABLE_LIMIT).await;
     let r = roles().await;
     ctx.notes.push(format!("primary after: {}", r.promoted.join(",")));
@@ -1076,10 +1079,7 @@ async fn sc_kill_standby(ctx: &mut Ctx) -> Result<(), String> {
     let pid_before = ctx.s.init_pid(&sb);
     ctx.expect_outage = false;
     ctx.fault();
-    let out = script("kill-postmaster.sh", &[&sb], Duration::from_secs(30)).await;
-    if !out.ok {
-        return Err(format!("kill-postmaster.sh: {}", out.stderr.trim()));
-    }
+    kill_postmaster(&sb).await?;
     // The standby must come back by itself.
     let deadline = Instant::now() + Duration::from_secs(90);
     sleep(Duration::from_secs(2)).await;
@@ -1434,10 +1434,7 @@ async fn sc_recipe_cleanup(ctx: &mut Ctx) -> Result<(), String> {
     let sb = ctx.standbys.first().cloned().ok_or("no standby")?;
     ctx.expect_outage = false;
     ctx.fault();
-    let out = script("kill-postmaster.sh", &[&sb], Duration::from_secs(30)).await;
-    if !out.ok {
-        return Err(format!("kill-postmaster.sh: {}", out.stderr.trim()));
-    }
+    kill_postmaster(&sb).await?;
     let deadline = Instant::now() + Duration::from_secs(90);
     while !failcounts().await.contains(&sb) && Instant::now() < deadline {
         sleep(Duration::from_millis(500)).await;
