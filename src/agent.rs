@@ -70,11 +70,27 @@ pub fn resource_name(env: &HashMap<String, String>) -> String {
 impl Agent {
     pub fn new(env: HashMap<String, String>, params: Params, started: Instant) -> Agent {
         let timeout = action_timeout(&env);
-        let deadline = started + timeout.saturating_sub(TIMEOUT_MARGIN).max(Duration::from_millis(500));
-        let interval_ms = env.get("OCF_RESKEY_CRM_meta_interval").and_then(|i| i.trim().parse().ok()).unwrap_or(0);
-        let sbin = env.get("HA_SBIN_DIR").filter(|s| !s.is_empty()).cloned().unwrap_or_else(|| "/usr/sbin".into());
+        let deadline =
+            started + timeout.saturating_sub(TIMEOUT_MARGIN).max(Duration::from_millis(500));
+        let interval_ms = env
+            .get("OCF_RESKEY_CRM_meta_interval")
+            .and_then(|i| i.trim().parse().ok())
+            .unwrap_or(0);
+        let sbin = env
+            .get("HA_SBIN_DIR")
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .unwrap_or_else(|| "/usr/sbin".into());
         let pcmk = Pacemaker { sbin: sbin.into(), resource: resource_name(&env) };
-        Agent { env, params, deadline, interval_ms, pcmk, runas: OnceCell::new(), node: OnceCell::new() }
+        Agent {
+            env,
+            params,
+            deadline,
+            interval_ms,
+            pcmk,
+            runas: OnceCell::new(),
+            node: OnceCell::new(),
+        }
     }
 
     pub fn is_probe(&self) -> bool {
@@ -85,7 +101,8 @@ impl Agent {
         if let Some(r) = self.runas.get() {
             return Ok(r);
         }
-        let r = RunAs::lookup(&self.params.system_user).map_err(|e| Failure::new(OcfExit::ErrArgs, e.to_string()))?;
+        let r = RunAs::lookup(&self.params.system_user)
+            .map_err(|e| Failure::new(OcfExit::ErrArgs, e.to_string()))?;
         Ok(self.runas.get_or_init(|| r))
     }
 
@@ -120,7 +137,10 @@ mod tests {
 
     #[test]
     fn timeout_from_meta_in_milliseconds() {
-        assert_eq!(action_timeout(&env(&[("OCF_RESKEY_CRM_meta_timeout", "20000")])), Duration::from_secs(20));
+        assert_eq!(
+            action_timeout(&env(&[("OCF_RESKEY_CRM_meta_timeout", "20000")])),
+            Duration::from_secs(20)
+        );
         assert_eq!(action_timeout(&env(&[("OCF_RESKEY_CRM_meta_timeout", "x")])), DEFAULT_TIMEOUT);
         assert_eq!(action_timeout(&HashMap::new()), DEFAULT_TIMEOUT);
     }

@@ -17,10 +17,9 @@ pub struct ClusterView {
 }
 
 fn attr(e: &quick_xml::events::BytesStart, name: &str) -> Option<String> {
-    e.attributes()
-        .flatten()
-        .find(|a| AsRef::<str>::as_ref(&a.key) == name)
-        .and_then(|a| a.normalized_value(quick_xml::XmlVersion::Implicit1_0).ok().map(|v| v.into_owned()))
+    e.attributes().flatten().find(|a| AsRef::<str>::as_ref(&a.key) == name).and_then(|a| {
+        a.normalized_value(quick_xml::XmlVersion::Implicit1_0).ok().map(|v| v.into_owned())
+    })
 }
 
 /// Parse a CIB and collect the promotion scores named `master-<resource>`.
@@ -61,7 +60,8 @@ pub fn parse(xml: &str, resource: &str) -> Result<ClusterView, String> {
                 }
             }
             "node_state" if in_section("status") => {
-                node_ctx = attr(e, "uname").or_else(|| attr(e, "id").and_then(|id| id_to_uname.get(&id).cloned()));
+                node_ctx = attr(e, "uname")
+                    .or_else(|| attr(e, "id").and_then(|id| id_to_uname.get(&id).cloned()));
             }
             "nvpair" if attr(e, "name").as_deref() == Some(score_name.as_str()) => {
                 if let (Some(node), Some(v)) = (&node_ctx, attr(e, "value")) {

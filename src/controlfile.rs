@@ -90,7 +90,9 @@ impl std::fmt::Display for ControlError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ControlError::Io(e) => write!(f, "cannot read the control file: {e}"),
-            ControlError::BadCrc => write!(f, "control file CRC does not match (torn or unknown layout)"),
+            ControlError::BadCrc => {
+                write!(f, "control file CRC does not match (torn or unknown layout)")
+            }
             ControlError::Malformed(e) => write!(f, "unexpected control file content: {e}"),
         }
     }
@@ -145,7 +147,8 @@ pub fn read(datadir: &Path) -> Result<ControlData, ControlError> {
     let path = datadir.join("global").join("pg_control");
     let mut last = ControlError::BadCrc;
     for _ in 0..3 {
-        let bytes = std::fs::read(&path).map_err(|e| ControlError::Io(format!("{}: {e}", path.display())))?;
+        let bytes = std::fs::read(&path)
+            .map_err(|e| ControlError::Io(format!("{}: {e}", path.display())))?;
         match decode(&bytes) {
             Err(ControlError::BadCrc) => {
                 last = ControlError::BadCrc;
@@ -159,17 +162,19 @@ pub fn read(datadir: &Path) -> Result<ControlData, ControlError> {
 
 /// Parse `pg_controldata` output (run with LC_ALL=C).
 pub fn parse_pg_controldata(text: &str) -> Result<ControlData, ControlError> {
-    let fields: HashMap<&str, &str> = text
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim(), v.trim()))
-        .collect();
-    let get = |k: &str| fields.get(k).copied().ok_or_else(|| ControlError::Malformed(format!("no \"{k}\" line")));
+    let fields: HashMap<&str, &str> =
+        text.lines().filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim(), v.trim())).collect();
+    let get = |k: &str| {
+        fields.get(k).copied().ok_or_else(|| ControlError::Malformed(format!("no \"{k}\" line")))
+    };
     let lsn = |k: &str| get(k)?.parse::<Lsn>().map_err(ControlError::Malformed);
-    let num = |k: &str| get(k)?.parse::<u32>().map_err(|e| ControlError::Malformed(format!("{k}: {e}")));
+    let num =
+        |k: &str| get(k)?.parse::<u32>().map_err(|e| ControlError::Malformed(format!("{k}: {e}")));
     let state_text = get("Database cluster state")?;
     Ok(ControlData {
-        system_id: get("Database system identifier")?.parse().map_err(|e| ControlError::Malformed(format!("system identifier: {e}")))?,
+        system_id: get("Database system identifier")?
+            .parse()
+            .map_err(|e| ControlError::Malformed(format!("system identifier: {e}")))?,
         control_version: num("pg_control version number")?,
         state: DbState::from_text(state_text)
             .ok_or_else(|| ControlError::Malformed(format!("unknown state \"{state_text}\"")))?,
@@ -211,7 +216,15 @@ mod tests {
 
     #[test]
     fn every_state_code_maps() {
-        let expect = ["starting up", "shut down", "shut down in recovery", "shutting down", "in crash recovery", "in archive recovery", "in production"];
+        let expect = [
+            "starting up",
+            "shut down",
+            "shut down in recovery",
+            "shutting down",
+            "in crash recovery",
+            "in archive recovery",
+            "in production",
+        ];
         for (code, text) in expect.iter().enumerate() {
             assert_eq!(decode(&synthetic(code as i32, 296)).unwrap().state.as_str(), *text);
         }
@@ -246,8 +259,13 @@ mod tests {
             let Ok(entries) = std::fs::read_dir(&dir) else { continue };
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();
-                let Some(state) = name.strip_prefix("pg_control-").and_then(|n| n.strip_suffix(".bin")) else { continue };
-                let text = std::fs::read_to_string(dir.join(format!("controldata-{state}.txt"))).unwrap();
+                let Some(state) =
+                    name.strip_prefix("pg_control-").and_then(|n| n.strip_suffix(".bin"))
+                else {
+                    continue;
+                };
+                let text =
+                    std::fs::read_to_string(dir.join(format!("controldata-{state}.txt"))).unwrap();
                 let from_text = parse_pg_controldata(&text).unwrap();
                 let native = decode(&std::fs::read(e.path()).unwrap()).unwrap();
                 assert_eq!(native, from_text, "{version}/{state}");

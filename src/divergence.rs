@@ -44,7 +44,8 @@ pub fn parse_history(text: &str) -> Vec<(u32, Lsn)> {
 fn decode_bytea(s: &str) -> String {
     let t = s.trim();
     let Some(hex) = t.strip_prefix("\\x") else { return s.to_string() };
-    let bytes: Option<Vec<u8>> = (0..hex.len() / 2).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()).collect();
+    let bytes: Option<Vec<u8>> =
+        (0..hex.len() / 2).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()).collect();
     bytes.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
 }
 
@@ -52,17 +53,30 @@ fn decode_bytea(s: &str) -> String {
 pub enum Verdict {
     /// This instance's WAL is contained in the primary's history.
     CanFollow,
-    Diverged { timeline: u32, switchpoint: Lsn, own_last: Lsn },
+    Diverged {
+        timeline: u32,
+        switchpoint: Lsn,
+        own_last: Lsn,
+    },
     /// Another cluster, or a history that does not mention our timeline.
     Unrelated(String),
 }
 
 /// `own_last`: start of the last WAL record this instance wrote on
 /// `own_timeline` (its shutdown checkpoint after a clean stop).
-pub fn check(own_system_id: Option<&str>, own_timeline: u32, own_last: Lsn, primary: &PrimaryIdentity, history: &[(u32, Lsn)]) -> Verdict {
+pub fn check(
+    own_system_id: Option<&str>,
+    own_timeline: u32,
+    own_last: Lsn,
+    primary: &PrimaryIdentity,
+    history: &[(u32, Lsn)],
+) -> Verdict {
     if let Some(id) = own_system_id {
         if id != primary.system_id {
-            return Verdict::Unrelated(format!("system identifier {} differs from this instance's {id}", primary.system_id));
+            return Verdict::Unrelated(format!(
+                "system identifier {} differs from this instance's {id}",
+                primary.system_id
+            ));
         }
     }
     if primary.timeline == own_timeline {
@@ -79,9 +93,13 @@ pub fn check(own_system_id: Option<&str>, own_timeline: u32, own_last: Lsn, prim
         ));
     }
     match history.iter().find(|(tli, _)| *tli == own_timeline) {
-        None => Verdict::Unrelated(format!("timeline {own_timeline} is not in the primary's history")),
+        None => {
+            Verdict::Unrelated(format!("timeline {own_timeline} is not in the primary's history"))
+        }
         Some((_, switchpoint)) if own_last < *switchpoint => Verdict::CanFollow,
-        Some((_, switchpoint)) => Verdict::Diverged { timeline: own_timeline, switchpoint: *switchpoint, own_last },
+        Some((_, switchpoint)) => {
+            Verdict::Diverged { timeline: own_timeline, switchpoint: *switchpoint, own_last }
+        }
     }
 }
 
@@ -112,31 +130,58 @@ mod tests {
         // Old primary's shutdown checkpoint at 0/3000028 (ends 0/30000A0);
         // the new primary forked right after it.
         let h = [(1, l("0/30000A0"))];
-        assert_eq!(check(Some("7300"), 1, l("0/3000028"), &primary(2, "0/4000000"), &h), Verdict::CanFollow);
+        assert_eq!(
+            check(Some("7300"), 1, l("0/3000028"), &primary(2, "0/4000000"), &h),
+            Verdict::CanFollow
+        );
     }
 
     #[test]
     fn failover_with_unreplicated_wal_diverges() {
         let h = [(1, l("0/3000000"))];
         let v = check(Some("7300"), 1, l("0/3500000"), &primary(2, "0/4000000"), &h);
-        assert_eq!(v, Verdict::Diverged { timeline: 1, switchpoint: l("0/3000000"), own_last: l("0/3500000") });
+        assert_eq!(
+            v,
+            Verdict::Diverged {
+                timeline: 1,
+                switchpoint: l("0/3000000"),
+                own_last: l("0/3500000")
+            }
+        );
         // Exactly at the switchpoint: our record starts where theirs diverge.
-        assert!(matches!(check(None, 1, l("0/3000000"), &primary(2, "0/4000000"), &h), Verdict::Diverged { .. }));
+        assert!(matches!(
+            check(None, 1, l("0/3000000"), &primary(2, "0/4000000"), &h),
+            Verdict::Diverged { .. }
+        ));
     }
 
     #[test]
     fn several_promotions_later() {
         let h = [(1, l("0/3000000")), (2, l("0/5000000")), (3, l("0/7000000"))];
-        assert_eq!(check(None, 2, l("0/4000000"), &primary(4, "0/8000000"), &h), Verdict::CanFollow);
-        assert!(matches!(check(None, 2, l("0/6000000"), &primary(4, "0/8000000"), &h), Verdict::Diverged { timeline: 2, .. }));
+        assert_eq!(
+            check(None, 2, l("0/4000000"), &primary(4, "0/8000000"), &h),
+            Verdict::CanFollow
+        );
+        assert!(matches!(
+            check(None, 2, l("0/6000000"), &primary(4, "0/8000000"), &h),
+            Verdict::Diverged { timeline: 2, .. }
+        ));
     }
 
     #[test]
     fn same_timeline_and_unrelated_cases() {
         assert_eq!(check(None, 1, l("0/100"), &primary(1, "0/200"), &[]), Verdict::CanFollow);
-        assert!(matches!(check(None, 1, l("0/300"), &primary(1, "0/200"), &[]), Verdict::Diverged { .. }));
-        assert!(matches!(check(Some("1"), 1, l("0/1"), &primary(2, "0/2"), &[]), Verdict::Unrelated(m) if m.contains("identifier")));
+        assert!(matches!(
+            check(None, 1, l("0/300"), &primary(1, "0/200"), &[]),
+            Verdict::Diverged { .. }
+        ));
+        assert!(
+            matches!(check(Some("1"), 1, l("0/1"), &primary(2, "0/2"), &[]), Verdict::Unrelated(m) if m.contains("identifier"))
+        );
         assert!(matches!(check(None, 3, l("0/1"), &primary(2, "0/2"), &[]), Verdict::Unrelated(_)));
-        assert!(matches!(check(None, 1, l("0/1"), &primary(3, "0/2"), &[(2, l("0/1"))]), Verdict::Unrelated(_)));
+        assert!(matches!(
+            check(None, 1, l("0/1"), &primary(3, "0/2"), &[(2, l("0/1"))]),
+            Verdict::Unrelated(_)
+        ));
     }
 }

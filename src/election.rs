@@ -92,7 +92,11 @@ mod tests {
     use super::*;
 
     fn c(node: &str, tl: u32, lsn: &str, score: Option<i32>) -> Candidate {
-        Candidate { node: node.into(), position: Position { timeline: tl, lsn: lsn.parse().unwrap() }, score }
+        Candidate {
+            node: node.into(),
+            position: Position { timeline: tl, lsn: lsn.parse().unwrap() },
+            score,
+        }
     }
 
     #[test]
@@ -108,7 +112,10 @@ mod tests {
     #[test]
     fn the_most_advanced_standby_is_promoted() {
         let cs = [c("a", 1, "0/500", Some(1000)), c("b", 1, "0/600", Some(990))];
-        assert_eq!(elect("a", &cs), Verdict::HandOver { node: "b".into(), position: cs[1].position });
+        assert_eq!(
+            elect("a", &cs),
+            Verdict::HandOver { node: "b".into(), position: cs[1].position }
+        );
         assert_eq!(elect("b", &cs), Verdict::Proceed);
     }
 

@@ -42,7 +42,8 @@ pub async fn control_data(agent: &Agent) -> Result<ControlData, Failure> {
             if !out.success() {
                 return Err(Failure::generic(format!("pg_controldata failed: {}", out.message())));
             }
-            controlfile::parse_pg_controldata(&out.stdout).map_err(|e| Failure::generic(e.to_string()))
+            controlfile::parse_pg_controldata(&out.stdout)
+                .map_err(|e| Failure::generic(e.to_string()))
         }
     }
 }
@@ -113,18 +114,27 @@ pub async fn observe(agent: &Agent) -> Result<Observed, Failure> {
     let (contact, client, status) = match connected {
         Ok(client) => match pg::status(&client, agent.deadline).await {
             Ok(st) => (Contact::Answered { in_recovery: st.in_recovery }, Some(client), Some(st)),
-            Err(PgError::TimedOut) => return Err(Failure::generic("PostgreSQL did not answer the status query before the action timeout")),
+            Err(PgError::TimedOut) => {
+                return Err(Failure::generic(
+                    "PostgreSQL did not answer the status query before the action timeout",
+                ));
+            }
             Err(e) => (Contact::Refused(role::Refusal::Other(e.to_string())), None, None),
         },
         Err(PgError::Contact(c)) => (c, None, None),
         Err(PgError::TimedOut) => {
-            return Err(Failure::generic("connecting to PostgreSQL did not complete before the action timeout"));
+            return Err(Failure::generic(
+                "connecting to PostgreSQL did not complete before the action timeout",
+            ));
         }
         Err(e) => (Contact::Refused(role::Refusal::Other(e.to_string())), None, None),
     };
     let backup_label = agent.params.datadir.join("backup_label").exists();
     let role = role::decide(control.state, pm, &contact, backup_label);
-    log::debug!("state \"{}\", postmaster {pm:?}, contact {contact:?} => {role:?}", control.state.as_str());
+    log::debug!(
+        "state \"{}\", postmaster {pm:?}, contact {contact:?} => {role:?}",
+        control.state.as_str()
+    );
     Ok(Observed { role, control, client, status })
 }
 
@@ -136,7 +146,9 @@ pub async fn settle(agent: &Agent) -> Result<Observed, Failure> {
         match &o.role {
             Role::Transient(what) => {
                 if Instant::now() + POLL >= agent.deadline {
-                    return Err(Failure::generic(format!("instance still not settled at the end of the action: {what}")));
+                    return Err(Failure::generic(format!(
+                        "instance still not settled at the end of the action: {what}"
+                    )));
                 }
                 tokio::time::sleep(POLL).await;
             }
@@ -146,7 +158,11 @@ pub async fn settle(agent: &Agent) -> Result<Observed, Failure> {
 }
 
 /// Look until `done` says the role is the one wanted, or the deadline.
-pub async fn wait_for(agent: &Agent, what: &str, done: impl Fn(&Role) -> bool) -> Result<Observed, Failure> {
+pub async fn wait_for(
+    agent: &Agent,
+    what: &str,
+    done: impl Fn(&Role) -> bool,
+) -> Result<Observed, Failure> {
     loop {
         let o = observe(agent).await?;
         if done(&o.role) {
@@ -156,7 +172,10 @@ pub async fn wait_for(agent: &Agent, what: &str, done: impl Fn(&Role) -> bool) -
             return Err(Failure::new(*code, msg.clone()));
         }
         if Instant::now() + POLL >= agent.deadline {
-            return Err(Failure::generic(format!("timed out waiting for the instance to be {what} (it is {:?})", o.role)));
+            return Err(Failure::generic(format!(
+                "timed out waiting for the instance to be {what} (it is {:?})",
+                o.role
+            )));
         }
         tokio::time::sleep(POLL).await;
     }
@@ -173,9 +192,11 @@ pub fn ensure_standby_signal(agent: &Agent) -> Result<(), Failure> {
         return Ok(());
     }
     let runas = agent.runas()?;
-    std::fs::write(&path, b"").map_err(|e| Failure::generic(format!("cannot create {}: {e}", path.display())))?;
-    nix::unistd::chown(&path, Some(runas.uid), Some(runas.gid))
-        .map_err(|e| Failure::generic(format!("cannot give {} to {}: {e}", path.display(), runas.name)))?;
+    std::fs::write(&path, b"")
+        .map_err(|e| Failure::generic(format!("cannot create {}: {e}", path.display())))?;
+    nix::unistd::chown(&path, Some(runas.uid), Some(runas.gid)).map_err(|e| {
+        Failure::generic(format!("cannot give {} to {}: {e}", path.display(), runas.name))
+    })?;
     Ok(())
 }
 
@@ -210,7 +231,10 @@ pub async fn pg_ctl_start(agent: &Agent) -> Result<(), Failure> {
     wait_unreaped_postmaster(agent).await;
     let out = cmd.run(agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
     if !out.success() {
-        return Err(Failure::generic(format!("pg_ctl start failed: {}", start_failure(&out.stdout, &out.message()))));
+        return Err(Failure::generic(format!(
+            "pg_ctl start failed: {}",
+            start_failure(&out.stdout, &out.message())
+        )));
     }
     Ok(())
 }
@@ -220,13 +244,16 @@ pub async fn pg_ctl_start(agent: &Agent) -> Result<(), Failure> {
 /// say where the log is.
 fn start_failure(server_output: &str, pg_ctl_message: &str) -> String {
     let lines: Vec<&str> = server_output.lines().map(str::trim).collect();
-    let fatal: Vec<&str> = lines.iter().copied().filter(|l| l.contains("FATAL") || l.contains("PANIC")).collect();
+    let fatal: Vec<&str> =
+        lines.iter().copied().filter(|l| l.contains("FATAL") || l.contains("PANIC")).collect();
     if !fatal.is_empty() {
         let hints = lines.iter().copied().filter(|l| l.contains("HINT") || l.contains("DETAIL"));
         return fatal.into_iter().chain(hints).collect::<Vec<_>>().join(" ");
     }
     match lines.iter().find_map(|l| l.split_once("Future log output will appear in directory ")) {
-        Some((_, dir)) => format!("{pg_ctl_message} (the server's log is in {})", dir.trim_end_matches('.')),
+        Some((_, dir)) => {
+            format!("{pg_ctl_message} (the server's log is in {})", dir.trim_end_matches('.'))
+        }
         None => pg_ctl_message.to_string(),
     }
 }
@@ -238,7 +265,9 @@ async fn wait_unreaped_postmaster(agent: &Agent) {
     let give_up = Instant::now() + (agent.time_left() / 4).min(Duration::from_secs(5));
     while let Some(pid) = zombie_postmaster(&agent.params.datadir) {
         if Instant::now() >= give_up {
-            log::warn!("previous postmaster (PID {pid}) is still an unreaped zombie; starting anyway");
+            log::warn!(
+                "previous postmaster (PID {pid}) is still an unreaped zombie; starting anyway"
+            );
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -277,7 +306,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("pgsqlms-hist-test-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("pg_wal")).unwrap();
         assert_eq!(newest_history_timeline(&dir), 0);
-        for f in ["00000002.history", "0000000A.history", "000000010000000000000003", "junk.history", "0000000B.history.partial"] {
+        for f in [
+            "00000002.history",
+            "0000000A.history",
+            "000000010000000000000003",
+            "junk.history",
+            "0000000B.history.partial",
+        ] {
             std::fs::write(dir.join("pg_wal").join(f), "").unwrap();
         }
         assert_eq!(newest_history_timeline(&dir), 10);
@@ -311,7 +346,8 @@ mod tests {
     fn this_process_is_not_a_postmaster() {
         let dir = std::env::temp_dir().join(format!("pgsqlms-pm-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("postmaster.pid"), format!("{}\n/data\n", std::process::id())).unwrap();
+        std::fs::write(dir.join("postmaster.pid"), format!("{}\n/data\n", std::process::id()))
+            .unwrap();
         assert_eq!(postmaster(&dir), Postmaster::NotRunning);
         std::fs::write(dir.join("postmaster.pid"), "not a pid\n").unwrap();
         assert_eq!(postmaster(&dir), Postmaster::NotRunning);

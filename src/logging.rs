@@ -36,13 +36,20 @@ impl OcfLogger {
     pub fn from_env(env: &HashMap<String, String>) -> OcfLogger {
         let get = |k: &str| env.get(k).map(String::as_str).filter(|s| !s.is_empty());
         let instance = get("OCF_RESOURCE_INSTANCE").unwrap_or("undef");
-        let tag = get("HA_LOGTAG").map(str::to_string).unwrap_or_else(|| format!("pgsqlms({instance})"));
+        let tag =
+            get("HA_LOGTAG").map(str::to_string).unwrap_or_else(|| format!("pgsqlms({instance})"));
         let debug = matches!(get("HA_debug"), Some("1") | Some("true") | Some("yes"));
         let syslog = get("HA_LOGFACILITY")
             .filter(|f| *f != "none")
             .and_then(facility)
             .and_then(|facility| {
-                syslog::unix(syslog::Formatter3164 { facility, hostname: None, process: tag.clone(), pid: std::process::id() }).ok()
+                syslog::unix(syslog::Formatter3164 {
+                    facility,
+                    hostname: None,
+                    process: tag.clone(),
+                    pid: std::process::id(),
+                })
+                .ok()
             })
             .map(Mutex::new);
         OcfLogger {
@@ -118,7 +125,8 @@ pub fn init(env: &HashMap<String, String>) {
 /// One `ocf-exit-reason:` line on stderr: crm_mon shows it beside the
 /// failed action. Also logged as an error.
 pub fn exit_reason(env: &HashMap<String, String>, reason: &str) {
-    let prefix = env.get("OCF_EXIT_REASON_PREFIX").map(String::as_str).unwrap_or("ocf-exit-reason:");
+    let prefix =
+        env.get("OCF_EXIT_REASON_PREFIX").map(String::as_str).unwrap_or("ocf-exit-reason:");
     let one_line = reason.replace('\n', " ");
     log::error!("{one_line}");
     eprintln!("{prefix}{one_line}");
@@ -134,7 +142,10 @@ mod tests {
 
     #[test]
     fn tag_and_line_shape() {
-        let l = OcfLogger::from_env(&env(&[("OCF_RESOURCE_INSTANCE", "pgsqld"), ("HA_LOGFACILITY", "none")]));
+        let l = OcfLogger::from_env(&env(&[
+            ("OCF_RESOURCE_INSTANCE", "pgsqld"),
+            ("HA_LOGFACILITY", "none"),
+        ]));
         assert!(l.syslog.is_none());
         let line = l.line(Level::Warn, "hello");
         assert!(line.starts_with("pgsqlms(pgsqld)["), "{line}");
@@ -156,7 +167,10 @@ mod tests {
     #[test]
     fn logfile_receives_lines() {
         let path = std::env::temp_dir().join(format!("pgsqlms-log-test-{}", std::process::id()));
-        let l = OcfLogger::from_env(&env(&[("HA_LOGFILE", path.to_str().unwrap()), ("OCF_RESOURCE_INSTANCE", "r")]));
+        let l = OcfLogger::from_env(&env(&[
+            ("HA_LOGFILE", path.to_str().unwrap()),
+            ("OCF_RESOURCE_INSTANCE", "r"),
+        ]));
         l.log(&Record::builder().level(Level::Info).args(format_args!("written")).build());
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::remove_file(&path).unwrap();

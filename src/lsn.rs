@@ -11,7 +11,8 @@ impl FromStr for Lsn {
     fn from_str(s: &str) -> Result<Lsn, String> {
         let s = s.trim();
         let (hi, lo) = s.split_once('/').ok_or_else(|| format!("not an LSN: \"{s}\""))?;
-        let parse = |h: &str| u32::from_str_radix(h, 16).map_err(|_| format!("not an LSN: \"{s}\""));
+        let parse =
+            |h: &str| u32::from_str_radix(h, 16).map_err(|_| format!("not an LSN: \"{s}\""));
         if hi.is_empty() || lo.is_empty() || hi.len() > 8 || lo.len() > 8 {
             return Err(format!("not an LSN: \"{s}\""));
         }

@@ -38,8 +38,18 @@ struct Cli {
     action: Option<String>,
 }
 
-const ACTIONS: &[&str] =
-    &["start", "stop", "monitor", "promote", "demote", "notify", "reload", "meta-data", "methods", "validate-all"];
+const ACTIONS: &[&str] = &[
+    "start",
+    "stop",
+    "monitor",
+    "promote",
+    "demote",
+    "notify",
+    "reload",
+    "meta-data",
+    "methods",
+    "validate-all",
+];
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -123,10 +133,11 @@ mod tests {
 
     #[test]
     fn bad_parameters_are_a_configuration_error() {
-        let env: HashMap<String, String> = [("OCF_RESKEY_maxlag", "lots"), ("HA_LOGFACILITY", "none")]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let env: HashMap<String, String> =
+            [("OCF_RESKEY_maxlag", "lots"), ("HA_LOGFACILITY", "none")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
         assert_eq!(run(Some("monitor"), env), OcfExit::ErrConfigured);
     }
 }

@@ -9,7 +9,8 @@ use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 pub const AGENT_NAME: &str = "pgsqlms";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-const SHORTDESC: &str = "Manages PostgreSQL servers in streaming replication (primary and hot standbys)";
+const SHORTDESC: &str =
+    "Manages PostgreSQL servers in streaming replication (primary and hot standbys)";
 const LONGDESC: &str = "Manages a PostgreSQL 12+ instance as a promotable clone: one primary, hot standbys \
 fed by streaming replication. Instances always start as standbys; the best standby is elected at promotion \
 time, and a switchover is cancelled when the designated standby did not receive the old primary's shutdown \
@@ -29,8 +30,10 @@ fn text_element(w: &mut Writer<Vec<u8>>, name: &str, attrs: &[(&str, &str)], tex
 pub fn meta_data_xml() -> String {
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
     w.write_event(Event::Decl(BytesDecl::new("1.0", None, None))).expect("write to Vec");
-    w.write_event(Event::DocType(BytesText::from_escaped("resource-agent SYSTEM \"ra-api-1.dtd\"")))
-        .expect("write to Vec");
+    w.write_event(Event::DocType(BytesText::from_escaped(
+        "resource-agent SYSTEM \"ra-api-1.dtd\"",
+    )))
+    .expect("write to Vec");
     let mut root = BytesStart::new("resource-agent");
     root.push_attribute(("name", AGENT_NAME));
     root.push_attribute(("version", VERSION));
@@ -95,7 +98,9 @@ fn roff_escape(s: &str) -> String {
 /// The manual page, in man(7) roff.
 pub fn man_page() -> String {
     let mut m = String::new();
-    m.push_str(&format!(".TH OCF_RUST_PGSQLMS 7 \"\" \"pgsqlms {VERSION}\" \"OCF resource agents\"\n"));
+    m.push_str(&format!(
+        ".TH OCF_RUST_PGSQLMS 7 \"\" \"pgsqlms {VERSION}\" \"OCF resource agents\"\n"
+    ));
     m.push_str(".SH NAME\nocf_rust_pgsqlms \\- ");
     m.push_str(&roff_escape(SHORTDESC));
     m.push_str("\n.SH SYNOPSIS\n.B pcs resource create pgsqld ocf:rust:pgsqlms\n");
@@ -156,7 +161,17 @@ mod tests {
     fn methods_lists_each_action_once() {
         let m = methods();
         assert_eq!(m.lines().filter(|l| *l == "monitor").count(), 1);
-        for a in ["start", "stop", "promote", "demote", "notify", "reload", "validate-all", "meta-data", "methods"] {
+        for a in [
+            "start",
+            "stop",
+            "promote",
+            "demote",
+            "notify",
+            "reload",
+            "validate-all",
+            "meta-data",
+            "methods",
+        ] {
             assert!(m.lines().any(|l| l == a), "{a}");
         }
     }

@@ -103,9 +103,15 @@ impl Transition {
     /// the old primary.
     pub fn switchover_from(&self, node: &str) -> Option<&str> {
         let [old] = self.promoted.as_slice() else { return None };
-        let ([demoted], [promoted]) = (self.demote.as_slice(), self.promote.as_slice()) else { return None };
-        (demoted == old && promoted == node && old != node && has(&self.unpromoted, node) && !has(&self.stop, old))
-            .then_some(old.as_str())
+        let ([demoted], [promoted]) = (self.demote.as_slice(), self.promote.as_slice()) else {
+            return None;
+        };
+        (demoted == old
+            && promoted == node
+            && old != node
+            && has(&self.unpromoted, node)
+            && !has(&self.stop, old))
+        .then_some(old.as_str())
     }
 
     /// Nodes whose standby takes part in an election: active or starting,
@@ -153,11 +159,23 @@ mod tests {
 
     #[test]
     fn legacy_names_are_used_when_new_ones_are_absent() {
-        let n = parse(&env(&[("type", "post"), ("operation", "demote"), ("master_uname", "a"), ("slave_uname", "b c")])).unwrap();
+        let n = parse(&env(&[
+            ("type", "post"),
+            ("operation", "demote"),
+            ("master_uname", "a"),
+            ("slave_uname", "b c"),
+        ]))
+        .unwrap();
         assert_eq!(n.transition.promoted, vec!["a"]);
         assert_eq!(n.transition.unpromoted, vec!["b", "c"]);
         // New names win when present.
-        let n = parse(&env(&[("type", "post"), ("operation", "demote"), ("master_uname", "a"), ("promoted_uname", "z")])).unwrap();
+        let n = parse(&env(&[
+            ("type", "post"),
+            ("operation", "demote"),
+            ("master_uname", "a"),
+            ("promoted_uname", "z"),
+        ]))
+        .unwrap();
         assert_eq!(n.transition.promoted, vec!["z"]);
     }
 

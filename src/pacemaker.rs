@@ -58,7 +58,12 @@ impl Pacemaker {
         cib::parse(&xml, &self.resource).map_err(ToolError::Parse)
     }
 
-    pub async fn set_score(&self, node: &str, score: i32, deadline: Instant) -> Result<(), ToolError> {
+    pub async fn set_score(
+        &self,
+        node: &str,
+        score: i32,
+        deadline: Instant,
+    ) -> Result<(), ToolError> {
         let cmd = self
             .tool("crm_attribute")
             .arg(format!("--promotion={}", self.resource))
@@ -68,11 +73,18 @@ impl Pacemaker {
     }
 
     /// Remove a score with lifetime forever (left by PAF's crm_master).
-    pub async fn delete_permanent_score(&self, node: &str, deadline: Instant) -> Result<(), ToolError> {
-        let cmd = self
-            .tool("crm_attribute")
-            .arg(format!("--promotion={}", self.resource))
-            .args(["--lifetime", "forever", "--node", node, "--delete"]);
+    pub async fn delete_permanent_score(
+        &self,
+        node: &str,
+        deadline: Instant,
+    ) -> Result<(), ToolError> {
+        let cmd = self.tool("crm_attribute").arg(format!("--promotion={}", self.resource)).args([
+            "--lifetime",
+            "forever",
+            "--node",
+            node,
+            "--delete",
+        ]);
         self.run_ok(cmd, deadline).await.map(|_| ())
     }
 
@@ -80,17 +92,32 @@ impl Pacemaker {
         format!("{name}-{}", self.resource)
     }
 
-    pub async fn set_private(&self, name: &str, value: &str, deadline: Instant) -> Result<(), ToolError> {
+    pub async fn set_private(
+        &self,
+        name: &str,
+        value: &str,
+        deadline: Instant,
+    ) -> Result<(), ToolError> {
         // Query output quotes values with ": keep them out of the value.
         let value = value.replace('"', "'");
-        let cmd = self
-            .tool("attrd_updater")
-            .args(["--private", "--lifetime", "reboot", "--name", &self.private_name(name), "--update", &value]);
+        let cmd = self.tool("attrd_updater").args([
+            "--private",
+            "--lifetime",
+            "reboot",
+            "--name",
+            &self.private_name(name),
+            "--update",
+            &value,
+        ]);
         self.run_ok(cmd, deadline).await.map(|_| ())
     }
 
     /// Values of a private attribute on every node that has it.
-    pub async fn private_all(&self, name: &str, deadline: Instant) -> Result<HashMap<String, String>, ToolError> {
+    pub async fn private_all(
+        &self,
+        name: &str,
+        deadline: Instant,
+    ) -> Result<HashMap<String, String>, ToolError> {
         // With OCF_RESKEY_CRM_meta_on_node set (as in every agent action),
         // Pacemaker 2.1's attrd_updater answers --all for that node only.
         let cmd = self
@@ -105,9 +132,14 @@ impl Pacemaker {
     pub async fn delete_private(&self, name: &str, deadline: Instant) -> Result<(), ToolError> {
         // --private: the attribute never reached the CIB, leave the CIB alone
         // (a CIB write would abort the transition in progress).
-        let cmd = self
-            .tool("attrd_updater")
-            .args(["--private", "--lifetime", "reboot", "--delete", "--name", &self.private_name(name)]);
+        let cmd = self.tool("attrd_updater").args([
+            "--private",
+            "--lifetime",
+            "reboot",
+            "--delete",
+            "--name",
+            &self.private_name(name),
+        ]);
         self.run_ok(cmd, deadline).await.map(|_| ())
     }
 

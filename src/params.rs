@@ -109,17 +109,83 @@ pub struct ActionSpec {
 }
 
 pub const ACTIONS: &[ActionSpec] = &[
-    ActionSpec { name: "start", timeout: 60, interval: None, role: None, description: "Start the instance as a standby (standby.signal) and wait until it accepts connections in recovery." },
-    ActionSpec { name: "stop", timeout: 60, interval: None, role: None, description: "Stop the instance with a fast shutdown and wait until it is down." },
-    ActionSpec { name: "promote", timeout: 30, interval: None, role: None, description: "Check that this standby is the best candidate (election, switchover safety), then promote it and wait until it is a primary." },
-    ActionSpec { name: "demote", timeout: 120, interval: None, role: None, description: "Stop the primary cleanly and start it again as a standby." },
-    ActionSpec { name: "monitor", timeout: 10, interval: Some(15), role: Some("Promoted"), description: "Report the role of the instance; on the primary, also set the promotion score of every node from the replication state." },
-    ActionSpec { name: "monitor", timeout: 10, interval: Some(16), role: Some("Unpromoted"), description: "" },
-    ActionSpec { name: "notify", timeout: 60, interval: None, role: None, description: "Election before a promotion, switchover safety check, recovery of a crashed instance before it is demoted or stopped." },
-    ActionSpec { name: "reload", timeout: 20, interval: None, role: None, description: "Take new parameter values; nothing is restarted." },
-    ActionSpec { name: "validate-all", timeout: 5, interval: None, role: None, description: "Check the parameters, the binaries, the data directory and the PostgreSQL settings replication needs." },
-    ActionSpec { name: "meta-data", timeout: 5, interval: None, role: None, description: "Print the agent's OCF meta-data." },
-    ActionSpec { name: "methods", timeout: 5, interval: None, role: None, description: "List the supported actions." },
+    ActionSpec {
+        name: "start",
+        timeout: 60,
+        interval: None,
+        role: None,
+        description: "Start the instance as a standby (standby.signal) and wait until it accepts connections in recovery.",
+    },
+    ActionSpec {
+        name: "stop",
+        timeout: 60,
+        interval: None,
+        role: None,
+        description: "Stop the instance with a fast shutdown and wait until it is down.",
+    },
+    ActionSpec {
+        name: "promote",
+        timeout: 30,
+        interval: None,
+        role: None,
+        description: "Check that this standby is the best candidate (election, switchover safety), then promote it and wait until it is a primary.",
+    },
+    ActionSpec {
+        name: "demote",
+        timeout: 120,
+        interval: None,
+        role: None,
+        description: "Stop the primary cleanly and start it again as a standby.",
+    },
+    ActionSpec {
+        name: "monitor",
+        timeout: 10,
+        interval: Some(15),
+        role: Some("Promoted"),
+        description: "Report the role of the instance; on the primary, also set the promotion score of every node from the replication state.",
+    },
+    ActionSpec {
+        name: "monitor",
+        timeout: 10,
+        interval: Some(16),
+        role: Some("Unpromoted"),
+        description: "",
+    },
+    ActionSpec {
+        name: "notify",
+        timeout: 60,
+        interval: None,
+        role: None,
+        description: "Election before a promotion, switchover safety check, recovery of a crashed instance before it is demoted or stopped.",
+    },
+    ActionSpec {
+        name: "reload",
+        timeout: 20,
+        interval: None,
+        role: None,
+        description: "Take new parameter values; nothing is restarted.",
+    },
+    ActionSpec {
+        name: "validate-all",
+        timeout: 5,
+        interval: None,
+        role: None,
+        description: "Check the parameters, the binaries, the data directory and the PostgreSQL settings replication needs.",
+    },
+    ActionSpec {
+        name: "meta-data",
+        timeout: 5,
+        interval: None,
+        role: None,
+        description: "Print the agent's OCF meta-data.",
+    },
+    ActionSpec {
+        name: "methods",
+        timeout: 5,
+        interval: None,
+        role: None,
+        description: "List the supported actions.",
+    },
 ];
 
 /// Parameters as parsed from the environment. Values are raw here; checks
@@ -149,25 +215,18 @@ impl std::fmt::Display for ParamError {
 }
 
 fn reskey<'a>(env: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
-    env.get(&format!("OCF_RESKEY_{name}"))
-        .map(|s| s.as_str())
-        .filter(|s| !s.is_empty())
+    env.get(&format!("OCF_RESKEY_{name}")).map(|s| s.as_str()).filter(|s| !s.is_empty())
 }
 
 impl Params {
     pub fn from_env(env: &HashMap<String, String>) -> Result<Params, ParamError> {
         let pgdata = PathBuf::from(reskey(env, "pgdata").unwrap_or(DEFAULT_PGDATA));
-        let datadir = reskey(env, "datadir")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| pgdata.clone());
+        let datadir = reskey(env, "datadir").map(PathBuf::from).unwrap_or_else(|| pgdata.clone());
         let pgport = match reskey(env, "pgport") {
             None => DEFAULT_PGPORT,
-            Some(s) => s
-                .trim()
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| ParamError(format!("pgport must be a TCP port number, got \"{s}\"")))?,
+            Some(s) => s.trim().parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+                ParamError(format!("pgport must be a TCP port number, got \"{s}\""))
+            })?,
         };
         let maxlag = match reskey(env, "maxlag") {
             None => 0,
@@ -219,7 +278,11 @@ mod tests {
 
     #[test]
     fn datadir_overrides_pgdata_for_data_only() {
-        let p = Params::from_env(&env(&[("pgdata", "/etc/postgresql/15/main"), ("datadir", "/srv/pg")])).unwrap();
+        let p = Params::from_env(&env(&[
+            ("pgdata", "/etc/postgresql/15/main"),
+            ("datadir", "/srv/pg"),
+        ]))
+        .unwrap();
         assert_eq!(p.pgdata, PathBuf::from("/etc/postgresql/15/main"));
         assert_eq!(p.datadir, PathBuf::from("/srv/pg"));
     }
@@ -233,7 +296,13 @@ mod tests {
 
     #[test]
     fn bad_numbers_are_refused_with_the_value() {
-        for (k, v) in [("maxlag", "10MB"), ("maxlag", "-1"), ("pgport", "0"), ("pgport", "70000"), ("pgport", "x")] {
+        for (k, v) in [
+            ("maxlag", "10MB"),
+            ("maxlag", "-1"),
+            ("pgport", "0"),
+            ("pgport", "70000"),
+            ("pgport", "x"),
+        ] {
             let e = Params::from_env(&env(&[(k, v)])).unwrap_err();
             assert!(e.0.contains(k) && e.0.contains(v), "{e}");
         }
@@ -246,7 +315,17 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), PARAMS.len());
-        for n in ["system_user", "bindir", "pgdata", "datadir", "pghost", "pgport", "start_opts", "maxlag", "recovery_template"] {
+        for n in [
+            "system_user",
+            "bindir",
+            "pgdata",
+            "datadir",
+            "pghost",
+            "pgport",
+            "start_opts",
+            "maxlag",
+            "recovery_template",
+        ] {
             assert!(names.contains(&n), "{n}");
         }
     }

@@ -34,7 +34,9 @@ impl std::fmt::Display for PgError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             PgError::Contact(Contact::Unreachable) => write!(f, "PostgreSQL is not listening"),
-            PgError::Contact(Contact::Refused(r)) => write!(f, "PostgreSQL refused the connection: {r:?}"),
+            PgError::Contact(Contact::Refused(r)) => {
+                write!(f, "PostgreSQL refused the connection: {r:?}")
+            }
             PgError::Contact(c) => write!(f, "{c:?}"),
             PgError::Query(e) => write!(f, "query failed: {e}"),
             PgError::TimedOut => write!(f, "PostgreSQL did not answer before the action timeout"),
@@ -59,7 +61,10 @@ fn classify(e: &tokio_postgres::Error) -> Contact {
             } else {
                 Contact::Refused(Refusal::NotYet(text))
             }
-        } else if code.code().starts_with("28") || *code == SqlState::INVALID_CATALOG_NAME || *code == SqlState::INSUFFICIENT_PRIVILEGE {
+        } else if code.code().starts_with("28")
+            || *code == SqlState::INVALID_CATALOG_NAME
+            || *code == SqlState::INSUFFICIENT_PRIVILEGE
+        {
             Contact::Refused(Refusal::Denied(text))
         } else {
             Contact::Refused(Refusal::Other(text))
@@ -75,7 +80,10 @@ fn config(t: &Target) -> tokio_postgres::Config {
     c
 }
 
-fn connect_unix_as(path: &std::path::Path, user: &RunAs) -> std::io::Result<std::os::unix::net::UnixStream> {
+fn connect_unix_as(
+    path: &std::path::Path,
+    user: &RunAs,
+) -> std::io::Result<std::os::unix::net::UnixStream> {
     let root = nix::unistd::geteuid();
     let switch = root.is_root() && user.uid != root;
     if switch {
@@ -97,14 +105,19 @@ pub async fn connect(t: &Target<'_>, deadline: Instant) -> Result<Client, PgErro
                 Err(_) => return Err(PgError::Contact(Contact::Unreachable)),
             };
             std_stream.set_nonblocking(true).map_err(|e| PgError::Query(e.to_string()))?;
-            let stream = tokio::net::UnixStream::from_std(std_stream).map_err(|e| PgError::Query(e.to_string()))?;
-            let (client, conn) = config(t).connect_raw(stream, NoTls).await.map_err(|e| PgError::Contact(classify(&e)))?;
+            let stream = tokio::net::UnixStream::from_std(std_stream)
+                .map_err(|e| PgError::Query(e.to_string()))?;
+            let (client, conn) = config(t)
+                .connect_raw(stream, NoTls)
+                .await
+                .map_err(|e| PgError::Contact(classify(&e)))?;
             tokio::spawn(conn);
             Ok(client)
         } else {
             let mut c = config(t);
             c.host(t.host).port(t.port);
-            let (client, conn) = c.connect(NoTls).await.map_err(|e| PgError::Contact(classify(&e)))?;
+            let (client, conn) =
+                c.connect(NoTls).await.map_err(|e| PgError::Contact(classify(&e)))?;
             tokio::spawn(conn);
             Ok(client)
         }
@@ -113,15 +126,25 @@ pub async fn connect(t: &Target<'_>, deadline: Instant) -> Result<Client, PgErro
 }
 
 /// Rows of a simple-protocol query as text (one round trip, no prepare).
-pub async fn rows(client: &Client, sql: &str, deadline: Instant) -> Result<Vec<Vec<Option<String>>>, PgError> {
+pub async fn rows(
+    client: &Client,
+    sql: &str,
+    deadline: Instant,
+) -> Result<Vec<Vec<Option<String>>>, PgError> {
     let msgs = tokio::time::timeout_at(deadline, client.simple_query(sql))
         .await
         .map_err(|_| PgError::TimedOut)?
-        .map_err(|e| PgError::Query(e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string())))?;
+        .map_err(|e| {
+            PgError::Query(
+                e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string()),
+            )
+        })?;
     Ok(msgs
         .into_iter()
         .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect()),
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
             _ => None,
         })
         .collect())
@@ -159,8 +182,16 @@ pub async fn status(client: &Client, deadline: Instant) -> Result<Status, PgErro
     })
 }
 
-pub async fn replication_rows(client: &Client, deadline: Instant) -> Result<Vec<ReplicationRow>, PgError> {
-    let r = rows(client, "SELECT application_name, state, write_lsn FROM pg_stat_replication", deadline).await?;
+pub async fn replication_rows(
+    client: &Client,
+    deadline: Instant,
+) -> Result<Vec<ReplicationRow>, PgError> {
+    let r = rows(
+        client,
+        "SELECT application_name, state, write_lsn FROM pg_stat_replication",
+        deadline,
+    )
+    .await?;
     Ok(r.into_iter()
         .map(|row| ReplicationRow {
             application_name: row[0].clone().unwrap_or_default(),
@@ -173,7 +204,11 @@ pub async fn replication_rows(client: &Client, deadline: Instant) -> Result<Vec<
 /// A restartpoint (on a standby) that may not take longer than `max`: the
 /// checkpointer goes on by itself; only our wait is cut short. Returns
 /// whether it completed.
-pub async fn bounded_checkpoint(client: &Client, max: std::time::Duration, deadline: Instant) -> bool {
+pub async fn bounded_checkpoint(
+    client: &Client,
+    max: std::time::Duration,
+    deadline: Instant,
+) -> bool {
     let ms = max.as_millis().max(1);
     let sql = format!("SET statement_timeout = {ms}; CHECKPOINT; RESET statement_timeout");
     match rows(client, &sql, deadline).await {

@@ -38,7 +38,8 @@ impl RunAs {
             .map_err(|e| UserError::Lookup(e.to_string()))?
             .ok_or_else(|| UserError::NoSuchUser(name.to_string()))?;
         let cname = CString::new(name).map_err(|e| UserError::Lookup(e.to_string()))?;
-        let groups = nix::unistd::getgrouplist(&cname, user.gid).map_err(|e| UserError::Lookup(e.to_string()))?;
+        let groups = nix::unistd::getgrouplist(&cname, user.gid)
+            .map_err(|e| UserError::Lookup(e.to_string()))?;
         Ok(RunAs { name: name.to_string(), uid: user.uid, gid: user.gid, groups, home: user.dir })
     }
 }
@@ -57,8 +58,11 @@ impl Output {
 
     /// The command's own words, for an exit reason: last stderr line, or stdout's.
     pub fn message(&self) -> String {
-        let pick = |s: &str| s.lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_string());
-        pick(&self.stderr).or_else(|| pick(&self.stdout)).unwrap_or_else(|| format!("exit status {}", self.status))
+        let pick =
+            |s: &str| s.lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_string());
+        pick(&self.stderr)
+            .or_else(|| pick(&self.stdout))
+            .unwrap_or_else(|| format!("exit status {}", self.status))
     }
 }
 
@@ -74,7 +78,9 @@ impl std::fmt::Display for CmdError {
         match self {
             CmdError::Missing(p) => write!(f, "{} not found or not executable", p.display()),
             CmdError::Spawn(p, e) => write!(f, "cannot run {}: {e}", p.display()),
-            CmdError::TimedOut(p) => write!(f, "{} did not finish before the action timeout", p.display()),
+            CmdError::TimedOut(p) => {
+                write!(f, "{} did not finish before the action timeout", p.display())
+            }
         }
     }
 }
@@ -104,7 +110,14 @@ pub struct Cmd<'a> {
 
 impl<'a> Cmd<'a> {
     pub fn new(program: impl AsRef<Path>) -> Cmd<'a> {
-        Cmd { program: program.as_ref().to_path_buf(), args: Vec::new(), run_as: None, stdout: Stdout::Capture, clean_env: false, env_remove: Vec::new() }
+        Cmd {
+            program: program.as_ref().to_path_buf(),
+            args: Vec::new(),
+            run_as: None,
+            stdout: Stdout::Capture,
+            clean_env: false,
+            env_remove: Vec::new(),
+        }
     }
 
     pub fn arg(mut self, a: impl Into<String>) -> Self {
@@ -141,7 +154,10 @@ impl<'a> Cmd<'a> {
     }
 
     pub fn display(&self) -> String {
-        std::iter::once(self.program.display().to_string()).chain(self.args.iter().cloned()).collect::<Vec<_>>().join(" ")
+        std::iter::once(self.program.display().to_string())
+            .chain(self.args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     pub async fn run(&self, deadline: Instant) -> Result<Output, CmdError> {
@@ -179,7 +195,9 @@ impl<'a> Cmd<'a> {
         let child = c.spawn().map_err(|e| CmdError::Spawn(self.program.clone(), e))?;
         let work = async {
             match self.stdout {
-                Stdout::Capture => child.wait_with_output().await.map(|o| (o.status, o.stdout, o.stderr)),
+                Stdout::Capture => {
+                    child.wait_with_output().await.map(|o| (o.status, o.stdout, o.stderr))
+                }
                 Stdout::UntilExit => read_until_exit(child).await,
             }
         };
@@ -198,7 +216,9 @@ impl<'a> Cmd<'a> {
 async fn drain(pipe: &mut (impl tokio::io::AsyncRead + Unpin), buf: &mut Vec<u8>) {
     use tokio::io::AsyncReadExt;
     let mut chunk = [0u8; 4096];
-    while let Ok(Ok(n)) = tokio::time::timeout(std::time::Duration::from_millis(20), pipe.read(&mut chunk)).await {
+    while let Ok(Ok(n)) =
+        tokio::time::timeout(std::time::Duration::from_millis(20), pipe.read(&mut chunk)).await
+    {
         if n == 0 {
             break;
         }
@@ -208,7 +228,9 @@ async fn drain(pipe: &mut (impl tokio::io::AsyncRead + Unpin), buf: &mut Vec<u8>
 
 /// Read stdout and stderr while the child runs; once it has exited, take
 /// what is already in the pipes and stop, whoever else still holds them.
-async fn read_until_exit(mut child: tokio::process::Child) -> std::io::Result<(ExitStatus, Vec<u8>, Vec<u8>)> {
+async fn read_until_exit(
+    mut child: tokio::process::Child,
+) -> std::io::Result<(ExitStatus, Vec<u8>, Vec<u8>)> {
     use tokio::io::AsyncReadExt;
     let mut out = child.stdout.take();
     let mut err = child.stderr.take();
@@ -240,7 +262,9 @@ async fn read_until_exit(mut child: tokio::process::Child) -> std::io::Result<(E
 
 pub fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -255,7 +279,11 @@ mod tests {
     #[test]
     fn captures_output_and_status() {
         rt().block_on(async {
-            let o = Cmd::new("/bin/sh").args(["-c", "echo out; echo err >&2; exit 3"]).run(Instant::now() + Duration::from_secs(5)).await.unwrap();
+            let o = Cmd::new("/bin/sh")
+                .args(["-c", "echo out; echo err >&2; exit 3"])
+                .run(Instant::now() + Duration::from_secs(5))
+                .await
+                .unwrap();
             assert_eq!(o.stdout, "out\n");
             assert_eq!(o.message(), "err");
             assert_eq!(o.status.code(), Some(3));
@@ -266,7 +294,10 @@ mod tests {
     fn the_deadline_kills_the_command() {
         rt().block_on(async {
             let start = std::time::Instant::now();
-            let r = Cmd::new("/bin/sleep").arg("30").run(Instant::now() + Duration::from_millis(200)).await;
+            let r = Cmd::new("/bin/sleep")
+                .arg("30")
+                .run(Instant::now() + Duration::from_millis(200))
+                .await;
             assert!(matches!(r, Err(CmdError::TimedOut(_))));
             assert!(start.elapsed() < Duration::from_secs(5));
         });
@@ -293,16 +324,24 @@ mod tests {
     #[test]
     fn a_missing_binary_is_reported_by_path() {
         rt().block_on(async {
-            let r = Cmd::new("/nonexistent/pg_ctl").run(Instant::now() + Duration::from_secs(1)).await;
-            assert!(matches!(&r, Err(CmdError::Missing(p)) if p == Path::new("/nonexistent/pg_ctl")));
+            let r =
+                Cmd::new("/nonexistent/pg_ctl").run(Instant::now() + Duration::from_secs(1)).await;
+            assert!(
+                matches!(&r, Err(CmdError::Missing(p)) if p == Path::new("/nonexistent/pg_ctl"))
+            );
         });
     }
 
     #[test]
     fn environment_is_clean() {
         rt().block_on(async {
-            let o = Cmd::new("/usr/bin/env").clean_env().run(Instant::now() + Duration::from_secs(5)).await.unwrap();
-            let mut names: Vec<&str> = o.stdout.lines().filter_map(|l| l.split_once('=')).map(|(k, _)| k).collect();
+            let o = Cmd::new("/usr/bin/env")
+                .clean_env()
+                .run(Instant::now() + Duration::from_secs(5))
+                .await
+                .unwrap();
+            let mut names: Vec<&str> =
+                o.stdout.lines().filter_map(|l| l.split_once('=')).map(|(k, _)| k).collect();
             names.sort();
             assert_eq!(names, vec!["LC_ALL", "PATH"]);
         });
@@ -315,7 +354,12 @@ mod tests {
         }
         let Ok(r) = RunAs::lookup("nobody") else { return };
         rt().block_on(async {
-            let o = Cmd::new("/usr/bin/id").arg("-u").as_user(&r).run(Instant::now() + Duration::from_secs(5)).await.unwrap();
+            let o = Cmd::new("/usr/bin/id")
+                .arg("-u")
+                .as_user(&r)
+                .run(Instant::now() + Duration::from_secs(5))
+                .await
+                .unwrap();
             assert_eq!(o.stdout.trim(), r.uid.to_string());
         });
         assert!(matches!(RunAs::lookup("no-such-user-pgsqlms"), Err(UserError::NoSuchUser(_))));

@@ -29,7 +29,9 @@ pub enum Refusal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Contact {
     /// Connected and asked `pg_is_in_recovery()`.
-    Answered { in_recovery: bool },
+    Answered {
+        in_recovery: bool,
+    },
     Refused(Refusal),
     /// Nobody listens at the socket or port.
     Unreachable,
@@ -67,17 +69,25 @@ impl Role {
 
 /// `backup_label`: the data directory holds one, i.e. it is a base backup
 /// never started, whose copied control file still says "in production".
-pub fn decide(state: DbState, postmaster: Postmaster, contact: &Contact, backup_label: bool) -> Role {
+pub fn decide(
+    state: DbState,
+    postmaster: Postmaster,
+    contact: &Contact,
+    backup_label: bool,
+) -> Role {
     match contact {
         Contact::Answered { in_recovery: false } => Role::Primary,
         Contact::Answered { in_recovery: true } => Role::Standby,
         Contact::Refused(Refusal::HotStandbyOff) => Role::Broken(
             OcfExit::ErrConfigured,
-            "instance runs as a warm standby (hot_standby = off); only hot standbys are supported".into(),
+            "instance runs as a warm standby (hot_standby = off); only hot standbys are supported"
+                .into(),
         ),
         Contact::Refused(Refusal::Denied(msg)) => Role::Broken(
             OcfExit::ErrArgs,
-            format!("PostgreSQL refused the agent's connection: {msg} (check pg_hba.conf for local connections of system_user)"),
+            format!(
+                "PostgreSQL refused the agent's connection: {msg} (check pg_hba.conf for local connections of system_user)"
+            ),
         ),
         Contact::Refused(Refusal::NotYet(msg)) => Role::Transient(msg.clone()),
         Contact::Refused(Refusal::Other(msg)) => Role::Transient(msg.clone()),
@@ -88,7 +98,9 @@ pub fn decide(state: DbState, postmaster: Postmaster, contact: &Contact, backup_
             Postmaster::NotRunning => match state {
                 DbState::ShutDown | DbState::ShutDownInRecovery => Role::Stopped,
                 DbState::InProduction if backup_label => Role::Stopped,
-                DbState::InProduction | DbState::InCrashRecovery | DbState::ShuttingDown => Role::CrashedPrimary,
+                DbState::InProduction | DbState::InCrashRecovery | DbState::ShuttingDown => {
+                    Role::CrashedPrimary
+                }
                 DbState::InArchiveRecovery | DbState::StartingUp => Role::CrashedStandby,
             },
         },
@@ -106,8 +118,14 @@ mod tests {
         // The control file lags a promotion by one checkpoint: SQL wins.
         for st in STATES {
             for pm in [Postmaster::Running(10), Postmaster::NotRunning] {
-                assert_eq!(decide(st, pm, &Contact::Answered { in_recovery: false }, false), Role::Primary);
-                assert_eq!(decide(st, pm, &Contact::Answered { in_recovery: true }, false), Role::Standby);
+                assert_eq!(
+                    decide(st, pm, &Contact::Answered { in_recovery: false }, false),
+                    Role::Primary
+                );
+                assert_eq!(
+                    decide(st, pm, &Contact::Answered { in_recovery: true }, false),
+                    Role::Standby
+                );
             }
         }
     }
@@ -131,25 +149,55 @@ mod tests {
         // backup_label changes nothing else.
         assert_eq!(fresh(DbState::InArchiveRecovery), Role::CrashedStandby);
         assert_eq!(fresh(DbState::InCrashRecovery), Role::CrashedPrimary);
-        assert_eq!(decide(DbState::InProduction, Postmaster::Running(3), &Contact::Answered { in_recovery: true }, true), Role::Standby);
+        assert_eq!(
+            decide(
+                DbState::InProduction,
+                Postmaster::Running(3),
+                &Contact::Answered { in_recovery: true },
+                true
+            ),
+            Role::Standby
+        );
     }
 
     #[test]
     fn a_live_postmaster_without_a_socket_is_transient() {
         for st in STATES {
-            assert!(matches!(decide(st, Postmaster::Running(42), &Contact::Unreachable, false), Role::Transient(m) if m.contains("42")));
+            assert!(
+                matches!(decide(st, Postmaster::Running(42), &Contact::Unreachable, false), Role::Transient(m) if m.contains("42"))
+            );
         }
     }
 
     #[test]
     fn refusals() {
-        let r = decide(DbState::InArchiveRecovery, Postmaster::Running(1), &Contact::Refused(Refusal::HotStandbyOff), false);
+        let r = decide(
+            DbState::InArchiveRecovery,
+            Postmaster::Running(1),
+            &Contact::Refused(Refusal::HotStandbyOff),
+            false,
+        );
         assert_eq!(r.ocf(), OcfExit::ErrConfigured);
-        let r = decide(DbState::InProduction, Postmaster::Running(1), &Contact::Refused(Refusal::Denied("no pg_hba.conf entry".into())), false);
+        let r = decide(
+            DbState::InProduction,
+            Postmaster::Running(1),
+            &Contact::Refused(Refusal::Denied("no pg_hba.conf entry".into())),
+            false,
+        );
         assert!(matches!(&r, Role::Broken(OcfExit::ErrArgs, m) if m.contains("pg_hba")));
-        let r = decide(DbState::StartingUp, Postmaster::Running(1), &Contact::Refused(Refusal::NotYet("starting up".into())), false);
+        let r = decide(
+            DbState::StartingUp,
+            Postmaster::Running(1),
+            &Contact::Refused(Refusal::NotYet("starting up".into())),
+            false,
+        );
         assert_eq!(r, Role::Transient("starting up".into()));
-        let r = decide(DbState::InProduction, Postmaster::Running(1), &Contact::Refused(Refusal::Other("too many clients".into())), false);
+        let r = decide(
+            DbState::InProduction,
+            Postmaster::Running(1),
+            &Contact::Refused(Refusal::Other("too many clients".into())),
+            false,
+        );
         assert!(matches!(r, Role::Transient(_)));
     }
 

@@ -44,7 +44,11 @@ impl std::fmt::Display for Reason {
         match self {
             Reason::Primary => write!(f, "it is the primary"),
             Reason::Ranked { rank, write_lsn, lag } => {
-                write!(f, "standby ranked {} by write LSN {write_lsn} ({lag} bytes behind)", rank + 1)
+                write!(
+                    f,
+                    "standby ranked {} by write LSN {write_lsn} ({lag} bytes behind)",
+                    rank + 1
+                )
             }
             Reason::TooFarBehind { lag, maxlag } => {
                 write!(f, "standby is {lag} bytes behind, more than maxlag ({maxlag})")
@@ -69,7 +73,13 @@ pub struct Table {
     pub foreign_clients: Vec<String>,
 }
 
-pub fn compute(local: &str, cluster_nodes: &[String], rows: &[ReplicationRow], primary_lsn: Lsn, maxlag: u64) -> Table {
+pub fn compute(
+    local: &str,
+    cluster_nodes: &[String],
+    rows: &[ReplicationRow],
+    primary_lsn: Lsn,
+    maxlag: u64,
+) -> Table {
     let is_peer = |n: &str| n != local && cluster_nodes.iter().any(|c| c == n);
     let mut foreign_clients: Vec<String> = rows
         .iter()
@@ -96,12 +106,21 @@ pub fn compute(local: &str, cluster_nodes: &[String], rows: &[ReplicationRow], p
     for (name, r) in &best {
         match r.write_lsn.filter(|_| is_streaming(&r.state)) {
             None => {
-                scores.insert(name.to_string(), Score { value: NOT_READY, reason: Reason::NotReady { state: r.state.clone() } });
+                scores.insert(
+                    name.to_string(),
+                    Score { value: NOT_READY, reason: Reason::NotReady { state: r.state.clone() } },
+                );
             }
             Some(w) => {
                 let lag = primary_lsn.0.saturating_sub(w.0);
                 if maxlag > 0 && lag > maxlag {
-                    scores.insert(name.to_string(), Score { value: TOO_FAR_BEHIND, reason: Reason::TooFarBehind { lag, maxlag } });
+                    scores.insert(
+                        name.to_string(),
+                        Score {
+                            value: TOO_FAR_BEHIND,
+                            reason: Reason::TooFarBehind { lag, maxlag },
+                        },
+                    );
                 } else {
                     ranked.push((name, w, lag));
                 }
@@ -116,11 +135,16 @@ pub fn compute(local: &str, cluster_nodes: &[String], rows: &[ReplicationRow], p
             rank += 1;
         }
         let value = (BEST_STANDBY - RANK_STEP * rank as i32).max(LOWEST_STANDBY);
-        scores.insert(name.to_string(), Score { value, reason: Reason::Ranked { rank, write_lsn: *w, lag: *lag } });
+        scores.insert(
+            name.to_string(),
+            Score { value, reason: Reason::Ranked { rank, write_lsn: *w, lag: *lag } },
+        );
     }
 
     for n in cluster_nodes {
-        scores.entry(n.clone()).or_insert(Score { value: NOT_CONNECTED, reason: Reason::NotConnected });
+        scores
+            .entry(n.clone())
+            .or_insert(Score { value: NOT_CONNECTED, reason: Reason::NotConnected });
     }
     Table { scores, foreign_clients }
 }
@@ -144,7 +168,11 @@ mod tests {
     use super::*;
 
     fn row(name: &str, state: &str, lsn: Option<&str>) -> ReplicationRow {
-        ReplicationRow { application_name: name.into(), state: state.into(), write_lsn: lsn.map(|l| l.parse().unwrap()) }
+        ReplicationRow {
+            application_name: name.into(),
+            state: state.into(),
+            write_lsn: lsn.map(|l| l.parse().unwrap()),
+        }
     }
 
     fn nodes(n: &[&str]) -> Vec<String> {
@@ -157,8 +185,17 @@ mod tests {
 
     #[test]
     fn most_advanced_standby_scores_highest() {
-        let rows = [row("srv2", "streaming", Some("0/3000000")), row("srv3", "streaming", Some("0/5000000"))];
-        let t = compute("srv1", &nodes(&["srv1", "srv2", "srv3"]), &rows, "0/5000000".parse().unwrap(), 0);
+        let rows = [
+            row("srv2", "streaming", Some("0/3000000")),
+            row("srv3", "streaming", Some("0/5000000")),
+        ];
+        let t = compute(
+            "srv1",
+            &nodes(&["srv1", "srv2", "srv3"]),
+            &rows,
+            "0/5000000".parse().unwrap(),
+            0,
+        );
         assert_eq!(values(&t), vec![("srv1", 1001), ("srv2", 990), ("srv3", 1000)]);
     }
 
@@ -199,7 +236,8 @@ mod tests {
 
     #[test]
     fn disconnected_nodes_and_foreign_clients() {
-        let rows = [row("pg_receivewal", "streaming", Some("0/9")), row("p", "streaming", Some("0/9"))];
+        let rows =
+            [row("pg_receivewal", "streaming", Some("0/9")), row("p", "streaming", Some("0/9"))];
         let t = compute("p", &nodes(&["p", "s"]), &rows, "0/9".parse().unwrap(), 0);
         assert_eq!(values(&t), vec![("p", 1001), ("s", NOT_CONNECTED)]);
         assert_eq!(t.foreign_clients, vec!["p".to_string(), "pg_receivewal".to_string()]);
@@ -207,16 +245,27 @@ mod tests {
 
     #[test]
     fn duplicate_connections_keep_the_best() {
-        let rows = [row("s", "startup", Some("0/1")), row("s", "streaming", Some("0/2")), row("s", "streaming", Some("0/1"))];
+        let rows = [
+            row("s", "startup", Some("0/1")),
+            row("s", "streaming", Some("0/2")),
+            row("s", "streaming", Some("0/1")),
+        ];
         let t = compute("p", &nodes(&["p", "s"]), &rows, "0/2".parse().unwrap(), 0);
         assert_eq!(t.scores["s"].value, 1000);
-        assert_eq!(t.scores["s"].reason, Reason::Ranked { rank: 0, write_lsn: "0/2".parse().unwrap(), lag: 0 });
+        assert_eq!(
+            t.scores["s"].reason,
+            Reason::Ranked { rank: 0, write_lsn: "0/2".parse().unwrap(), lag: 0 }
+        );
     }
 
     #[test]
     fn many_standbys_never_drop_to_zero() {
         let names: Vec<String> = (0..150).map(|i| format!("s{i:03}")).collect();
-        let rows: Vec<_> = names.iter().enumerate().map(|(i, n)| row(n, "streaming", Some(&format!("0/{:X}", 1000 - i)))).collect();
+        let rows: Vec<_> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| row(n, "streaming", Some(&format!("0/{:X}", 1000 - i))))
+            .collect();
         let mut all = names.clone();
         all.push("p".into());
         let t = compute("p", &all, &rows, "0/1000".parse().unwrap(), 0);

@@ -34,7 +34,9 @@ pub fn check_resource(params: &Params, env: &HashMap<String, String>) -> Result<
         if !feature_set_at_least(set, (3, 9, 0)) {
             return Err(problem(
                 OcfExit::ErrInstalled,
-                format!("Pacemaker 2.1 or newer is required (CRM feature set {set} is older than 3.9.0)"),
+                format!(
+                    "Pacemaker 2.1 or newer is required (CRM feature set {set} is older than 3.9.0)"
+                ),
             ));
         }
     }
@@ -50,12 +52,16 @@ pub fn check_resource(params: &Params, env: &HashMap<String, String>) -> Result<
             ));
         }
     }
-    let promoted_max = meta("promoted_max").filter(|v| !v.is_empty()).or_else(|| meta("master_max").filter(|v| !v.is_empty()));
+    let promoted_max = meta("promoted_max")
+        .filter(|v| !v.is_empty())
+        .or_else(|| meta("master_max").filter(|v| !v.is_empty()));
     if let Some(v) = promoted_max {
         if v != "1" {
             return Err(problem(
                 OcfExit::ErrConfigured,
-                format!("meta attribute promoted-max must be 1 (it is {v}): PostgreSQL has exactly one primary"),
+                format!(
+                    "meta attribute promoted-max must be 1 (it is {v}): PostgreSQL has exactly one primary"
+                ),
             ));
         }
     }
@@ -72,7 +78,10 @@ pub fn feature_set_at_least(set: &str, min: (u32, u32, u32)) -> bool {
 pub fn check_pg_version(content: &str) -> Result<u32, Problem> {
     let text = content.trim();
     let major = text.split('.').next().and_then(|m| m.parse::<u32>().ok()).ok_or_else(|| {
-        problem(OcfExit::ErrInstalled, format!("PG_VERSION holds \"{text}\", not a PostgreSQL version"))
+        problem(
+            OcfExit::ErrInstalled,
+            format!("PG_VERSION holds \"{text}\", not a PostgreSQL version"),
+        )
     })?;
     if major < 12 {
         return Err(problem(
@@ -95,7 +104,10 @@ pub fn check_settings(s: &Settings, node: &str) -> Result<(), Problem> {
     if !matches!(s.wal_level.as_str(), "replica" | "logical") {
         return Err(problem(
             OcfExit::ErrArgs,
-            format!("wal_level is \"{}\": set it to replica (or logical) so standbys can replicate", s.wal_level),
+            format!(
+                "wal_level is \"{}\": set it to replica (or logical) so standbys can replicate",
+                s.wal_level
+            ),
         ));
     }
     if s.recovery_target_timeline != "latest" {
@@ -266,14 +278,21 @@ mod tests {
     }
 
     fn settings(wal: &str, rtt: &str, ci: &str) -> Settings {
-        Settings { wal_level: wal.into(), recovery_target_timeline: rtt.into(), primary_conninfo: ci.into() }
+        Settings {
+            wal_level: wal.into(),
+            recovery_target_timeline: rtt.into(),
+            primary_conninfo: ci.into(),
+        }
     }
 
     #[test]
     fn settings_checks() {
         let good = settings("replica", "latest", "host=10.0.0.1 application_name=srv1");
         assert_eq!(check_settings(&good, "srv1"), Ok(()));
-        assert_eq!(check_settings(&settings("logical", "latest", "application_name=srv1"), "srv1"), Ok(()));
+        assert_eq!(
+            check_settings(&settings("logical", "latest", "application_name=srv1"), "srv1"),
+            Ok(())
+        );
         for bad in [
             settings("minimal", "latest", "application_name=srv1"),
             settings("replica", "current", "application_name=srv1"),
@@ -283,8 +302,12 @@ mod tests {
         ] {
             assert_eq!(check_settings(&bad, "srv1").unwrap_err().code, OcfExit::ErrArgs, "{bad:?}");
         }
-        let p = check_settings(&settings("replica", "latest", "application_name=srv2"), "srv1").unwrap_err();
-        assert!(p.reason.contains("application_name=srv1") && p.reason.contains("application_name=srv2"));
+        let p = check_settings(&settings("replica", "latest", "application_name=srv2"), "srv1")
+            .unwrap_err();
+        assert!(
+            p.reason.contains("application_name=srv1")
+                && p.reason.contains("application_name=srv2")
+        );
     }
 
     #[test]
@@ -297,7 +320,10 @@ mod tests {
             ("host=a user=rep", None),
             ("host='x application_name=fake' application_name=real", Some("real")),
             ("host='x application_name=fake'", None),
-            ("postgresql://rep@10.0.0.1:5432/postgres?application_name=srv1&sslmode=disable", Some("srv1")),
+            (
+                "postgresql://rep@10.0.0.1:5432/postgres?application_name=srv1&sslmode=disable",
+                Some("srv1"),
+            ),
             ("postgres://h/db?application_name=srv%31", Some("srv1")),
             ("postgresql://h/db", None),
             ("", None),

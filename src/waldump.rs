@@ -42,7 +42,12 @@ pub fn find_shutdown_checkpoint(output: &str, timeline: u32) -> Option<ShutdownC
             continue;
         };
         if tli == Some(timeline) {
-            found = Some(ShutdownCheckpoint { lsn, redo, timeline, is_last_record: i + 1 == records.len() });
+            found = Some(ShutdownCheckpoint {
+                lsn,
+                redo,
+                timeline,
+                is_last_record: i + 1 == records.len(),
+            });
         }
     }
     found
@@ -82,9 +87,13 @@ rmgr: XLOG        len (rec/tot):    114/   114, tx:          0, lsn: 0/03000060,
 
     #[test]
     fn online_checkpoints_and_other_records_do_not_count() {
-        let online = PG15.replace("CHECKPOINT_SHUTDOWN", "CHECKPOINT_ONLINE").replace("; shutdown", "; online");
+        let online = PG15
+            .replace("CHECKPOINT_SHUTDOWN", "CHECKPOINT_ONLINE")
+            .replace("; shutdown", "; online");
         assert_eq!(find_shutdown_checkpoint(&online, 1), None);
-        let followed = format!("{PG15}rmgr: Heap        len (rec/tot):     59/    59, tx:        736, lsn: 0/030000D8, prev 0/03000060, desc: INSERT off 2 flags 0x00\n");
+        let followed = format!(
+            "{PG15}rmgr: Heap        len (rec/tot):     59/    59, tx:        736, lsn: 0/030000D8, prev 0/03000060, desc: INSERT off 2 flags 0x00\n"
+        );
         assert!(!find_shutdown_checkpoint(&followed, 1).unwrap().is_last_record);
         assert_eq!(find_shutdown_checkpoint("pg_waldump: error: could not find file\n", 1), None);
     }
@@ -94,11 +103,16 @@ rmgr: XLOG        len (rec/tot):    114/   114, tx:          0, lsn: 0/03000060,
     fn real_waldump_output_of_15_and_18() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
         for v in ["pg15", "pg18"] {
-            let ok = std::fs::read_to_string(root.join(v).join("waldump-switchover-ok.txt")).unwrap();
-            let tl = ok.lines().find_map(|l| field(l, "; tli ")).and_then(|t| t.parse().ok()).unwrap();
-            let c = find_shutdown_checkpoint(&ok, tl).unwrap_or_else(|| panic!("{v}: no shutdown checkpoint"));
+            let ok =
+                std::fs::read_to_string(root.join(v).join("waldump-switchover-ok.txt")).unwrap();
+            let tl =
+                ok.lines().find_map(|l| field(l, "; tli ")).and_then(|t| t.parse().ok()).unwrap();
+            let c = find_shutdown_checkpoint(&ok, tl)
+                .unwrap_or_else(|| panic!("{v}: no shutdown checkpoint"));
             assert!(c.is_last_record, "{v}");
-            let bad = std::fs::read_to_string(root.join(v).join("waldump-no-shutdown-checkpoint.txt")).unwrap();
+            let bad =
+                std::fs::read_to_string(root.join(v).join("waldump-no-shutdown-checkpoint.txt"))
+                    .unwrap();
             assert_eq!(find_shutdown_checkpoint(&bad, tl), None, "{v}");
         }
     }
@@ -108,7 +122,10 @@ rmgr: XLOG        len (rec/tot):    114/   114, tx:          0, lsn: 0/03000060,
         // mid-segment: 16 kB back
         assert_eq!(tail_window_start(Lsn(0x0300_8000)), Lsn(0x0300_4000));
         let end = Lsn(0x0300_80A0);
-        assert!(tail_window_start(end).0 < end.0 - 114 - 2 * 40, "a checkpoint record and two page headers fit");
+        assert!(
+            tail_window_start(end).0 < end.0 - 114 - 2 * 40,
+            "a checkpoint record and two page headers fit"
+        );
         // near the start of a segment: not before it
         assert_eq!(tail_window_start(Lsn(0x0400_0230)), Lsn(0x0400_0000));
         // a record ending exactly at a segment boundary belongs to the one before

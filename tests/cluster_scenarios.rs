@@ -135,16 +135,16 @@ fn say(msg: &str) {
 fn scenario(name: &str) {
     // Ignored by default; run on purpose, they must not pass vacuously.
     if std::env::var("PGSQLMS_CLUSTER").as_deref() != Ok("1") {
-        panic!("cluster_scenarios::{name}: set PGSQLMS_CLUSTER=1 (see tests/cluster/run-scenarios.sh)");
+        panic!(
+            "cluster_scenarios::{name}: set PGSQLMS_CLUSTER=1 (see tests/cluster/run-scenarios.sh)"
+        );
     }
     if !nix::unistd::geteuid().is_root() {
         panic!("cluster scenarios must run as root");
     }
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let outcome = rt.block_on(run_scenario(name));
     let line = outcome.line();
     say(&line);
@@ -162,11 +162,7 @@ fn scenario(name: &str) {
 
 fn append_result(line: &str) {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/target/cluster-scenarios.txt");
-    if let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-    {
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
         let _ = writeln!(f, "{line}");
     }
 }
@@ -226,7 +222,8 @@ impl Settings {
 
     /// Host pid of the node's init (pid 1 of its pid namespace).
     fn init_pid(&self, node: &str) -> Option<u32> {
-        let procs = std::fs::read_to_string(format!("{}/{node}/cgroup.procs", self.cg_root)).ok()?;
+        let procs =
+            std::fs::read_to_string(format!("{}/{node}/cgroup.procs", self.cg_root)).ok()?;
         for p in procs.lines() {
             let Ok(status) = std::fs::read_to_string(format!("/proc/{p}/status")) else {
                 continue;
@@ -332,9 +329,7 @@ async fn roles() -> Roles {
 }
 
 async fn wait_healthy(secs: u64) -> bool {
-    script("wait-healthy.sh", &[&secs.to_string()], Duration::from_secs(secs + 30))
-        .await
-        .ok
+    script("wait-healthy.sh", &[&secs.to_string()], Duration::from_secs(secs + 30)).await.ok
 }
 
 async fn status_text() -> String {
@@ -342,12 +337,7 @@ async fn status_text() -> String {
 }
 
 async fn promotion_score(node: &str) -> Option<i64> {
-    let out = run(
-        &format!("{HARNESS}/promotion-score.sh"),
-        &[node],
-        Duration::from_secs(20),
-    )
-    .await;
+    let out = run(&format!("{HARNESS}/promotion-score.sh"), &[node], Duration::from_secs(20)).await;
     out.stdout.trim().parse().ok()
 }
 
@@ -526,8 +516,11 @@ async fn poller(s: Settings, stop: Arc<AtomicBool>, log: Arc<Mutex<PollLog>>) {
                 }
             }
             if let Some((_, c)) = conns.get(n) {
-                match timeout(Duration::from_secs(1), c.query_one("SELECT pg_is_in_recovery()", &[]))
-                    .await
+                match timeout(
+                    Duration::from_secs(1),
+                    c.query_one("SELECT pg_is_in_recovery()", &[]),
+                )
+                .await
                 {
                     Ok(Ok(row)) => {
                         if !row.get::<_, bool>(0) {
@@ -587,7 +580,11 @@ impl Outcome {
             self.fenced.join(","),
             self.agent,
             if self.failures.is_empty() { "PASS" } else { "FAIL" },
-            if self.notes.is_empty() { String::new() } else { format!(" ({})", self.notes.join("; ")) }
+            if self.notes.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", self.notes.join("; "))
+            }
         )
     }
 }
@@ -652,7 +649,10 @@ impl Ctx {
             let first = self.first_promoted();
             self.notes.push(format!("promoted: {}", first.as_deref().unwrap_or("?")));
             if !first.as_ref().is_some_and(|n| self.standbys.contains(n)) {
-                self.fail(format!("expected a former standby {:?} promoted, got {first:?}", self.standbys));
+                self.fail(format!(
+                    "expected a former standby {:?} promoted, got {first:?}",
+                    self.standbys
+                ));
             }
         }
         if self.s.fences().get(old) <= before.get(old) {
@@ -702,7 +702,9 @@ async fn run_scenario(name: &str) -> Outcome {
     let mut pre_fail = Vec::new();
 
     // The migration starts from a cluster running PAF.
-    if name == "recipe_migrate_from_paf" && running_agents(&s).await != BTreeSet::from([PAF.to_string()]) {
+    if name == "recipe_migrate_from_paf"
+        && running_agents(&s).await != BTreeSet::from([PAF.to_string()])
+    {
         let mut paf = s.clone();
         paf.agent = PAF.into();
         let out = up(&paf).await;
@@ -824,22 +826,24 @@ async fn run_scenario(name: &str) -> Outcome {
     let mut lost = None;
     if let Some(fp) = sql_primaries.first().filter(|_| sql_primaries.len() == 1) {
         match connect_node(&s, fp).await {
-            Ok((_, c)) => match c.query("SELECT id FROM ha_rows WHERE run = $1", &[&run_id]).await {
-                Ok(rows) => {
-                    let present: BTreeSet<i64> = rows.iter().map(|r| r.get(0)).collect();
-                    let missing: Vec<i64> =
-                        acked.iter().copied().filter(|id| !present.contains(id)).collect();
-                    if !missing.is_empty() {
-                        ctx.fail(format!(
+            Ok((_, c)) => {
+                match c.query("SELECT id FROM ha_rows WHERE run = $1", &[&run_id]).await {
+                    Ok(rows) => {
+                        let present: BTreeSet<i64> = rows.iter().map(|r| r.get(0)).collect();
+                        let missing: Vec<i64> =
+                            acked.iter().copied().filter(|id| !present.contains(id)).collect();
+                        if !missing.is_empty() {
+                            ctx.fail(format!(
                             "{} acknowledged rows missing on the final primary {fp} (ids {:?}...)",
                             missing.len(),
                             &missing[..missing.len().min(10)]
                         ));
+                        }
+                        lost = Some(missing.len());
                     }
-                    lost = Some(missing.len());
+                    Err(e) => ctx.fail(format!("cannot read ha_rows on {fp}: {e}")),
                 }
-                Err(e) => ctx.fail(format!("cannot read ha_rows on {fp}: {e}")),
-            },
+            }
             Err(e) => ctx.fail(format!("cannot connect to the final primary {fp}: {e}")),
         }
     }
@@ -958,7 +962,8 @@ async fn up(s: &Settings) -> Out {
 
 /// Forget failures of earlier scenarios (migration-threshold would ban nodes).
 async fn cleanup_failcounts() -> Result<(), String> {
-    let fails = run(&format!("{HARNESS}/status.sh"), &["--failcounts"], Duration::from_secs(20)).await;
+    let fails =
+        run(&format!("{HARNESS}/status.sh"), &["--failcounts"], Duration::from_secs(20)).await;
     if fails.stdout.trim().is_empty() {
         return Ok(());
     }
@@ -1188,7 +1193,10 @@ async fn sc_maxlag(ctx: &mut Ctx) -> Result<(), String> {
     let lag = write_lag(&ctx.s, &p).await;
     ctx.notes.push(format!("lagging {lagging}: score {score:?}, lag {:?}", lag.get(&lagging)));
     if score.is_none_or(|v| v >= 0) {
-        ctx.fail(format!("{lagging} lags {:?} bytes > maxlag but its promotion score is {score:?}", lag.get(&lagging)));
+        ctx.fail(format!(
+            "{lagging} lags {:?} bytes > maxlag but its promotion score is {score:?}",
+            lag.get(&lagging)
+        ));
     }
     if !node_streaming(&ctx.s, &lagging).await {
         ctx.notes.push(format!("{lagging} was disconnected (not a maxlag test any more)"));
@@ -1217,7 +1225,10 @@ async fn accept_diverged_old_primary(ctx: &mut Ctx) -> bool {
     let old = ctx.primary.clone();
     let Some(survivor) = ctx.s.nodes.iter().find(|n| **n != old).cloned() else { return false };
     let mon = script("on.sh", &[&survivor, "crm_mon", "-1"], Duration::from_secs(30)).await;
-    let refused = mon.stdout.lines().any(|l| l.contains(&format!(" on {old} returned")) && l.contains("pg_rewind"));
+    let refused = mon
+        .stdout
+        .lines()
+        .any(|l| l.contains(&format!(" on {old} returned")) && l.contains("pg_rewind"));
     if !refused {
         return false;
     }
@@ -1225,7 +1236,8 @@ async fn accept_diverged_old_primary(ctx: &mut Ctx) -> bool {
         ctx.fail(format!("{old} refused to start but PostgreSQL runs there"));
         return false;
     }
-    ctx.notes.push(format!("{old} diverged: start refused, exit reason asks for pg_rewind; rebuilt"));
+    ctx.notes
+        .push(format!("{old} diverged: start refused, exit reason asks for pg_rewind; rebuilt"));
     let out = script("rebuild.sh", &[&old], Duration::from_secs(180)).await;
     out.ok && wait_healthy(60).await
 }
@@ -1277,7 +1289,12 @@ async fn sc_old_primary_returns(ctx: &mut Ctx) -> Result<(), String> {
     if ctx.s.init_pid(&p).is_none() {
         script("power.sh", &["on", &p], Duration::from_secs(60)).await;
     }
-    let out = script("on.sh", &[&p, &format!("{HARNESS}/node-services.sh"), "start"], Duration::from_secs(90)).await;
+    let out = script(
+        "on.sh",
+        &[&p, &format!("{HARNESS}/node-services.sh"), "start"],
+        Duration::from_secs(90),
+    )
+    .await;
     if !out.ok {
         ctx.fail(format!("starting the cluster stack on {p}: {}", out.stderr.trim()));
     }
@@ -1304,7 +1321,12 @@ async fn recipe(node: &str, name: &str, args: &[&str]) -> Out {
 
 /// A node other than the ones given.
 fn other_node(ctx: &Ctx, not: &[&str]) -> Result<String, String> {
-    ctx.s.nodes.iter().find(|n| !not.contains(&n.as_str())).cloned().ok_or_else(|| "no other node".into())
+    ctx.s
+        .nodes
+        .iter()
+        .find(|n| !not.contains(&n.as_str()))
+        .cloned()
+        .ok_or_else(|| "no other node".into())
 }
 
 /// First line of postmaster.pid on each node (empty when not running).
@@ -1326,7 +1348,8 @@ async fn postmaster_pids(s: &Settings) -> BTreeMap<String, String> {
 /// The agents of the pgsqld instances Pacemaker reports (crm_mon).
 async fn running_agents(s: &Settings) -> BTreeSet<String> {
     let Some(n) = s.nodes.iter().find(|n| s.init_pid(n).is_some()) else { return BTreeSet::new() };
-    let mon = script("on.sh", &[n, "crm_mon", "-1", "--output-as=xml"], Duration::from_secs(30)).await;
+    let mon =
+        script("on.sh", &[n, "crm_mon", "-1", "--output-as=xml"], Duration::from_secs(30)).await;
     mon.stdout
         .lines()
         .filter(|l| l.contains("<resource id=\"pgsqld\""))
@@ -1353,7 +1376,9 @@ async fn sc_recipe_node_standby(ctx: &mut Ctx) -> Result<(), String> {
     let r = roles().await;
     ctx.notes.push(format!("primary during standby: {}", r.promoted.join(",")));
     if r.promoted.len() != 1 || r.promoted.contains(&p) || r.unpromoted.contains(&p) {
-        ctx.fail(format!("{p} in standby: expected its instance stopped and another primary, got {r:?}"));
+        ctx.fail(format!(
+            "{p} in standby: expected its instance stopped and another primary, got {r:?}"
+        ));
     }
     if node_in_recovery(&ctx.s, &p).await.is_some() {
         ctx.fail(format!("PostgreSQL still runs on {p} in standby"));
@@ -1398,7 +1423,11 @@ async fn sc_recipe_maintenance(ctx: &mut Ctx) -> Result<(), String> {
     }
     for n in ctx.standbys.clone() {
         if after.get(&n) != pids.get(&n) {
-            ctx.fail(format!("{n}: PostgreSQL restarted ({:?} -> {:?})", pids.get(&n), after.get(&n)));
+            ctx.fail(format!(
+                "{n}: PostgreSQL restarted ({:?} -> {:?})",
+                pids.get(&n),
+                after.get(&n)
+            ));
         }
     }
     let r = roles().await;
@@ -1482,7 +1511,9 @@ async fn sc_recipe_migrate_from_paf(ctx: &mut Ctx) -> Result<(), String> {
         if let Ok(t) = std::fs::read_to_string(&env) {
             let t: Vec<String> = t
                 .lines()
-                .map(|l| if l.starts_with("AGENT=") { "AGENT=ocf:rust:pgsqlms".into() } else { l.into() })
+                .map(|l| {
+                    if l.starts_with("AGENT=") { "AGENT=ocf:rust:pgsqlms".into() } else { l.into() }
+                })
                 .collect();
             let _ = std::fs::write(&env, t.join("\n") + "\n");
         }

@@ -36,7 +36,11 @@ impl Store {
     }
 
     fn calls(&self) -> Vec<String> {
-        fs::read_to_string(self.0.join("calls.log")).unwrap_or_default().lines().map(String::from).collect()
+        fs::read_to_string(self.0.join("calls.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
     }
 }
 
@@ -49,7 +53,10 @@ impl Drop for Store {
 #[test]
 fn promotion_scores_live_in_the_cib_status_section() {
     let s = Store::new("scores");
-    assert_eq!(s.run("crm_attribute", &["--promotion=pgsqld", "--node", "srv2", "--update", "1000"]).0, 0);
+    assert_eq!(
+        s.run("crm_attribute", &["--promotion=pgsqld", "--node", "srv2", "--update", "1000"]).0,
+        0
+    );
     assert_eq!(fs::read_to_string(s.0.join("attrs/srv2/master-pgsqld")).unwrap(), "1000");
     let (rc, out, _) = s.run("crm_attribute", &["--promotion=pgsqld", "--node", "srv2", "--query"]);
     assert_eq!((rc, out.as_str()), (0, "scope=status  name=master-pgsqld value=1000\n"));
@@ -59,7 +66,8 @@ fn promotion_scores_live_in_the_cib_status_section() {
     assert_eq!(s.run("crm_attribute", &["--promotion=pgsqld", "--node", "srv2", "--delete"]).0, 0);
     assert_eq!(s.run("crm_attribute", &["--promotion=pgsqld", "--node", "srv2", "--query"]).0, 105);
     // a node the cluster does not know cannot get a score
-    let (rc, _, err) = s.run("crm_attribute", &["--promotion=pgsqld", "--node", "pg_receivewal", "--update", "1"]);
+    let (rc, _, err) =
+        s.run("crm_attribute", &["--promotion=pgsqld", "--node", "pg_receivewal", "--update", "1"]);
     assert_eq!(rc, 105, "{err}");
     assert!(!s.0.join("attrs/pg_receivewal").exists());
     assert_eq!(s.calls().len(), 6);
@@ -69,8 +77,11 @@ fn promotion_scores_live_in_the_cib_status_section() {
 #[test]
 fn private_attributes_stay_out_of_the_cib() {
     let s = Store::new("private");
-    let set = |node: &str, v: &str| {
-        let o = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes/attrd_updater"))
+    let set =
+        |node: &str, v: &str| {
+            let o = Command::new(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes/attrd_updater"),
+            )
             .args(["--private", "--lifetime", "reboot", "--name", "lsn_location", "--update", v])
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
@@ -78,8 +89,8 @@ fn private_attributes_stay_out_of_the_cib() {
             .env("OCF_RESKEY_CRM_meta_on_node", node)
             .status()
             .unwrap();
-        assert!(o.success());
-    };
+            assert!(o.success());
+        };
     set("srv1", "1#0/3000060");
     set("srv3", "1#0/5000000");
     let (rc, out, _) = s.run("attrd_updater", &["--query", "--all", "--name", "lsn_location"]);
@@ -127,7 +138,13 @@ fn cib_has_the_shape_of_pacemaker_2_1() {
     if rng.exists() {
         let f = s.0.join("cib.xml");
         fs::write(&f, &cib).unwrap();
-        let o = Command::new("xmllint").arg("--noout").arg("--relaxng").arg(rng).arg(&f).output().unwrap();
+        let o = Command::new("xmllint")
+            .arg("--noout")
+            .arg("--relaxng")
+            .arg(rng)
+            .arg(&f)
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     let (_, status, _) = s.run("cibadmin", &["--query", "-o", "status"]);

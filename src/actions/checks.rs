@@ -20,7 +20,10 @@ pub fn binaries_and_user(agent: &Agent) -> Result<(), Failure> {
     if !missing.is_empty() {
         return Err(Failure::new(
             OcfExit::ErrInstalled,
-            format!("PostgreSQL binaries missing: {} (check the bindir parameter)", missing.join(", ")),
+            format!(
+                "PostgreSQL binaries missing: {} (check the bindir parameter)",
+                missing.join(", ")
+            ),
         ));
     }
     agent.runas()?;
@@ -34,12 +37,21 @@ pub async fn local(agent: &Agent, settings: bool) -> Result<Option<Settings>, Fa
     let p = &agent.params;
     for (what, dir) in [("pgdata", &p.pgdata), ("datadir", &p.datadir)] {
         if !dir.is_dir() {
-            return Err(Failure::new(OcfExit::ErrArgs, format!("{what} {} is not a directory", dir.display())));
+            return Err(Failure::new(
+                OcfExit::ErrArgs,
+                format!("{what} {} is not a directory", dir.display()),
+            ));
         }
     }
     let pg_version = p.datadir.join("PG_VERSION");
     let content = std::fs::read_to_string(&pg_version).map_err(|e| {
-        Failure::new(OcfExit::ErrArgs, format!("{} is unreadable ({e}): datadir is not a PostgreSQL data directory", pg_version.display()))
+        Failure::new(
+            OcfExit::ErrArgs,
+            format!(
+                "{} is unreadable ({e}): datadir is not a PostgreSQL data directory",
+                pg_version.display()
+            ),
+        )
     })?;
     let major = validate::check_pg_version(&content)?;
     log::debug!("PostgreSQL {major} data directory");
@@ -48,7 +60,11 @@ pub async fn local(agent: &Agent, settings: bool) -> Result<Option<Settings>, Fa
     if owner != runas.uid.as_raw() {
         return Err(Failure::new(
             OcfExit::ErrArgs,
-            format!("datadir {} is not owned by system_user {} (uid {owner})", p.datadir.display(), runas.name),
+            format!(
+                "datadir {} is not owned by system_user {} (uid {owner})",
+                p.datadir.display(),
+                runas.name
+            ),
         ));
     }
     if settings {
@@ -66,15 +82,23 @@ pub async fn local(agent: &Agent, settings: bool) -> Result<Option<Settings>, Fa
 
 async fn setting(agent: &Agent, name: &str) -> Result<String, Failure> {
     let p = &agent.params;
-    let mut cmd = Cmd::new(p.bin("postgres")).args(["-C", name, "-D"]).arg(p.pgdata.display().to_string());
+    let mut cmd =
+        Cmd::new(p.bin("postgres")).args(["-C", name, "-D"]).arg(p.pgdata.display().to_string());
     // start_opts may point postgres at another configuration file.
     cmd = cmd.args(p.start_opts.split_whitespace());
     if p.datadir != p.pgdata && !p.start_opts.contains("config_file") {
         cmd = cmd.arg("-c").arg(format!("config_file={}/postgresql.conf", p.pgdata.display()));
     }
-    let out = cmd.as_user(agent.runas()?).run(agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
+    let out = cmd
+        .as_user(agent.runas()?)
+        .run(agent.deadline)
+        .await
+        .map_err(|e| Failure::generic(e.to_string()))?;
     if !out.success() {
-        return Err(Failure::new(OcfExit::ErrArgs, format!("postgres -C {name} failed: {}", out.message())));
+        return Err(Failure::new(
+            OcfExit::ErrArgs,
+            format!("postgres -C {name} failed: {}", out.message()),
+        ));
     }
     Ok(out.stdout.trim().to_string())
 }

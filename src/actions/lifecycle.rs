@@ -1,9 +1,8 @@
 //! start, stop, demote, promote.
 
 use crate::actions::{checks, rejoin};
-use crate::controlfile::{ControlData, DbState};
-use crate::validate::Settings;
 use crate::agent::{ActionResult, Agent, Failure};
+use crate::controlfile::{ControlData, DbState};
 use crate::election::{self, Candidate, Verdict};
 use crate::exit::OcfExit;
 use crate::instance::{self, POLL};
@@ -11,6 +10,7 @@ use crate::pacemaker::{ATTR_CANCEL_SWITCHOVER, ATTR_LSN, ATTR_NODES, ATTR_RECOVE
 use crate::pg;
 use crate::role::{Postmaster, Role};
 use crate::scores;
+use crate::validate::Settings;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -48,25 +48,37 @@ pub async fn start_standby(agent: &Agent) -> ActionResult {
         log::warn!("{}; retrying", e.reason);
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    instance::wait_for(agent, "a running standby", |r| matches!(r, Role::Standby | Role::Primary)).await.and_then(|o| {
-        if o.role == Role::Primary {
-            Err(Failure::generic("instance started as a primary despite standby.signal"))
-        } else {
-            log::info!("instance started as a standby");
-            Ok(OcfExit::Success)
-        }
-    })
+    instance::wait_for(agent, "a running standby", |r| matches!(r, Role::Standby | Role::Primary))
+        .await
+        .and_then(|o| {
+            if o.role == Role::Primary {
+                Err(Failure::generic("instance started as a primary despite standby.signal"))
+            } else {
+                log::info!("instance started as a standby");
+                Ok(OcfExit::Success)
+            }
+        })
 }
 
 /// The control file of an instance that last ran as a primary.
 fn was_primary(state: DbState) -> bool {
-    matches!(state, DbState::ShutDown | DbState::InProduction | DbState::InCrashRecovery | DbState::ShuttingDown)
+    matches!(
+        state,
+        DbState::ShutDown
+            | DbState::InProduction
+            | DbState::InCrashRecovery
+            | DbState::ShuttingDown
+    )
 }
 
 /// Before a stopped or crashed former primary starts as a standby: refuse
 /// if its WAL is not part of the current primary's history. A fresh base
 /// backup says "in production" too, but is behind by construction.
-async fn check_former_primary(agent: &Agent, control: &ControlData, settings: Option<&Settings>) -> Result<(), Failure> {
+async fn check_former_primary(
+    agent: &Agent,
+    control: &ControlData,
+    settings: Option<&Settings>,
+) -> Result<(), Failure> {
     if !was_primary(control.state) || agent.params.datadir.join("backup_label").exists() {
         return Ok(());
     }
@@ -88,7 +100,9 @@ pub async fn stop(agent: &Agent) -> ActionResult {
     if let Postmaster::NotRunning = instance::postmaster(&agent.params.datadir) {
         let c = instance::control_data(agent).await;
         match c {
-            Ok(c) => log::info!("instance already stopped (control file: \"{}\")", c.state.as_str()),
+            Ok(c) => {
+                log::info!("instance already stopped (control file: \"{}\")", c.state.as_str())
+            }
             Err(e) => log::info!("instance already stopped ({})", e.reason),
         }
         return Ok(OcfExit::Success);
@@ -140,9 +154,15 @@ pub async fn demote(agent: &Agent) -> ActionResult {
             wait_postmaster_gone(agent).await?;
             let c = instance::control_data(agent).await?;
             if c.state != DbState::ShutDown {
-                return Err(Failure::generic(format!("primary did not shut down cleanly (control file: \"{}\")", c.state.as_str())));
+                return Err(Failure::generic(format!(
+                    "primary did not shut down cleanly (control file: \"{}\")",
+                    c.state.as_str()
+                )));
             }
-            log::info!("primary shut down cleanly at checkpoint {}, starting it as a standby", c.checkpoint);
+            log::info!(
+                "primary shut down cleanly at checkpoint {}, starting it as a standby",
+                c.checkpoint
+            );
         }
         Role::Stopped | Role::CrashedStandby | Role::CrashedPrimary => {
             // A crashed primary here is not recovered in place (pre-demote
@@ -172,7 +192,9 @@ pub async fn promote(agent: &Agent) -> ActionResult {
             start_standby(agent).await?;
         }
         Role::CrashedPrimary | Role::CrashedStandby => {
-            return Err(Failure::generic("cannot promote a crashed instance: it must be recovered (stopped and started) first"));
+            return Err(Failure::generic(
+                "cannot promote a crashed instance: it must be recovered (stopped and started) first",
+            ));
         }
         Role::Transient(w) => return Err(Failure::generic(w)),
         Role::Broken(code, why) => return Err(Failure::new(code, why)),
@@ -197,12 +219,15 @@ pub async fn promote(agent: &Agent) -> ActionResult {
     if recovering.map_err(tool)?.contains_key(&me) {
         log::info!("recovering the primary in place: no election");
     } else {
-        let published = Published { nodes: nodes_attr.map_err(tool)?, positions: published.map_err(tool)? };
+        let published =
+            Published { nodes: nodes_attr.map_err(tool)?, positions: published.map_err(tool)? };
         elect(agent, &me, published, view.map_err(tool)?).await?;
     }
 
     let o = instance::observe(agent).await?;
-    let client = o.client.ok_or_else(|| Failure::generic("lost the connection to the standby before promoting it"))?;
+    let client = o.client.ok_or_else(|| {
+        Failure::generic("lost the connection to the standby before promoting it")
+    })?;
     let rows = pg::rows(&client, "SELECT pg_promote(false)", agent.deadline)
         .await
         .map_err(|e| Failure::generic(format!("pg_promote failed: {e}")))?;
@@ -243,7 +268,12 @@ struct Published {
 
 /// Compare fresh positions published in pre-promote; fail the promotion in
 /// favour of a more advanced standby.
-async fn elect(agent: &Agent, me: &str, first: Published, view: crate::cib::ClusterView) -> Result<(), Failure> {
+async fn elect(
+    agent: &Agent,
+    me: &str,
+    first: Published,
+    view: crate::cib::ClusterView,
+) -> Result<(), Failure> {
     let pcmk = &agent.pcmk;
     let nodes_attr = first.nodes;
     let mut published = first.positions;
@@ -253,7 +283,10 @@ async fn elect(agent: &Agent, me: &str, first: Published, view: crate::cib::Clus
         log::warn!("no pre-promote notification data: promoting without an election");
         return Ok(());
     }
-    let mut nodes: Vec<String> = nodes_attr.get(me).map(|v| v.split_whitespace().map(str::to_string).collect()).unwrap_or_default();
+    let mut nodes: Vec<String> = nodes_attr
+        .get(me)
+        .map(|v| v.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
     if !nodes.iter().any(|n| n == me) {
         nodes.push(me.to_string());
     }
@@ -281,14 +314,28 @@ async fn elect(agent: &Agent, me: &str, first: Published, view: crate::cib::Clus
             log::info!("election: {n} runs no standby, not a candidate");
             continue;
         }
-        let pos = election::Position::from_attr(published)
-            .ok_or_else(|| Failure::generic(format!("election: {n} published an unreadable position \"{published}\"")))?;
-        candidates.push(Candidate { node: n.clone(), position: pos, score: view.scores.get(n).copied() });
+        let pos = election::Position::from_attr(published).ok_or_else(|| {
+            Failure::generic(format!(
+                "election: {n} published an unreadable position \"{published}\""
+            ))
+        })?;
+        candidates.push(Candidate {
+            node: n.clone(),
+            position: pos,
+            score: view.scores.get(n).copied(),
+        });
     }
     match election::elect(me, &candidates) {
         Verdict::Proceed => {
-            log::info!("election: this node is the most advanced of {} ({})", nodes.join(", "),
-                candidates.iter().map(|c| format!("{}={}", c.node, c.position.to_attr())).collect::<Vec<_>>().join(" "));
+            log::info!(
+                "election: this node is the most advanced of {} ({})",
+                nodes.join(", "),
+                candidates
+                    .iter()
+                    .map(|c| format!("{}={}", c.node, c.position.to_attr()))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
             Ok(())
         }
         Verdict::HandOver { node, position } => {

@@ -3,8 +3,8 @@
 pub mod checks;
 pub mod lifecycle;
 pub mod monitor;
-pub mod rejoin;
 pub mod notify;
+pub mod rejoin;
 
 use crate::agent::{ActionResult, Agent};
 use crate::exit::OcfExit;

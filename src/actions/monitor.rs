@@ -15,7 +15,10 @@ use crate::scores;
 pub async fn monitor(agent: &Agent) -> ActionResult {
     if agent.is_probe() && !agent.params.datadir.join("global").join("pg_control").exists() {
         // Probe on a node where the instance does not exist (yet): not running.
-        log::debug!("probe: no control file in {}, reporting not running", agent.params.datadir.display());
+        log::debug!(
+            "probe: no control file in {}, reporting not running",
+            agent.params.datadir.display()
+        );
         return Ok(OcfExit::NotRunning);
     }
     let o = instance::settle(agent).await?;
@@ -50,7 +53,10 @@ pub async fn report(agent: &Agent, o: Observed) -> ActionResult {
         )),
         Role::CrashedStandby => Err(Failure::new(
             o.role.ocf(),
-            format!("PostgreSQL is not running but its control file says \"{}\": it crashed as a standby", o.control.state.as_str()),
+            format!(
+                "PostgreSQL is not running but its control file says \"{}\": it crashed as a standby",
+                o.control.state.as_str()
+            ),
         )),
         Role::Transient(what) => Err(Failure::generic(what.clone())),
         Role::Broken(code, why) => Err(Failure::new(*code, why.clone())),
@@ -60,12 +66,21 @@ pub async fn report(agent: &Agent, o: Observed) -> ActionResult {
 async fn update_scores(agent: &Agent, o: &Observed) -> Result<(), Failure> {
     let client = o.client.as_ref().ok_or_else(|| Failure::generic("no session"))?;
     let primary_lsn = o.status.as_ref().and_then(|s| s.lsn).unwrap_or_default();
-    let rows = pg::replication_rows(client, agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
-    let view = agent.pcmk.cluster_view(agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
+    let rows = pg::replication_rows(client, agent.deadline)
+        .await
+        .map_err(|e| Failure::generic(e.to_string()))?;
+    let view = agent
+        .pcmk
+        .cluster_view(agent.deadline)
+        .await
+        .map_err(|e| Failure::generic(e.to_string()))?;
     let me = agent.node().await?;
     let table = scores::compute(me, &view.nodes, &rows, primary_lsn, agent.params.maxlag);
     if !table.foreign_clients.is_empty() {
-        log::debug!("ignoring replication clients that are not cluster nodes: {}", table.foreign_clients.join(", "));
+        log::debug!(
+            "ignoring replication clients that are not cluster nodes: {}",
+            table.foreign_clients.join(", ")
+        );
     }
     for (node, score) in scores::changes(&table, &view.scores) {
         let old = view.scores.get(node).map(|s| s.to_string()).unwrap_or_else(|| "none".into());
@@ -75,12 +90,20 @@ async fn update_scores(agent: &Agent, o: &Observed) -> Result<(), Failure> {
         } else {
             log::info!("{msg}");
         }
-        agent.pcmk.set_score(node, score.value, agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
+        agent
+            .pcmk
+            .set_score(node, score.value, agent.deadline)
+            .await
+            .map_err(|e| Failure::generic(e.to_string()))?;
     }
     // Scores PAF wrote with lifetime forever would outlive ours: remove them.
     for node in view.permanent_scores.keys() {
         log::info!("removing the permanent promotion score of {node} left by a previous agent");
-        agent.pcmk.delete_permanent_score(node, agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
+        agent
+            .pcmk
+            .delete_permanent_score(node, agent.deadline)
+            .await
+            .map_err(|e| Failure::generic(e.to_string()))?;
     }
     Ok(())
 }
@@ -90,24 +113,44 @@ async fn update_scores(agent: &Agent, o: &Observed) -> Result<(), Failure> {
 /// its position; the most advanced one among those published gives itself a
 /// small score. The election at promotion time settles any tie or race.
 async fn bootstrap_score(agent: &Agent, o: &Observed) -> Result<(), Failure> {
-    let view = agent.pcmk.cluster_view(agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
+    let view = agent
+        .pcmk
+        .cluster_view(agent.deadline)
+        .await
+        .map_err(|e| Failure::generic(e.to_string()))?;
     if !view.scores.is_empty() {
         return Ok(());
     }
     let me = agent.node().await?.to_string();
-    let timeline = o.status.as_ref().and_then(|s| s.received_tli).unwrap_or(0).max(o.control.timeline);
+    let timeline =
+        o.status.as_ref().and_then(|s| s.received_tli).unwrap_or(0).max(o.control.timeline);
     let lsn = o.status.as_ref().and_then(|s| s.lsn).unwrap_or(o.control.checkpoint);
     let mine = Position { timeline, lsn };
-    agent.pcmk.set_private(ATTR_LSN, &mine.to_attr(), agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
-    let published = agent.pcmk.private_all(ATTR_LSN, agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
+    agent
+        .pcmk
+        .set_private(ATTR_LSN, &mine.to_attr(), agent.deadline)
+        .await
+        .map_err(|e| Failure::generic(e.to_string()))?;
+    let published = agent
+        .pcmk
+        .private_all(ATTR_LSN, agent.deadline)
+        .await
+        .map_err(|e| Failure::generic(e.to_string()))?;
     let best_other = published
         .iter()
         .filter(|(n, _)| **n != me)
         .filter_map(|(_, v)| Position::from_attr(v))
         .max();
     if best_other.is_none_or(|b| mine >= b) {
-        log::info!("no promotion score in the cluster and no primary: this standby ({}) is the most advanced known, scoring it 1", mine.to_attr());
-        agent.pcmk.set_score(&me, 1, agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
+        log::info!(
+            "no promotion score in the cluster and no primary: this standby ({}) is the most advanced known, scoring it 1",
+            mine.to_attr()
+        );
+        agent
+            .pcmk
+            .set_score(&me, 1, agent.deadline)
+            .await
+            .map_err(|e| Failure::generic(e.to_string()))?;
     }
     Ok(())
 }

@@ -55,7 +55,9 @@ async fn pre_promote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
     if let Some(old) = t.switchover_from(&me) {
         if let Err(why) = check_switchover(agent, old, &o).await {
             log::error!("switchover from {old} is not safe: {}", why.reason);
-            pcmk.set_private(ATTR_CANCEL_SWITCHOVER, &why.reason, agent.deadline).await.map_err(tool)?;
+            pcmk.set_private(ATTR_CANCEL_SWITCHOVER, &why.reason, agent.deadline)
+                .await
+                .map_err(tool)?;
             return Ok(());
         }
     }
@@ -76,10 +78,13 @@ async fn pre_promote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
         pg::bounded_checkpoint(client, agent.time_left() / 4, agent.deadline).await;
         control = instance::control_data(agent).await?;
     }
-    let status = pg::status(client, agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
+    let status =
+        pg::status(client, agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
     let pos = Position {
         timeline: status.received_tli.unwrap_or(0).max(control.timeline),
-        lsn: status.lsn.ok_or_else(|| Failure::generic("standby reports no received or replayed LSN"))?,
+        lsn: status
+            .lsn
+            .ok_or_else(|| Failure::generic("standby reports no received or replayed LSN"))?,
     };
     log::info!("this standby's position: timeline {} LSN {}", pos.timeline, pos.lsn);
     let position = pos.to_attr();
@@ -112,9 +117,13 @@ async fn clean_election_attrs(agent: &Agent) -> Result<(), Failure> {
 /// the shutdown checkpoint. If this standby did not receive it, promoting it
 /// would lose what came before, and the old primary could not follow it.
 async fn check_switchover(agent: &Agent, old: &str, o: &instance::Observed) -> Result<(), Failure> {
-    log::info!("switchover from {old}: checking that the old primary's shutdown checkpoint was received");
+    log::info!(
+        "switchover from {old}: checking that the old primary's shutdown checkpoint was received"
+    );
     let client = o.client.as_ref().ok_or_else(|| Failure::generic("standby not answering"))?;
-    let rows = pg::rows(client, "SELECT pg_last_wal_receive_lsn()", agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
+    let rows = pg::rows(client, "SELECT pg_last_wal_receive_lsn()", agent.deadline)
+        .await
+        .map_err(|e| Failure::generic(e.to_string()))?;
     let last: crate::lsn::Lsn = rows
         .first()
         .and_then(|r| r[0].as_deref())
@@ -126,7 +135,11 @@ async fn check_switchover(agent: &Agent, old: &str, o: &instance::Observed) -> R
     let tli = o.control.timeline.max(instance::newest_history_timeline(&agent.params.datadir));
     let out = waldump(agent, tli, waldump::tail_window_start(last), last).await?;
     if let Some(c) = waldump::find_shutdown_checkpoint(&out.stdout, tli) {
-        log::info!("received the shutdown checkpoint of {old} at {} (timeline {})", c.lsn, c.timeline);
+        log::info!(
+            "received the shutdown checkpoint of {old} at {} (timeline {})",
+            c.lsn,
+            c.timeline
+        );
         return Ok(());
     }
     // Slow, should the tail not be readable: from the last restartpoint. A
@@ -137,7 +150,11 @@ async fn check_switchover(agent: &Agent, old: &str, o: &instance::Observed) -> R
     let out = waldump(agent, control.timeline, control.redo, last).await?;
     match waldump::find_shutdown_checkpoint(&out.stdout, control.timeline) {
         Some(c) => {
-            log::info!("received the shutdown checkpoint of {old} at {} (timeline {})", c.lsn, c.timeline);
+            log::info!(
+                "received the shutdown checkpoint of {old} at {} (timeline {})",
+                c.lsn,
+                c.timeline
+            );
             Ok(())
         }
         None => Err(Failure::generic(format!(
@@ -161,7 +178,14 @@ async fn waldump(
     Cmd::new(p.bin("pg_waldump"))
         .args(["--path"])
         .arg(p.datadir.join("pg_wal").display().to_string())
-        .args(["--timeline", &timeline.to_string(), "--start", &start.to_string(), "--end", &end.to_string()])
+        .args([
+            "--timeline",
+            &timeline.to_string(),
+            "--start",
+            &start.to_string(),
+            "--end",
+            &end.to_string(),
+        ])
         .as_user(agent.runas()?)
         .run(agent.deadline)
         .await
@@ -181,10 +205,15 @@ async fn pre_demote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
     if o.role != Role::CrashedPrimary {
         return Ok(());
     }
-    log::info!("primary crashed and is recovered in place: running its crash recovery before the demote");
+    log::info!(
+        "primary crashed and is recovered in place: running its crash recovery before the demote"
+    );
     instance::remove_standby_signal(agent)?;
     instance::pg_ctl_start(agent).await?;
-    log::info!("crash recovery done (control file: \"{}\")", instance::control_data(agent).await?.state.as_str());
+    log::info!(
+        "crash recovery done (control file: \"{}\")",
+        instance::control_data(agent).await?.state.as_str()
+    );
     Ok(())
 }
 

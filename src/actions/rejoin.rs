@@ -11,23 +11,44 @@ use crate::process::{Cmd, Output, is_executable};
 use std::time::Duration;
 use tokio::time::Instant;
 
-pub async fn check(agent: &Agent, control: &ControlData, primary_conninfo: &str) -> Result<(), Failure> {
+pub async fn check(
+    agent: &Agent,
+    control: &ControlData,
+    primary_conninfo: &str,
+) -> Result<(), Failure> {
     let psql = agent.params.bin("psql");
     if !is_executable(&psql) {
-        log::warn!("{} missing: cannot check that this former primary can follow the current one", psql.display());
+        log::warn!(
+            "{} missing: cannot check that this former primary can follow the current one",
+            psql.display()
+        );
         return Ok(());
     }
     // Unanswered questions must not eat the start's time.
     let until = Instant::now() + (agent.time_left() / 4).min(Duration::from_secs(10));
-    let conninfo = format!("{primary_conninfo} replication=true dbname=replication connect_timeout=3");
+    let conninfo =
+        format!("{primary_conninfo} replication=true dbname=replication connect_timeout=3");
     let ident = replication_command(agent, &conninfo, "IDENTIFY_SYSTEM", until).await?;
-    let Some(primary) = divergence::parse_identify_system(&ident.stdout).filter(|_| ident.success()) else {
-        log::info!("no primary reachable through primary_conninfo ({}): starting as a standby without the divergence check", ident.message());
+    let Some(primary) =
+        divergence::parse_identify_system(&ident.stdout).filter(|_| ident.success())
+    else {
+        log::info!(
+            "no primary reachable through primary_conninfo ({}): starting as a standby without the divergence check",
+            ident.message()
+        );
         return Ok(());
     };
     let history = if primary.timeline > control.timeline {
-        let out = replication_command(agent, &conninfo, &format!("TIMELINE_HISTORY {}", primary.timeline), until).await?;
-        divergence::parse_history(out.stdout.split_once('|').map(|(_, content)| content).unwrap_or(""))
+        let out = replication_command(
+            agent,
+            &conninfo,
+            &format!("TIMELINE_HISTORY {}", primary.timeline),
+            until,
+        )
+        .await?;
+        divergence::parse_history(
+            out.stdout.split_once('|').map(|(_, content)| content).unwrap_or(""),
+        )
     } else {
         Vec::new()
     };
@@ -37,7 +58,8 @@ pub async fn check(agent: &Agent, control: &ControlData, primary_conninfo: &str)
         Verdict::CanFollow => {
             log::info!(
                 "former primary (timeline {}, last record {own_last}) can follow the primary (timeline {})",
-                control.timeline, primary.timeline
+                control.timeline,
+                primary.timeline
             );
             Ok(())
         }
@@ -58,7 +80,12 @@ pub async fn check(agent: &Agent, control: &ControlData, primary_conninfo: &str)
 }
 
 /// One replication-protocol command, through psql as system_user.
-async fn replication_command(agent: &Agent, conninfo: &str, command: &str, until: Instant) -> Result<Output, Failure> {
+async fn replication_command(
+    agent: &Agent,
+    conninfo: &str,
+    command: &str,
+    until: Instant,
+) -> Result<Output, Failure> {
     Cmd::new(agent.params.bin("psql"))
         .args(["-X", "-A", "-t", "-F", "|", "-d", conninfo, "-c", command])
         .as_user(agent.runas()?)
@@ -84,7 +111,17 @@ async fn last_record(agent: &Agent, control: &ControlData) -> Result<Lsn, Failur
         .map_err(|e| Failure::generic(e.to_string()))?;
     out.stdout
         .lines()
-        .filter_map(|l| l.split_once("lsn: ").and_then(|(_, r)| r.split(',').next()).and_then(|s| s.trim().parse::<Lsn>().ok()))
+        .filter_map(|l| {
+            l.split_once("lsn: ")
+                .and_then(|(_, r)| r.split(',').next())
+                .and_then(|s| s.trim().parse::<Lsn>().ok())
+        })
         .last()
-        .ok_or_else(|| Failure::generic(format!("pg_waldump found no WAL record after {}: {}", control.redo, out.message())))
+        .ok_or_else(|| {
+            Failure::generic(format!(
+                "pg_waldump found no WAL record after {}: {}",
+                control.redo,
+                out.message()
+            ))
+        })
 }

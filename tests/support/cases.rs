@@ -63,7 +63,9 @@ pub fn meta_data(v: u32) {
     let file = env.dir.join("meta-data.xml");
     fs::write(&file, &r.stdout).unwrap();
     let o = run(
-        Command::new("xmllint").args(["--noout", "--dtdvalid", "/usr/share/resource-agents/ra-api-1.dtd"]).arg(&file),
+        Command::new("xmllint")
+            .args(["--noout", "--dtdvalid", "/usr/share/resource-agents/ra-api-1.dtd"])
+            .arg(&file),
         Duration::from_secs(30),
         &env.dir,
     );
@@ -82,18 +84,35 @@ pub fn meta_data(v: u32) {
     ];
     for (name, defaults) in expected {
         let p = params.iter().find(|(n, _)| n == name);
-        let Some((_, default)) = p else { panic!("meta-data lacks parameter {name}:\n{}", r.stdout) };
+        let Some((_, default)) = p else {
+            panic!("meta-data lacks parameter {name}:\n{}", r.stdout)
+        };
         let d = default.clone().unwrap_or_default();
-        assert!(defaults.contains(&d.as_str()), "parameter {name}: default {default:?}, PAF's is {defaults:?}");
+        assert!(
+            defaults.contains(&d.as_str()),
+            "parameter {name}: default {default:?}, PAF's is {defaults:?}"
+        );
     }
-    for action in ["start", "stop", "promote", "demote", "monitor", "notify", "meta-data", "validate-all"] {
-        assert!(r.stdout.contains(&format!("<action name=\"{action}\"")), "meta-data lacks action {action}");
+    for action in
+        ["start", "stop", "promote", "demote", "monitor", "notify", "meta-data", "validate-all"]
+    {
+        assert!(
+            r.stdout.contains(&format!("<action name=\"{action}\"")),
+            "meta-data lacks action {action}"
+        );
     }
     // one monitor per role, with distinct intervals
-    let monitors: Vec<&str> = r.stdout.lines().filter(|l| l.contains("<action name=\"monitor\"")).collect();
+    let monitors: Vec<&str> =
+        r.stdout.lines().filter(|l| l.contains("<action name=\"monitor\"")).collect();
     assert!(monitors.len() >= 2, "a monitor per role expected: {monitors:?}");
-    assert!(monitors.iter().any(|l| l.contains("Promoted") || l.contains("Master")), "{monitors:?}");
-    assert!(monitors.iter().any(|l| l.contains("Unpromoted") || l.contains("Slave")), "{monitors:?}");
+    assert!(
+        monitors.iter().any(|l| l.contains("Promoted") || l.contains("Master")),
+        "{monitors:?}"
+    );
+    assert!(
+        monitors.iter().any(|l| l.contains("Unpromoted") || l.contains("Slave")),
+        "{monitors:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -133,7 +152,8 @@ pub fn probe_running_standby(v: u32) {
     let inst = env.init_instance("srv1");
     env.start_standby(&inst);
     env.agent(&inst, "monitor").expect(OCF_SUCCESS, "probe of a running standby");
-    env.agent_env(&inst, "monitor", &[interval("16000")]).expect(OCF_SUCCESS, "recurring monitor of a running standby");
+    env.agent_env(&inst, "monitor", &[interval("16000")])
+        .expect(OCF_SUCCESS, "recurring monitor of a running standby");
 }
 
 pub fn probe_running_primary(v: u32) {
@@ -190,7 +210,11 @@ pub fn start_shut_down_primary_as_standby(v: u32) {
 fn assert_stopped(env: &TestEnv, inst: &Instance) {
     assert!(!inst.pid_file().exists(), "postmaster.pid remains after stop");
     reap_orphans();
-    assert!(pids_under(&inst.pgdata).is_empty(), "processes remain after stop: {:?}", pids_under(&inst.pgdata));
+    assert!(
+        pids_under(&inst.pgdata).is_empty(),
+        "processes remain after stop: {:?}",
+        pids_under(&inst.pgdata)
+    );
     assert!(!env.is_running(inst));
 }
 
@@ -225,7 +249,8 @@ pub fn promote_standby(v: u32) {
     assert!(!env.in_recovery(&inst), "promote must leave a primary");
     assert!(!inst.standby_signal().exists());
     env.agent(&inst, "monitor").expect(OCF_RUNNING_PROMOTED, "probe after promote");
-    env.agent_env(&inst, "monitor", &[interval("15000")]).expect(OCF_RUNNING_PROMOTED, "monitor after promote");
+    env.agent_env(&inst, "monitor", &[interval("15000")])
+        .expect(OCF_RUNNING_PROMOTED, "monitor after promote");
     env.agent(&inst, "promote").expect(OCF_SUCCESS, "second promote (idempotent)");
     assert!(!env.in_recovery(&inst));
 }
@@ -279,9 +304,21 @@ pub fn primary_monitor_sets_scores(v: u32) {
     chown_pg(&rw);
     env.spawn_bg(
         &env.pg.bin("pg_receivewal"),
-        &["-D", rw.to_str().unwrap(), "-h", env.sock.to_str().unwrap(), "-p", &p.port.to_string(), "-n"],
+        &[
+            "-D",
+            rw.to_str().unwrap(),
+            "-h",
+            env.sock.to_str().unwrap(),
+            "-p",
+            &p.port.to_string(),
+            "-n",
+        ],
     );
-    env.wait_sql(&p, "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'pg_receivewal'", "1");
+    env.wait_sql(
+        &p,
+        "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'pg_receivewal'",
+        "1",
+    );
 
     // srv2 ahead of srv3 by write_lsn: srv3's WAL receiver is frozen (still
     // connected and "streaming" for wal_sender_timeout) while the primary
@@ -294,7 +331,13 @@ pub fn primary_monitor_sets_scores(v: u32) {
     env.pause_walreceiver(&s3);
     env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 10000) AS i");
     let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
-    env.wait_sql(&p, &format!("SELECT write_lsn >= '{lsn}' FROM pg_stat_replication WHERE application_name = 'srv2'"), "t");
+    env.wait_sql(
+        &p,
+        &format!(
+            "SELECT write_lsn >= '{lsn}' FROM pg_stat_replication WHERE application_name = 'srv2'"
+        ),
+        "t",
+    );
     assert_eq!(
         env.sql_ok(&p, &format!("SELECT write_lsn < '{lsn}' AND state = 'streaming' FROM pg_stat_replication WHERE application_name = 'srv3'")),
         "t"
@@ -320,7 +363,10 @@ pub fn primary_monitor_sets_scores(v: u32) {
         env.calls(),
         r.describe()
     );
-    assert!(!env.fake.join("attrs/pg_receivewal").exists(), "a replication client that is no node gets no score");
+    assert!(
+        !env.fake.join("attrs/pg_receivewal").exists(),
+        "a replication client that is no node gets no score"
+    );
     assert!(
         !env.calls().iter().any(|l| l.contains("pg_receivewal")),
         "no Pacemaker call about pg_receivewal: {:#?}",
@@ -332,8 +378,17 @@ pub fn primary_monitor_sets_scores(v: u32) {
     env.clear_calls();
     let r2 = env.agent_env(&p, "monitor", &mon);
     r2.expect(OCF_RUNNING_PROMOTED, "second monitor of the primary");
-    assert_eq!(crm_attribute_calls(&env), Vec::<String>::new(), "only changed scores are written\n{}", r2.describe());
-    assert_eq!(env.calls(), vec!["cibadmin --query".to_string()], "an unchanged primary monitor reads the CIB once and forks no other Pacemaker tool");
+    assert_eq!(
+        crm_attribute_calls(&env),
+        Vec::<String>::new(),
+        "only changed scores are written\n{}",
+        r2.describe()
+    );
+    assert_eq!(
+        env.calls(),
+        vec!["cibadmin --query".to_string()],
+        "an unchanged primary monitor reads the CIB once and forks no other Pacemaker tool"
+    );
     assert!(
         !r2.stderr.contains("pg_receivewal") && !r2.log.contains("pg_receivewal"),
         "the foreign client is logged again on an unchanged monitor\n{}",
@@ -343,9 +398,17 @@ pub fn primary_monitor_sets_scores(v: u32) {
 
     // a streaming standby's recurring monitor calls no Pacemaker tool
     env.clear_calls();
-    env.agent_env(&s2, "monitor", &[interval("16000"), ("OCF_RESKEY_CRM_meta_timeout", Some("10000"))])
-        .expect(OCF_SUCCESS, "monitor of a streaming standby");
-    assert_eq!(env.calls(), Vec::<String>::new(), "a streaming standby's monitor forks no Pacemaker tool");
+    env.agent_env(
+        &s2,
+        "monitor",
+        &[interval("16000"), ("OCF_RESKEY_CRM_meta_timeout", Some("10000"))],
+    )
+    .expect(OCF_SUCCESS, "monitor of a streaming standby");
+    assert_eq!(
+        env.calls(),
+        Vec::<String>::new(),
+        "a streaming standby's monitor forks no Pacemaker tool"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -375,7 +438,14 @@ fn validate_setup(v: u32, name: &str) -> Option<(TestEnv, Instance)> {
 /// validate-all with `changes` must fail with `code` and leave `dir` as it
 /// was.
 #[track_caller]
-fn expect_validate_failure(env: &TestEnv, inst: &Instance, dir: &Path, changes: &[(&str, Option<&str>)], code: i32, what: &str) {
+fn expect_validate_failure(
+    env: &TestEnv,
+    inst: &Instance,
+    dir: &Path,
+    changes: &[(&str, Option<&str>)],
+    code: i32,
+    what: &str,
+) {
     let before = snapshot(dir);
     let r = env.agent_env(inst, "validate-all", changes);
     r.expect(code, what);
@@ -389,13 +459,18 @@ pub fn validate_good(v: u32) {
     env.agent(&inst, "validate-all").expect(OCF_SUCCESS, "validate-all of a good setup (stopped)");
     assert_same_snapshot(&before, &snapshot(&inst.pgdata), "validate-all of a good setup");
     env.start_standby(&inst);
-    env.agent(&inst, "validate-all").expect(OCF_SUCCESS, "validate-all of a good setup (running standby)");
+    env.agent(&inst, "validate-all")
+        .expect(OCF_SUCCESS, "validate-all of a good setup (running standby)");
 }
 
 pub fn validate_pgdata_missing(v: u32) {
     let Some((env, inst)) = validate_setup(v, "validate_pgdata") else { return };
     let missing = env.dir.join("no-such-pgdata");
-    let r = env.agent_env(&inst, "validate-all", &[("OCF_RESKEY_pgdata", Some(missing.to_str().unwrap()))]);
+    let r = env.agent_env(
+        &inst,
+        "validate-all",
+        &[("OCF_RESKEY_pgdata", Some(missing.to_str().unwrap()))],
+    );
     r.expect(NODE_SETUP, "validate-all with a missing pgdata");
     assert!(!missing.exists(), "validate-all created pgdata");
 }
@@ -403,7 +478,14 @@ pub fn validate_pgdata_missing(v: u32) {
 pub fn validate_maxlag_not_numeric(v: u32) {
     let Some((env, inst)) = validate_setup(v, "validate_maxlag") else { return };
     for bad in ["abc", "10MB", "-5"] {
-        expect_validate_failure(&env, &inst, &inst.pgdata, &[("OCF_RESKEY_maxlag", Some(bad))], RESOURCE_DEFINITION, &format!("maxlag={bad}"));
+        expect_validate_failure(
+            &env,
+            &inst,
+            &inst.pgdata,
+            &[("OCF_RESKEY_maxlag", Some(bad))],
+            RESOURCE_DEFINITION,
+            &format!("maxlag={bad}"),
+        );
     }
 }
 
@@ -413,21 +495,42 @@ pub fn validate_conninfo_without_application_name(v: u32) {
     let orig = fs::read_to_string(&conf).unwrap();
     let sock = env.sock.display().to_string();
     for (label, line) in [
-        ("other application_name", format!("primary_conninfo = 'host={sock} port=1 application_name=srv9'\n")),
+        (
+            "other application_name",
+            format!("primary_conninfo = 'host={sock} port=1 application_name=srv9'\n"),
+        ),
         ("no application_name", format!("primary_conninfo = 'host={sock} port=1'\n")),
-        ("application_name prefix of the node", format!("primary_conninfo = 'host={sock} port=1 application_name=srv10'\n")),
+        (
+            "application_name prefix of the node",
+            format!("primary_conninfo = 'host={sock} port=1 application_name=srv10'\n"),
+        ),
     ] {
         fs::write(&conf, format!("{orig}{line}")).unwrap();
-        expect_validate_failure(&env, &inst, &inst.pgdata, &[], NODE_SETUP, &format!("primary_conninfo with {label}"));
+        expect_validate_failure(
+            &env,
+            &inst,
+            &inst.pgdata,
+            &[],
+            NODE_SETUP,
+            &format!("primary_conninfo with {label}"),
+        );
     }
     fs::write(&conf, &orig).unwrap();
-    env.agent(&inst, "validate-all").expect(OCF_SUCCESS, "validate-all with the configuration restored");
+    env.agent(&inst, "validate-all")
+        .expect(OCF_SUCCESS, "validate-all with the configuration restored");
 }
 
 pub fn validate_recovery_target_timeline(v: u32) {
     let Some((env, inst)) = validate_setup(v, "validate_rtt") else { return };
     append(&inst.conf(), "recovery_target_timeline = 'current'\n");
-    expect_validate_failure(&env, &inst, &inst.pgdata, &[], NODE_SETUP, "recovery_target_timeline = 'current'");
+    expect_validate_failure(
+        &env,
+        &inst,
+        &inst.pgdata,
+        &[],
+        NODE_SETUP,
+        "recovery_target_timeline = 'current'",
+    );
 }
 
 pub fn validate_wal_level_minimal(v: u32) {
@@ -441,8 +544,22 @@ pub fn validate_wal_level_minimal(v: u32) {
 
 pub fn validate_notify_not_true(v: u32) {
     let Some((env, inst)) = validate_setup(v, "validate_notify") else { return };
-    expect_validate_failure(&env, &inst, &inst.pgdata, &[("OCF_RESKEY_CRM_meta_notify", Some("false"))], RESOURCE_DEFINITION, "notify=false");
-    expect_validate_failure(&env, &inst, &inst.pgdata, &[("OCF_RESKEY_CRM_meta_notify", None)], RESOURCE_DEFINITION, "notify unset");
+    expect_validate_failure(
+        &env,
+        &inst,
+        &inst.pgdata,
+        &[("OCF_RESKEY_CRM_meta_notify", Some("false"))],
+        RESOURCE_DEFINITION,
+        "notify=false",
+    );
+    expect_validate_failure(
+        &env,
+        &inst,
+        &inst.pgdata,
+        &[("OCF_RESKEY_CRM_meta_notify", None)],
+        RESOURCE_DEFINITION,
+        "notify unset",
+    );
 }
 
 pub fn validate_promoted_max_2(v: u32) {
@@ -451,7 +568,10 @@ pub fn validate_promoted_max_2(v: u32) {
         &env,
         &inst,
         &inst.pgdata,
-        &[("OCF_RESKEY_CRM_meta_promoted_max", Some("2")), ("OCF_RESKEY_CRM_meta_master_max", Some("2"))],
+        &[
+            ("OCF_RESKEY_CRM_meta_promoted_max", Some("2")),
+            ("OCF_RESKEY_CRM_meta_master_max", Some("2")),
+        ],
         RESOURCE_DEFINITION,
         "promoted-max=2",
     );
@@ -463,7 +583,10 @@ pub fn validate_legacy_master_max_2(v: u32) {
         &env,
         &inst,
         &inst.pgdata,
-        &[("OCF_RESKEY_CRM_meta_promoted_max", None), ("OCF_RESKEY_CRM_meta_master_max", Some("2"))],
+        &[
+            ("OCF_RESKEY_CRM_meta_promoted_max", None),
+            ("OCF_RESKEY_CRM_meta_master_max", Some("2")),
+        ],
         RESOURCE_DEFINITION,
         "legacy master-max=2",
     );
@@ -486,16 +609,34 @@ pub fn validate_bindir_without_binaries(v: u32) {
     let Some((env, inst)) = validate_setup(v, "validate_bindir") else { return };
     let empty = env.dir.join("emptybin");
     fs::create_dir(&empty).unwrap();
-    expect_validate_failure(&env, &inst, &inst.pgdata, &[("OCF_RESKEY_bindir", Some(empty.to_str().unwrap()))], NOT_INSTALLED, "bindir without binaries");
+    expect_validate_failure(
+        &env,
+        &inst,
+        &inst.pgdata,
+        &[("OCF_RESKEY_bindir", Some(empty.to_str().unwrap()))],
+        NOT_INSTALLED,
+        "bindir without binaries",
+    );
 }
 
 pub fn validate_unsupported_pg_version(v: u32) {
     let Some((env, inst)) = validate_setup(v, "validate_pg_version") else { return };
     let old = env.dir.join("pg11");
-    run_ok(Command::new("cp").arg("-a").arg(&inst.pgdata).arg(&old), Duration::from_secs(60), &env.dir);
+    run_ok(
+        Command::new("cp").arg("-a").arg(&inst.pgdata).arg(&old),
+        Duration::from_secs(60),
+        &env.dir,
+    );
     fs::write(old.join("PG_VERSION"), "11\n").unwrap();
     chown_pg(&old.join("PG_VERSION"));
-    expect_validate_failure(&env, &inst, &old, &[("OCF_RESKEY_pgdata", Some(old.to_str().unwrap()))], NOT_INSTALLED, "PG_VERSION 11");
+    expect_validate_failure(
+        &env,
+        &inst,
+        &old,
+        &[("OCF_RESKEY_pgdata", Some(old.to_str().unwrap()))],
+        NOT_INSTALLED,
+        "PG_VERSION 11",
+    );
 }
 
 pub fn validate_unknown_system_user(v: u32) {
@@ -527,10 +668,20 @@ pub fn notify_pre_promote_sets_lsn_location(v: u32) {
         .into_iter()
         .filter(|(_, v)| !v.is_empty())
         .collect();
-    assert_eq!(attrs.len(), 1, "one private lsn_location attribute expected on srv1, got {attrs:?}; calls: {:#?}", env.calls());
+    assert_eq!(
+        attrs.len(),
+        1,
+        "one private lsn_location attribute expected on srv1, got {attrs:?}; calls: {:#?}",
+        env.calls()
+    );
     let (name, value) = &attrs[0];
-    let (tl, lsn) = value.split_once('#').unwrap_or_else(|| panic!("{name}={value}: expected <timeline>#<lsn>"));
-    assert!(tl.parse::<u32>().is_ok() && !lsn.is_empty(), "{name}={value}: expected <timeline>#<lsn>");
+    let (tl, lsn) = value
+        .split_once('#')
+        .unwrap_or_else(|| panic!("{name}={value}: expected <timeline>#<lsn>"));
+    assert!(
+        tl.parse::<u32>().is_ok() && !lsn.is_empty(),
+        "{name}={value}: expected <timeline>#<lsn>"
+    );
     assert!(
         !env.fake.join("attrs/srv1").join(name).exists(),
         "lsn_location must be private (attrd only), not in the CIB"
@@ -571,7 +722,8 @@ fn three_nodes(env: &TestEnv) -> (Instance, Instance, Instance) {
 pub fn failover_election_hands_over_to_most_advanced(v: u32) {
     let env = env_for!(v, "failover_election");
     let (p, s2, s3) = three_nodes(&env);
-    env.agent_env(&p, "monitor", &[interval("15000")]).expect(OCF_RUNNING_PROMOTED, "primary monitor");
+    env.agent_env(&p, "monitor", &[interval("15000")])
+        .expect(OCF_RUNNING_PROMOTED, "primary monitor");
 
     // srv2 stops receiving, srv3 gets more WAL, then the primary dies
     env.stop(&s2, "fast");
@@ -582,7 +734,10 @@ pub fn failover_election_hands_over_to_most_advanced(v: u32) {
     fs::write(env.fake.join("offline"), "srv1\n").unwrap();
     env.start(&s2);
     assert!(env.in_recovery(&s2));
-    let behind = env.sql_ok(&s2, &format!("SELECT pg_last_wal_receive_lsn() < '{lsn}' OR pg_last_wal_receive_lsn() IS NULL"));
+    let behind = env.sql_ok(
+        &s2,
+        &format!("SELECT pg_last_wal_receive_lsn() < '{lsn}' OR pg_last_wal_receive_lsn() IS NULL"),
+    );
     assert_eq!(behind, "t", "srv2 must be behind srv3 for this test");
 
     let mut n = Notify::new("pre", "promote", &["srv1", "srv2", "srv3"]);
@@ -598,7 +753,11 @@ pub fn failover_election_hands_over_to_most_advanced(v: u32) {
     }
     let r = env.agent(&s2, "promote");
     r.expect(OCF_ERR_GENERIC, "promote of the lagging standby srv2");
-    assert!(r.exit_reasons()[0].contains("srv3"), "the exit reason names the better candidate\n{}", r.describe());
+    assert!(
+        r.exit_reasons()[0].contains("srv3"),
+        "the exit reason names the better candidate\n{}",
+        r.describe()
+    );
     assert!(env.in_recovery(&s2), "srv2 must stay a standby");
     let score = |n: &str| env.score(n).and_then(|s| s.parse::<i64>().ok());
     assert!(
@@ -668,10 +827,12 @@ pub fn switchover(v: u32) {
     assert!(env.in_recovery(&p), "srv1 is a standby");
     env.wait_streaming(&s, &p);
     assert_eq!(env.sql_ok(&s, "SELECT count(*) FROM t"), "100");
-    env.agent_env(&s, "monitor", &[interval("15000")]).expect(OCF_RUNNING_PROMOTED, "monitor of the new primary");
+    env.agent_env(&s, "monitor", &[interval("15000")])
+        .expect(OCF_RUNNING_PROMOTED, "monitor of the new primary");
     assert_eq!(env.score("srv2").as_deref(), Some("1001"));
     assert_eq!(env.score("srv1").as_deref(), Some("1000"));
-    env.agent_env(&p, "monitor", &[interval("16000")]).expect(OCF_SUCCESS, "monitor of the old primary");
+    env.agent_env(&p, "monitor", &[interval("16000")])
+        .expect(OCF_SUCCESS, "monitor of the old primary");
 }
 
 /// Switchover to a standby that did not receive srv1's shutdown checkpoint
@@ -696,7 +857,11 @@ pub fn switchover_cancelled_without_shutdown_checkpoint(v: u32) {
         ),
     );
     env.sql_ok(&s, "SELECT pg_reload_conf()");
-    env.wait_sql(&p, "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'srv2'", "0");
+    env.wait_sql(
+        &p,
+        "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'srv2'",
+        "0",
+    );
 
     let r = switchover_transition(&env, &p, &s);
     r.expect(OCF_ERR_GENERIC, "promote of a standby that missed the shutdown checkpoint");
@@ -748,26 +913,49 @@ pub fn former_primary_diverged_refuses_start(v: u32) {
     env.wait_sql(&s, &format!("SELECT pg_last_wal_receive_lsn() >= '{lsn}'"), "t");
     env.stop(&s, "fast");
     // WAL srv2 never receives (no synchronous standby: committed locally)
-    env.sql_ok(&p, "SET synchronous_commit = local; CREATE TABLE lost AS SELECT generate_series(1, 1000) AS i");
+    env.sql_ok(
+        &p,
+        "SET synchronous_commit = local; CREATE TABLE lost AS SELECT generate_series(1, 1000) AS i",
+    );
     env.kill9(&p);
 
     env.start(&s);
     env.sql_ok(&s, "SELECT pg_promote()");
     env.wait_sql(&s, "SELECT pg_is_in_recovery()", "f");
-    assert_eq!(env.sql_ok(&s, "SELECT count(*) FROM pg_class WHERE relname = 'lost'"), "0", "srv2 must not have srv1's last writes");
+    assert_eq!(
+        env.sql_ok(&s, "SELECT count(*) FROM pg_class WHERE relname = 'lost'"),
+        "0",
+        "srv2 must not have srv1's last writes"
+    );
     env.sql_ok(&s, "CHECKPOINT");
-    assert_eq!(env.controldata(&s).get("Latest checkpoint's TimeLineID").map(String::as_str), Some("2"), "srv2 on timeline 2");
+    assert_eq!(
+        env.controldata(&s).get("Latest checkpoint's TimeLineID").map(String::as_str),
+        Some("2"),
+        "srv2 on timeline 2"
+    );
     assert_eq!(env.cluster_state(&p), "in production", "srv1 crashed as a primary");
 
     env.set_upstream(&p, s.port);
     let before = snapshot(&p.pgdata);
     let r = env.agent(&p, "start");
     r.expect(OCF_ERR_GENERIC, "start of a former primary that diverged");
-    assert!(r.exit_reasons()[0].contains("pg_rewind"), "the exit reason must tell to run pg_rewind\n{}", r.describe());
-    assert_same_snapshot(&before, &snapshot(&p.pgdata), "refused start of a diverged former primary");
+    assert!(
+        r.exit_reasons()[0].contains("pg_rewind"),
+        "the exit reason must tell to run pg_rewind\n{}",
+        r.describe()
+    );
+    assert_same_snapshot(
+        &before,
+        &snapshot(&p.pgdata),
+        "refused start of a diverged former primary",
+    );
     assert!(!env.is_running(&p), "the refused start left srv1 running");
     reap_orphans();
-    assert!(pids_under(&p.pgdata).is_empty(), "processes left in srv1's data directory: {:?}", pids_under(&p.pgdata));
+    assert!(
+        pids_under(&p.pgdata).is_empty(),
+        "processes left in srv1's data directory: {:?}",
+        pids_under(&p.pgdata)
+    );
     assert!(!p.standby_signal().exists(), "the refused start wrote standby.signal");
 }
 
@@ -781,7 +969,8 @@ pub fn former_primary_after_clean_stop_rejoins(v: u32) {
     env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
     env.agent(&p, "stop").expect(OCF_SUCCESS, "stop of the primary");
     assert_eq!(env.cluster_state(&p), "shut down");
-    let ckpt = env.controldata(&p).remove("Latest checkpoint location").expect("checkpoint location");
+    let ckpt =
+        env.controldata(&p).remove("Latest checkpoint location").expect("checkpoint location");
     env.wait_sql(&s, &format!("SELECT pg_last_wal_receive_lsn() > '{ckpt}'"), "t");
     env.sql_ok(&s, "SELECT pg_promote()");
     env.wait_sql(&s, "SELECT pg_is_in_recovery()", "f");
@@ -803,7 +992,8 @@ pub fn former_primary_after_clean_stop_rejoins(v: u32) {
         p.server_log()
     );
     env.wait_sql(&p, "SELECT count(*) FROM t", "150");
-    env.agent_env(&p, "monitor", &[interval("16000")]).expect(OCF_SUCCESS, "monitor of srv1 as a standby");
+    env.agent_env(&p, "monitor", &[interval("16000")])
+        .expect(OCF_SUCCESS, "monitor of srv1 as a standby");
 }
 
 /// Failover without loss: srv1 crashed after srv2 received all its WAL, srv2
@@ -849,14 +1039,19 @@ pub fn crashed_standby_stop_and_start(v: u32) {
     env.agent(&s, "stop").expect(OCF_SUCCESS, "stop of a crashed standby");
     assert!(!env.is_running(&s), "the stop of a crashed standby started it");
     reap_orphans();
-    assert!(pids_under(&s.pgdata).is_empty(), "processes in srv2's data directory after the stop: {:?}", pids_under(&s.pgdata));
+    assert!(
+        pids_under(&s.pgdata).is_empty(),
+        "processes in srv2's data directory after the stop: {:?}",
+        pids_under(&s.pgdata)
+    );
     assert_same_snapshot(&before, &snapshot(&s.pgdata), "stop of a crashed standby");
     env.agent(&s, "start").expect(OCF_SUCCESS, "start of a crashed standby");
     assert!(env.in_recovery(&s), "srv2 must be a standby");
     env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
     env.wait_streaming(&p, &s);
     env.wait_sql(&s, "SELECT count(*) FROM t", "100");
-    env.agent_env(&s, "monitor", &[interval("16000")]).expect(OCF_SUCCESS, "monitor after the start");
+    env.agent_env(&s, "monitor", &[interval("16000")])
+        .expect(OCF_SUCCESS, "monitor after the start");
 }
 
 /// The transition Pacemaker runs after a standby's monitor failed (kill -9):
@@ -869,7 +1064,8 @@ pub fn crashed_standby_recovered_in_place(v: u32) {
     let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
     env.wait_sql(&s, &format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'"), "t");
     env.kill9(&s);
-    env.agent_env(&s, "monitor", &[interval("16000")]).expect(OCF_ERR_GENERIC, "monitor of a crashed standby");
+    env.agent_env(&s, "monitor", &[interval("16000")])
+        .expect(OCF_ERR_GENERIC, "monitor of a crashed standby");
 
     let mut n = Notify::new("pre", "stop", &["srv1", "srv2"]);
     n.active = names(&["srv1", "srv2"]);
@@ -880,12 +1076,19 @@ pub fn crashed_standby_recovered_in_place(v: u32) {
     let pm_pid = p.postmaster_pid();
     env.notify_all(&[&p, &s], &n);
     assert_eq!(p.postmaster_pid(), pm_pid, "pre-stop changed nothing on the primary");
-    assert!(env.is_running(&s), "pre-stop of a crashed standby recovered in place must start it (crash recovery)");
+    assert!(
+        env.is_running(&s),
+        "pre-stop of a crashed standby recovered in place must start it (crash recovery)"
+    );
     assert!(env.in_recovery(&s), "pre-stop must start it as a standby");
 
     env.agent(&s, "stop").expect(OCF_SUCCESS, "stop");
     assert!(!env.is_running(&s));
-    assert_eq!(env.cluster_state(&s), "shut down in recovery", "the stop after pre-stop must be a clean one");
+    assert_eq!(
+        env.cluster_state(&s),
+        "shut down in recovery",
+        "the stop after pre-stop must be a clean one"
+    );
     env.agent(&s, "monitor").expect(OCF_NOT_RUNNING, "probe after the stop: cleanly stopped");
     n.kind = "post";
     env.notify_all(&[&p], &n);
@@ -898,7 +1101,8 @@ pub fn crashed_standby_recovered_in_place(v: u32) {
     env.wait_streaming(&p, &s);
     env.sql_ok(&p, "INSERT INTO t SELECT generate_series(101, 110)");
     env.wait_sql(&s, "SELECT count(*) FROM t", "110");
-    env.agent_env(&s, "monitor", &[interval("16000")]).expect(OCF_SUCCESS, "monitor after the recovery");
+    env.agent_env(&s, "monitor", &[interval("16000")])
+        .expect(OCF_SUCCESS, "monitor after the recovery");
 }
 
 /// The transition Pacemaker runs after the primary's monitor failed
@@ -911,7 +1115,14 @@ pub fn crashed_primary_recovered_in_place(v: u32) {
     let (p, s) = two_nodes(&env);
     env.sql_ok(&p, "CREATE TABLE t (i int)");
     for i in 0..10 {
-        env.sql_ok(&p, &format!("SET synchronous_commit = local; INSERT INTO t SELECT generate_series({}, {})", i * 100 + 1, i * 100 + 100));
+        env.sql_ok(
+            &p,
+            &format!(
+                "SET synchronous_commit = local; INSERT INTO t SELECT generate_series({}, {})",
+                i * 100 + 1,
+                i * 100 + 100
+            ),
+        );
     }
     env.kill9(&p);
     env.agent(&p, "monitor").expect(OCF_FAILED_PROMOTED, "probe of a crashed primary");
@@ -926,7 +1137,10 @@ pub fn crashed_primary_recovered_in_place(v: u32) {
     n.promote = names(&["srv1"]);
     let log_before = p.server_log().len();
     env.notify_all(&[&p, &s], &n);
-    assert!(env.is_running(&p), "pre-demote of a primary recovered in place must run its crash recovery");
+    assert!(
+        env.is_running(&p),
+        "pre-demote of a primary recovered in place must run its crash recovery"
+    );
     assert!(!env.in_recovery(&p), "the crash recovery runs as a primary");
     assert!(
         p.server_log()[log_before..].contains("not properly shut down"),
@@ -957,9 +1171,16 @@ pub fn crashed_primary_recovered_in_place(v: u32) {
     n.kind = "pre";
     n.operation = "promote";
     env.notify_all(&[&p, &s], &n);
-    assert_eq!(env.private_values("srv1", "recover_primary"), vec!["1".to_string()], "pre-promote must flag srv1's recovery in place");
+    assert_eq!(
+        env.private_values("srv1", "recover_primary"),
+        vec!["1".to_string()],
+        "pre-promote must flag srv1's recovery in place"
+    );
     for node in ["srv1", "srv2"] {
-        assert!(env.private_values(node, "lsn_location").is_empty(), "no election: {node} must publish no position");
+        assert!(
+            env.private_values(node, "lsn_location").is_empty(),
+            "no election: {node} must publish no position"
+        );
     }
     let r = env.agent(&p, "promote");
     r.expect(OCF_SUCCESS, "promote of the primary recovered in place");
@@ -967,10 +1188,18 @@ pub fn crashed_primary_recovered_in_place(v: u32) {
     assert!(!env.in_recovery(&p), "srv1 is the primary again");
     n.kind = "post";
     env.notify_all(&[&p, &s], &n);
-    assert!(env.private_values("srv1", "recover_primary").is_empty(), "post-promote must clear recover_primary");
+    assert!(
+        env.private_values("srv1", "recover_primary").is_empty(),
+        "post-promote must clear recover_primary"
+    );
 
-    env.agent_env(&p, "monitor", &[interval("15000")]).expect(OCF_RUNNING_PROMOTED, "monitor of the recovered primary");
-    assert_eq!(env.sql_ok(&p, "SELECT count(*) FROM t"), "1000", "rows committed before the crash were lost");
+    env.agent_env(&p, "monitor", &[interval("15000")])
+        .expect(OCF_RUNNING_PROMOTED, "monitor of the recovered primary");
+    assert_eq!(
+        env.sql_ok(&p, "SELECT count(*) FROM t"),
+        "1000",
+        "rows committed before the crash were lost"
+    );
     env.sql_ok(&p, "INSERT INTO t VALUES (1001)");
     env.wait_streaming(&p, &s);
     env.wait_sql(&s, "SELECT count(*) FROM t", "1001");
@@ -992,14 +1221,28 @@ pub fn standby_monitor_bootstraps_score_without_primary(v: u32) {
     env.add_node("srv3"); // a standby elsewhere, ahead of srv2
     env.set_private("srv3", "lsn_location", "1#FF/0");
     let mon = [interval("16000"), ("OCF_RESKEY_CRM_meta_timeout", Some("10000"))];
-    let scores = |env: &TestEnv| -> Vec<Option<String>> { ["srv1", "srv2", "srv3"].iter().map(|n| env.score(n)).collect() };
+    let scores = |env: &TestEnv| -> Vec<Option<String>> {
+        ["srv1", "srv2", "srv3"].iter().map(|n| env.score(n)).collect()
+    };
 
     let r = env.agent_env(&s, "monitor", &mon);
     r.expect(OCF_SUCCESS, "monitor of a standby without primary");
-    assert_eq!(scores(&env), vec![None, None, None], "srv3 published a better position: no score for srv2\n{}", r.describe());
+    assert_eq!(
+        scores(&env),
+        vec![None, None, None],
+        "srv3 published a better position: no score for srv2\n{}",
+        r.describe()
+    );
     let published = env.private_values("srv2", "lsn_location");
-    assert_eq!(published.len(), 1, "srv2 must publish its position: {published:?}\n{}", r.describe());
-    let (tl, lsn) = published[0].split_once('#').unwrap_or_else(|| panic!("{published:?}: expected <timeline>#<lsn>"));
+    assert_eq!(
+        published.len(),
+        1,
+        "srv2 must publish its position: {published:?}\n{}",
+        r.describe()
+    );
+    let (tl, lsn) = published[0]
+        .split_once('#')
+        .unwrap_or_else(|| panic!("{published:?}: expected <timeline>#<lsn>"));
     assert_eq!(tl, "1", "{published:?}");
     assert_eq!(
         env.sql_ok(&s, &format!("SELECT '{lsn}'::pg_lsn >= pg_last_wal_replay_lsn()")),
@@ -1011,7 +1254,12 @@ pub fn standby_monitor_bootstraps_score_without_primary(v: u32) {
     env.set_private("srv3", "lsn_location", "");
     let r = env.agent_env(&s, "monitor", &mon);
     r.expect(OCF_SUCCESS, "monitor of the most advanced standby without primary");
-    assert_eq!(scores(&env), vec![None, Some("1".to_string()), None], "srv2 must score itself 1\n{}", r.describe());
+    assert_eq!(
+        scores(&env),
+        vec![None, Some("1".to_string()), None],
+        "srv2 must score itself 1\n{}",
+        r.describe()
+    );
     assert_eq!(env.private_values("srv2", "lsn_location").len(), 1);
 
     // a score exists somewhere: the monitor leaves everything alone
@@ -1022,7 +1270,12 @@ pub fn standby_monitor_bootstraps_score_without_primary(v: u32) {
     let r = env.agent_env(&s, "monitor", &mon);
     r.expect(OCF_SUCCESS, "monitor of a standby without primary, a score present");
     assert_eq!(scores(&env), vec![None, None, Some("-1000".to_string())], "{}", r.describe());
-    assert_eq!(env.calls(), vec!["cibadmin --query".to_string()], "only the CIB is read\n{}", r.describe());
+    assert_eq!(
+        env.calls(),
+        vec!["cibadmin --query".to_string()],
+        "only the CIB is read\n{}",
+        r.describe()
+    );
     assert!(env.private_values("srv2", "lsn_location").is_empty());
 }
 
@@ -1041,16 +1294,31 @@ pub fn maxlag_flags_standby_and_election_honours_it(v: u32) {
         "SELECT count(*) FROM pg_stat_replication WHERE application_name IN ('srv2', 'srv3') AND write_lsn = pg_current_wal_lsn()",
         "2",
     );
-    let maxlag = [("OCF_RESKEY_maxlag", Some("1024")), interval("15000"), ("OCF_RESKEY_CRM_meta_timeout", Some("10000"))];
+    let maxlag = [
+        ("OCF_RESKEY_maxlag", Some("1024")),
+        interval("15000"),
+        ("OCF_RESKEY_CRM_meta_timeout", Some("10000")),
+    ];
     let r = env.agent_env(&p, "monitor", &maxlag);
     r.expect(OCF_RUNNING_PROMOTED, "monitor of the primary, standbys caught up");
-    assert_eq!((env.score("srv2").as_deref(), env.score("srv3").as_deref()), (Some("1000"), Some("1000")), "{}", r.describe());
+    assert_eq!(
+        (env.score("srv2").as_deref(), env.score("srv3").as_deref()),
+        (Some("1000"), Some("1000")),
+        "{}",
+        r.describe()
+    );
 
     env.pause_walreceiver(&s3);
     env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 10000) AS i");
     let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
     env.wait_sql(&s2, &format!("SELECT pg_last_wal_receive_lsn() >= '{lsn}'"), "t");
-    env.wait_sql(&p, &format!("SELECT write_lsn >= '{lsn}' FROM pg_stat_replication WHERE application_name = 'srv2'"), "t");
+    env.wait_sql(
+        &p,
+        &format!(
+            "SELECT write_lsn >= '{lsn}' FROM pg_stat_replication WHERE application_name = 'srv2'"
+        ),
+        "t",
+    );
     assert_eq!(
         env.sql_ok(&p, "SELECT pg_current_wal_lsn() - write_lsn > 1024 AND state = 'streaming' FROM pg_stat_replication WHERE application_name = 'srv3'"),
         "t",
@@ -1058,7 +1326,9 @@ pub fn maxlag_flags_standby_and_election_honours_it(v: u32) {
     );
     let r = env.agent_env(&p, "monitor", &maxlag);
     r.expect(OCF_RUNNING_PROMOTED, "monitor of the primary, srv3 beyond maxlag");
-    let scores = |env: &TestEnv| -> Vec<Option<String>> { ["srv1", "srv2", "srv3"].iter().map(|n| env.score(n)).collect() };
+    let scores = |env: &TestEnv| -> Vec<Option<String>> {
+        ["srv1", "srv2", "srv3"].iter().map(|n| env.score(n)).collect()
+    };
     let want = |v: &[&str]| v.iter().map(|s| Some(s.to_string())).collect::<Vec<_>>();
     assert_eq!(scores(&env), want(&["1001", "1000", "-100"]), "{}", r.describe());
     assert!(r.log.contains("maxlag"), "the -100 is logged with its reason\n{}", r.describe());
@@ -1086,27 +1356,48 @@ pub fn maxlag_flags_standby_and_election_honours_it(v: u32) {
 
     // as if srv3 had received more than srv2 before being flagged: the
     // most advanced candidate is beyond maxlag, no promotion is safe
-    let ahead = format!("1#{}", env.sql_ok(&s2, &format!("SELECT '{}'::pg_lsn + 1048576", lsn_of(&p2))));
+    let ahead =
+        format!("1#{}", env.sql_ok(&s2, &format!("SELECT '{}'::pg_lsn + 1048576", lsn_of(&p2))));
     env.set_private("srv3", "lsn_location", &ahead);
     let r = env.agent_env(&s2, "promote", &[("OCF_RESKEY_maxlag", Some("1024"))]);
     r.expect(OCF_ERR_GENERIC, "promote of srv2 while the most advanced srv3 is beyond maxlag");
-    assert!(r.exit_reasons()[0].contains("maxlag"), "the exit reason must name maxlag\n{}", r.describe());
-    assert!(r.exit_reasons()[0].contains("srv3"), "the exit reason must name srv3\n{}", r.describe());
+    assert!(
+        r.exit_reasons()[0].contains("maxlag"),
+        "the exit reason must name maxlag\n{}",
+        r.describe()
+    );
+    assert!(
+        r.exit_reasons()[0].contains("srv3"),
+        "the exit reason must name srv3\n{}",
+        r.describe()
+    );
     assert!(env.in_recovery(&s2), "srv2 must stay a standby");
-    assert_eq!(scores(&env), want(&["1001", "1000", "-100"]), "a refused election hands nothing over\n{}", r.describe());
+    assert_eq!(
+        scores(&env),
+        want(&["1001", "1000", "-100"]),
+        "a refused election hands nothing over\n{}",
+        r.describe()
+    );
 
     // real positions again: srv2 is the most advanced, srv3 flagged behind it
     env.notify_all(&[&s2, &s3], &n);
     assert_eq!(pos("srv3"), p3);
     let r = env.agent_env(&s2, "promote", &[("OCF_RESKEY_maxlag", Some("1024"))]);
     r.expect(OCF_SUCCESS, "promote of the most advanced standby srv2");
-    assert!(r.log.contains("most advanced"), "the promote must have run the election\n{}", r.describe());
+    assert!(
+        r.log.contains("most advanced"),
+        "the promote must have run the election\n{}",
+        r.describe()
+    );
     assert!(!env.in_recovery(&s2), "srv2 is the primary");
     assert_eq!(env.sql_ok(&s2, "SELECT count(*) FROM t"), "10000");
     n.kind = "post";
     env.notify_all(&[&s2, &s3], &n);
     for node in ["srv2", "srv3"] {
-        assert!(env.private_values(node, "lsn_location").is_empty(), "post-promote must clear {node}'s position");
+        assert!(
+            env.private_values(node, "lsn_location").is_empty(),
+            "post-promote must clear {node}'s position"
+        );
     }
 }
 
@@ -1124,13 +1415,25 @@ pub fn monitor_of_a_hung_postmaster_is_bounded(v: u32) {
     let pm = p.postmaster_pid().expect("postmaster.pid");
     env.pause(pm);
     let t0 = std::time::Instant::now();
-    let r = env.agent_env(&p, "monitor", &[interval("15000"), ("OCF_RESKEY_CRM_meta_timeout", Some("3000"))]);
+    let r = env.agent_env(
+        &p,
+        "monitor",
+        &[interval("15000"), ("OCF_RESKEY_CRM_meta_timeout", Some("3000"))],
+    );
     let wall = t0.elapsed();
     r.expect(OCF_ERR_GENERIC, "monitor of a hung postmaster");
-    assert!(wall < Duration::from_millis(3500), "the monitor took {wall:?} with a 3 s timeout\n{}", r.describe());
+    assert!(
+        wall < Duration::from_millis(3500),
+        "the monitor took {wall:?} with a 3 s timeout\n{}",
+        r.describe()
+    );
     env.resume(pm);
-    env.agent_env(&p, "monitor", &[interval("15000"), ("OCF_RESKEY_CRM_meta_timeout", Some("3000"))])
-        .expect(OCF_RUNNING_PROMOTED, "monitor once the postmaster runs again");
+    env.agent_env(
+        &p,
+        "monitor",
+        &[interval("15000"), ("OCF_RESKEY_CRM_meta_timeout", Some("3000"))],
+    )
+    .expect(OCF_RUNNING_PROMOTED, "monitor once the postmaster runs again");
 }
 
 /// A healthy instance stops well within a short timeout.
@@ -1142,11 +1445,24 @@ pub fn stop_with_short_timeout(v: u32) {
         let r = env.agent_env(inst, "stop", &[("OCF_RESKEY_CRM_meta_timeout", Some("3000"))]);
         let wall = t0.elapsed();
         r.expect(OCF_SUCCESS, &format!("stop of {} with a 3 s timeout", inst.node));
-        assert!(wall < Duration::from_millis(3500), "stop of {} took {wall:?}\n{}", inst.node, r.describe());
+        assert!(
+            wall < Duration::from_millis(3500),
+            "stop of {} took {wall:?}\n{}",
+            inst.node,
+            r.describe()
+        );
         assert!(!env.is_running(inst));
     }
-    assert_eq!(env.cluster_state(&p), "shut down", "the primary's stop must be a clean (fast) shutdown");
-    assert_eq!(env.cluster_state(&s), "shut down in recovery", "the standby's stop must be a clean (fast) shutdown");
+    assert_eq!(
+        env.cluster_state(&p),
+        "shut down",
+        "the primary's stop must be a clean (fast) shutdown"
+    );
+    assert_eq!(
+        env.cluster_state(&s),
+        "shut down in recovery",
+        "the standby's stop must be a clean (fast) shutdown"
+    );
 }
 
 /// A fast shutdown that cannot finish in time (the primary waits for a
@@ -1162,7 +1478,11 @@ pub fn stop_falls_back_to_immediate_shutdown(v: u32) {
     let r = env.agent_env(&p, "stop", &[("OCF_RESKEY_CRM_meta_timeout", Some("8000"))]);
     let wall = t0.elapsed();
     r.expect(OCF_SUCCESS, "stop of a primary whose fast shutdown hangs");
-    assert!(wall < Duration::from_millis(8500), "the stop took {wall:?} with an 8 s timeout\n{}", r.describe());
+    assert!(
+        wall < Duration::from_millis(8500),
+        "the stop took {wall:?} with an 8 s timeout\n{}",
+        r.describe()
+    );
     assert!(!env.is_running(&p), "the primary still runs after its stop");
     // Backends of an immediate shutdown exit on their own, within moments.
     let gone_by = std::time::Instant::now() + Duration::from_secs(3);
@@ -1171,7 +1491,19 @@ pub fn stop_falls_back_to_immediate_shutdown(v: u32) {
         std::thread::sleep(Duration::from_millis(100));
     }
     reap_orphans();
-    assert!(pids_under(&p.pgdata).is_empty(), "processes left 3 s after the stop: {:?}", pids_under(&p.pgdata));
-    assert!(r.log.contains("immediate"), "the stop must have used an immediate shutdown\n{}", r.describe());
-    assert_eq!(env.cluster_state(&p), "in production", "an immediate shutdown leaves a crashed control file");
+    assert!(
+        pids_under(&p.pgdata).is_empty(),
+        "processes left 3 s after the stop: {:?}",
+        pids_under(&p.pgdata)
+    );
+    assert!(
+        r.log.contains("immediate"),
+        "the stop must have used an immediate shutdown\n{}",
+        r.describe()
+    );
+    assert_eq!(
+        env.cluster_state(&p),
+        "in production",
+        "an immediate shutdown leaves a crashed control file"
+    );
 }

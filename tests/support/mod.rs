@@ -27,8 +27,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::{Pid, User};
 
 pub const OCF_SUCCESS: i32 = 0;
@@ -82,9 +82,11 @@ fn init_process() {
         nix::sys::prctl::set_child_subreaper(true).expect("prctl(PR_SET_CHILD_SUBREAPER)");
         std::thread::Builder::new()
             .name("reaper".into())
-            .spawn(|| loop {
-                std::thread::sleep(Duration::from_millis(50));
-                reap_orphans();
+            .spawn(|| {
+                loop {
+                    std::thread::sleep(Duration::from_millis(50));
+                    reap_orphans();
+                }
             })
             .expect("reaper thread");
         fs::create_dir_all(IT_ROOT).expect("create /tmp/pgsqlms-it");
@@ -135,7 +137,9 @@ pub fn pids_under(dir: &Path) -> Vec<i32> {
     all_pids()
         .into_iter()
         .filter(|&p| p as u32 != std::process::id())
-        .filter(|&p| fs::read_link(format!("/proc/{p}/cwd")).map(|c| c.starts_with(dir)).unwrap_or(false))
+        .filter(|&p| {
+            fs::read_link(format!("/proc/{p}/cwd")).map(|c| c.starts_with(dir)).unwrap_or(false)
+        })
         .filter(|&p| pid_alive(p))
         .collect()
 }
@@ -255,7 +259,8 @@ pub fn as_postgres(prog: impl AsRef<std::ffi::OsStr>, cwd: &Path) -> Command {
 
 pub fn chown_pg(p: &Path) {
     let u = pg_user();
-    std::os::unix::fs::chown(p, Some(u.uid), Some(u.gid)).unwrap_or_else(|e| panic!("chown {}: {e}", p.display()));
+    std::os::unix::fs::chown(p, Some(u.uid), Some(u.gid))
+        .unwrap_or_else(|e| panic!("chown {}: {e}", p.display()));
 }
 
 // ---------------------------------------------------------------------------
@@ -313,7 +318,10 @@ impl Pg {
         static LOCK: Mutex<()> = Mutex::new(());
         let _g = LOCK.lock().unwrap();
         let h = fnv(self.bindir.to_string_lossy().as_bytes());
-        let path = PathBuf::from(format!("{IT_ROOT}/.template-pg{}-r{TEMPLATE_REV}-{h:08x}", self.version));
+        let path = PathBuf::from(format!(
+            "{IT_ROOT}/.template-pg{}-r{TEMPLATE_REV}-{h:08x}",
+            self.version
+        ));
         if path.join("PG_VERSION").exists() {
             return path;
         }
@@ -326,10 +334,16 @@ impl Pg {
         chown_pg(&tmp);
         let data = tmp.join("data");
         run_ok(
-            as_postgres(self.bin("initdb"), &tmp)
-                .arg("-D")
-                .arg(&data)
-                .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"]),
+            as_postgres(self.bin("initdb"), &tmp).arg("-D").arg(&data).args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ]),
             Duration::from_secs(180),
             &tmp,
         );
@@ -377,7 +391,10 @@ fn fnv(b: &[u8]) -> u32 {
 }
 
 pub fn append(path: &Path, text: &str) {
-    let mut f = fs::OpenOptions::new().append(true).open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
     f.write_all(text.as_bytes()).unwrap();
 }
 
@@ -473,7 +490,12 @@ pub struct Notify {
 
 impl Notify {
     pub fn new(kind: &'static str, operation: &'static str, all: &[&str]) -> Notify {
-        Notify { kind, operation, all: all.iter().map(|s| s.to_string()).collect(), ..Default::default() }
+        Notify {
+            kind,
+            operation,
+            all: all.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
     }
     fn rsc(&self, node: &str) -> String {
         let i = self.all.iter().position(|n| n == node).unwrap_or(self.all.len());
@@ -499,7 +521,8 @@ impl Notify {
         self.pair("unpromoted", &self.unpromoted, &mut e);
         self.pair("master", &self.promoted, &mut e);
         self.pair("slave", &self.unpromoted, &mut e);
-        let inactive: Vec<String> = self.all.iter().filter(|n| !self.active.contains(n)).cloned().collect();
+        let inactive: Vec<String> =
+            self.all.iter().filter(|n| !self.active.contains(n)).cloned().collect();
         e.push((
             "OCF_RESKEY_CRM_meta_notify_inactive_resource".into(),
             inactive.iter().map(|n| self.rsc(n)).collect::<Vec<_>>().join(" "),
@@ -607,7 +630,11 @@ impl TestEnv {
     pub fn init_instance(&self, node: &str) -> Instance {
         let tpl = self.pg.template();
         let pgdata = self.dir.join(node);
-        run_ok(Command::new("cp").arg("-a").arg(&tpl).arg(&pgdata), Duration::from_secs(60), &self.dir);
+        run_ok(
+            Command::new("cp").arg("-a").arg(&tpl).arg(&pgdata),
+            Duration::from_secs(60),
+            &self.dir,
+        );
         let port = self.port();
         append(&pgdata.join("postgresql.conf"), &self.conf_lines(port, node, port + 5000));
         let inst = Instance { node: node.to_string(), pgdata, port };
@@ -671,7 +698,14 @@ impl TestEnv {
         let t = PG_CTL_TIMEOUT_S.to_string();
         let log = self.dir.join(format!("{}.pg_ctl.log", inst.node));
         let o = self.pg_ctl(inst, &["-w", "-t", &t, "-l", log.to_str().unwrap(), "start"]);
-        assert!(o.ok(), "pg_ctl start {} failed: {}{}\n{}", inst.node, o.stdout, o.stderr, inst.server_log());
+        assert!(
+            o.ok(),
+            "pg_ctl start {} failed: {}{}\n{}",
+            inst.node,
+            o.stdout,
+            o.stderr,
+            inst.server_log()
+        );
         self.wait_sql(inst, "SELECT 1", "1");
     }
 
@@ -697,10 +731,14 @@ impl TestEnv {
     pub fn kill9(&self, inst: &Instance) {
         let pid = inst.postmaster_pid().expect("postmaster.pid");
         kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill -9 postmaster");
-        wait_until(&format!("end of the processes of {}", inst.node), Duration::from_secs(30), || {
-            reap_orphans();
-            proc_state(pid).is_none() && pids_under(&inst.pgdata).is_empty()
-        });
+        wait_until(
+            &format!("end of the processes of {}", inst.node),
+            Duration::from_secs(30),
+            || {
+                reap_orphans();
+                proc_state(pid).is_none() && pids_under(&inst.pgdata).is_empty()
+            },
+        );
         assert!(inst.pid_file().exists(), "postmaster.pid stays after a kill -9");
     }
 
@@ -739,7 +777,11 @@ impl TestEnv {
             SQL_TIMEOUT,
             &self.dir,
         );
-        if o.ok() { Ok(o.stdout.trim().to_string()) } else { Err(format!("{}{}", o.stderr, if o.timed_out { " (timeout)" } else { "" })) }
+        if o.ok() {
+            Ok(o.stdout.trim().to_string())
+        } else {
+            Err(format!("{}{}", o.stderr, if o.timed_out { " (timeout)" } else { "" }))
+        }
     }
 
     #[track_caller]
@@ -758,7 +800,11 @@ impl TestEnv {
                 Err(e) => last = e,
             }
             if t0.elapsed() > Duration::from_secs(30) {
-                panic!("timeout waiting on {} for [{q}] = [{want}]; last: [{last}]\n{}", inst.node, inst.server_log());
+                panic!(
+                    "timeout waiting on {} for [{q}] = [{want}]; last: [{last}]\n{}",
+                    inst.node,
+                    inst.server_log()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -804,7 +850,10 @@ impl TestEnv {
     /// A program left running in the background (as postgres, cwd = the
     /// test dir), killed in Drop.
     pub fn spawn_bg(&self, prog: &Path, args: &[&str]) -> i32 {
-        let log = fs::File::create(self.dir.join(format!("bg-{}.log", SEQ.fetch_add(1, Ordering::Relaxed)))).unwrap();
+        let log = fs::File::create(
+            self.dir.join(format!("bg-{}.log", SEQ.fetch_add(1, Ordering::Relaxed))),
+        )
+        .unwrap();
         let mut g = tracked().lock().unwrap();
         let c = as_postgres(prog, &self.dir)
             .args(args)
@@ -871,7 +920,12 @@ impl TestEnv {
 
     /// Same, with changes to the environment: `(name, Some(value))` sets,
     /// `(name, None)` removes.
-    pub fn agent_env(&self, inst: &Instance, action: &str, changes: &[(&str, Option<&str>)]) -> AgentRun {
+    pub fn agent_env(
+        &self,
+        inst: &Instance,
+        action: &str,
+        changes: &[(&str, Option<&str>)],
+    ) -> AgentRun {
         let mut env: Vec<(String, String)> = self.base_env(inst, action);
         for (k, v) in changes {
             env.retain(|(n, _)| n != k);
@@ -891,7 +945,8 @@ impl TestEnv {
         let log_before = fs::metadata(&self.agent_log).map(|m| m.len()).unwrap_or(0);
         let mut cmd = Command::new(agent_bin());
         cmd.env_clear().arg(action).current_dir("/").envs(env.iter().map(|(k, v)| (k, v)));
-        let o = run(&mut cmd, Duration::from_millis(timeout_ms) + Duration::from_secs(15), &self.dir);
+        let o =
+            run(&mut cmd, Duration::from_millis(timeout_ms) + Duration::from_secs(15), &self.dir);
         let log = fs::read(&self.agent_log)
             .map(|b| String::from_utf8_lossy(&b[(log_before as usize).min(b.len())..]).into_owned())
             .unwrap_or_default();
@@ -911,14 +966,16 @@ impl TestEnv {
     /// `notify` with the variables of `n`.
     pub fn notify(&self, inst: &Instance, n: &Notify) -> AgentRun {
         let env = n.env();
-        let changes: Vec<(&str, Option<&str>)> = env.iter().map(|(k, v)| (k.as_str(), Some(v.as_str()))).collect();
+        let changes: Vec<(&str, Option<&str>)> =
+            env.iter().map(|(k, v)| (k.as_str(), Some(v.as_str()))).collect();
         self.agent_env(inst, "notify", &changes)
     }
 
     /// Sends `n` to every instance, as Pacemaker does, each must succeed.
     pub fn notify_all(&self, insts: &[&Instance], n: &Notify) {
         for i in insts {
-            self.notify(i, n).expect(OCF_SUCCESS, &format!("{}-{} notify on {}", n.kind, n.operation, i.node));
+            self.notify(i, n)
+                .expect(OCF_SUCCESS, &format!("{}-{} notify on {}", n.kind, n.operation, i.node));
         }
     }
 
@@ -996,7 +1053,11 @@ impl TestEnv {
     }
 
     pub fn calls(&self) -> Vec<String> {
-        fs::read_to_string(self.fake.join("calls.log")).unwrap_or_default().lines().map(String::from).collect()
+        fs::read_to_string(self.fake.join("calls.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
     }
 
     pub fn clear_calls(&self) {
@@ -1075,7 +1136,10 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u64, i64, u32)> {
         for e in rd.flatten() {
             let p = e.path();
             let Ok(md) = fs::symlink_metadata(&p) else { continue };
-            m.insert(p.clone(), (md.len(), md.mtime() * 1_000_000_000 + md.mtime_nsec(), md.mode()));
+            m.insert(
+                p.clone(),
+                (md.len(), md.mtime() * 1_000_000_000 + md.mtime_nsec(), md.mode()),
+            );
             if md.is_dir() {
                 walk(&p, m);
             }
@@ -1087,7 +1151,11 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u64, i64, u32)> {
 }
 
 #[track_caller]
-pub fn assert_same_snapshot(before: &BTreeMap<PathBuf, (u64, i64, u32)>, after: &BTreeMap<PathBuf, (u64, i64, u32)>, what: &str) {
+pub fn assert_same_snapshot(
+    before: &BTreeMap<PathBuf, (u64, i64, u32)>,
+    after: &BTreeMap<PathBuf, (u64, i64, u32)>,
+    what: &str,
+) {
     let mut diffs = Vec::new();
     for (p, v) in before {
         match after.get(p) {

@@ -181,7 +181,11 @@ fn parse_run(args: &[String]) -> Result<RunOpts, String> {
         }
         i += 2;
     }
-    if o.cmd.is_empty() || o.label.is_empty() || o.agent.is_empty() || o.results.as_os_str().is_empty() {
+    if o.cmd.is_empty()
+        || o.label.is_empty()
+        || o.agent.is_empty()
+        || o.results.as_os_str().is_empty()
+    {
         return Err(usage());
     }
     if o.label.contains('\t') || o.agent.contains('\t') {
@@ -328,7 +332,12 @@ fn errno() -> i32 {
 /// fork + exec. The child gets its own process group, stdin /dev/null,
 /// stdout and stderr on `out`. With `gate`, it waits for one byte (or EOF)
 /// on the read end before exec.
-fn fork_exec(exe: &CString, argv: &[CString], out: RawFd, gate: Option<(RawFd, RawFd)>) -> Result<libc::pid_t, String> {
+fn fork_exec(
+    exe: &CString,
+    argv: &[CString],
+    out: RawFd,
+    gate: Option<(RawFd, RawFd)>,
+) -> Result<libc::pid_t, String> {
     let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     ptrs.push(std::ptr::null());
     let devnull = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
@@ -422,7 +431,12 @@ fn tv_us(t: libc::timeval) -> u64 {
     t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64
 }
 
-fn timed_run(exe: &CString, argv: &[CString], out: RawFd, timeout: Option<Duration>) -> Result<Measure, String> {
+fn timed_run(
+    exe: &CString,
+    argv: &[CString],
+    out: RawFd,
+    timeout: Option<Duration>,
+) -> Result<Measure, String> {
     let t0 = Instant::now();
     let pid = fork_exec(exe, argv, out, None)?;
     let (exit, ru) = wait_child(pid, timeout)?;
@@ -446,7 +460,12 @@ struct ForkCount {
     execs: u64,
 }
 
-fn traced_run(o: &RunOpts, exe: &CString, argv: &[CString], log: &File) -> Result<(i32, ForkCount), String> {
+fn traced_run(
+    o: &RunOpts,
+    exe: &CString,
+    argv: &[CString],
+    log: &File,
+) -> Result<(i32, ForkCount), String> {
     let server_exe = o.server_exe.clone().ok_or("--forks needs --server-exe")?;
     let tool_dir = o.tool_dir.clone().ok_or("--forks needs --tool-dir")?;
     let mut fds = [0; 2];
@@ -491,7 +510,9 @@ fn traced_run(o: &RunOpts, exe: &CString, argv: &[CString], log: &File) -> Resul
     let attached = loop {
         let tracer = fs::read_to_string(format!("/proc/{pid}/status"))
             .ok()
-            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("TracerPid:").map(|v| v.trim().to_string())))
+            .and_then(|s| {
+                s.lines().find_map(|l| l.strip_prefix("TracerPid:").map(|v| v.trim().to_string()))
+            })
             .unwrap_or_default();
         if !tracer.is_empty() && tracer != "0" {
             break true;
@@ -538,7 +559,9 @@ fn read_traces(dir: &Path) -> Result<HashMap<i64, Vec<Ev>>, String> {
     for e in fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
         let e = e.map_err(|e| e.to_string())?;
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix("t.").and_then(|p| p.parse::<i64>().ok()) else { continue };
+        let Some(pid) = name.strip_prefix("t.").and_then(|p| p.parse::<i64>().ok()) else {
+            continue;
+        };
         let text = fs::read(e.path()).map_err(|e| e.to_string())?;
         m.insert(pid, parse_trace(&String::from_utf8_lossy(&text)));
     }
@@ -589,9 +612,18 @@ fn return_value(line: &str) -> Option<i64> {
     None
 }
 
-fn classify(root: libc::pid_t, files: &HashMap<i64, Vec<Ev>>, server_exe: &str, tool_dir: &str, fakes: &[String]) -> ForkCount {
+fn classify(
+    root: libc::pid_t,
+    files: &HashMap<i64, Vec<Ev>>,
+    server_exe: &str,
+    tool_dir: &str,
+    fakes: &[String],
+) -> ForkCount {
     let is_fake = |path: &str| {
-        Path::new(path).parent().map(|d| d.as_os_str().as_bytes() == tool_dir.as_bytes()).unwrap_or(false)
+        Path::new(path)
+            .parent()
+            .map(|d| d.as_os_str().as_bytes() == tool_dir.as_bytes())
+            .unwrap_or(false)
             && Path::new(path)
                 .file_name()
                 .map(|n| fakes.iter().any(|f| f.as_bytes() == n.as_bytes()))
@@ -689,7 +721,8 @@ fn fmt_num(x: Option<f64>, scale: f64) -> String {
 }
 
 fn fmt_int(x: Option<f64>) -> String {
-    x.map(|v| if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v:.1}") }).unwrap_or_else(|| "-".into())
+    x.map(|v| if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v:.1}") })
+        .unwrap_or_else(|| "-".into())
 }
 
 fn fmt_range(v: &[f64], scale: f64) -> String {
@@ -756,8 +789,11 @@ fn cmd_report(args: &[String]) -> Result<(), String> {
         }
     }
     let empty = Series::default();
-    let get = |label: &str, agent: &str| data.get(&(label.to_string(), agent.to_string())).unwrap_or(&empty);
-    let order: Vec<String> = order.into_iter().filter(|l| data.keys().any(|(dl, _)| dl == l)).collect();
+    let get = |label: &str, agent: &str| {
+        data.get(&(label.to_string(), agent.to_string())).unwrap_or(&empty)
+    };
+    let order: Vec<String> =
+        order.into_iter().filter(|l| data.keys().any(|(dl, _)| dl == l)).collect();
     let rc = |s: &Series| {
         let mut e = s.exits.clone();
         e.sort();
@@ -882,28 +918,58 @@ vfork()                                 = 104\n\
         let fakes: Vec<String> = DEFAULT_FAKE_TOOLS.split(',').map(str::to_string).collect();
         let mut f = HashMap::new();
         // agent: runs pg_ctl (2), a fake tool (3), a real-shaped script (4), a thread (5)
-        f.insert(1, vec![
-            Ev::Exec { path: "/agent".into() },
-            Ev::Clone { child: 2, thread: false },
-            Ev::Clone { child: 3, thread: false },
-            Ev::Clone { child: 4, thread: false },
-            Ev::Clone { child: 5, thread: true },
-        ]);
+        f.insert(
+            1,
+            vec![
+                Ev::Exec { path: "/agent".into() },
+                Ev::Clone { child: 2, thread: false },
+                Ev::Clone { child: 3, thread: false },
+                Ev::Clone { child: 4, thread: false },
+                Ev::Clone { child: 5, thread: true },
+            ],
+        );
         // pg_ctl forks the postmaster (6), which forks its children (7, 8)
-        f.insert(2, vec![Ev::Exec { path: "/pg/bin/pg_ctl".into() }, Ev::Clone { child: 6, thread: false }]);
-        f.insert(6, vec![
-            Ev::Exec { path: "/bin/sh".into() },
-            Ev::Exec { path: "/pg/bin/postgres".into() },
-            Ev::Clone { child: 7, thread: false },
-            Ev::Clone { child: 8, thread: false },
-        ]);
+        f.insert(
+            2,
+            vec![Ev::Exec { path: "/pg/bin/pg_ctl".into() }, Ev::Clone { child: 6, thread: false }],
+        );
+        f.insert(
+            6,
+            vec![
+                Ev::Exec { path: "/bin/sh".into() },
+                Ev::Exec { path: "/pg/bin/postgres".into() },
+                Ev::Clone { child: 7, thread: false },
+                Ev::Clone { child: 8, thread: false },
+            ],
+        );
         f.insert(7, vec![Ev::Clone { child: 9, thread: false }]);
         // the fake forks twice inside
-        f.insert(3, vec![Ev::Exec { path: "/sbin/crm_attribute".into() }, Ev::Clone { child: 10, thread: false }]);
-        f.insert(10, vec![Ev::Exec { path: "/bin/cat".into() }, Ev::Clone { child: 11, thread: false }]);
+        f.insert(
+            3,
+            vec![
+                Ev::Exec { path: "/sbin/crm_attribute".into() },
+                Ev::Clone { child: 10, thread: false },
+            ],
+        );
+        f.insert(
+            10,
+            vec![Ev::Exec { path: "/bin/cat".into() }, Ev::Clone { child: 11, thread: false }],
+        );
         // crm_master (not a fake of a C tool) runs the fake crm_attribute
-        f.insert(4, vec![Ev::Exec { path: "/sbin/crm_master".into() }, Ev::Clone { child: 12, thread: false }]);
-        f.insert(12, vec![Ev::Exec { path: "/sbin/crm_attribute".into() }, Ev::Clone { child: 13, thread: false }]);
+        f.insert(
+            4,
+            vec![
+                Ev::Exec { path: "/sbin/crm_master".into() },
+                Ev::Clone { child: 12, thread: false },
+            ],
+        );
+        f.insert(
+            12,
+            vec![
+                Ev::Exec { path: "/sbin/crm_attribute".into() },
+                Ev::Clone { child: 13, thread: false },
+            ],
+        );
         let c = classify(1, &f, "/pg/bin/postgres", "/sbin", &fakes);
         assert_eq!(c, ForkCount { procs: 5, procs_all: 8, threads: 1, execs: 7 });
     }
@@ -912,7 +978,12 @@ vfork()                                 = 104\n\
     fn return_values() {
         assert_eq!(return_value("vfork()                                 = 5226"), Some(5226));
         assert_eq!(return_value("clone(child_stack=NULL, flags=SIGCHLD) = 7"), Some(7));
-        assert_eq!(return_value("execve(\"/x\", [\"x\"], 0x1 /* 1 var */) = -1 ENOENT (No such file or directory)"), Some(-1));
+        assert_eq!(
+            return_value(
+                "execve(\"/x\", [\"x\"], 0x1 /* 1 var */) = -1 ENOENT (No such file or directory)"
+            ),
+            Some(-1)
+        );
         assert_eq!(return_value("execve(\"/a = b\", [\"x\"], 0x1 /* 1 var */) = 0"), Some(0));
         assert_eq!(return_value("exit_group(0)                           = ?"), None);
     }
