@@ -37,10 +37,10 @@ pub fn parse(xml: &str, resource: &str) -> Result<ClusterView, String> {
             Event::Start(e) => (e, false),
             Event::Empty(e) => (e, true),
             Event::End(_) => {
-                if let Some(name) = path.pop() {
-                    if name == "node" || name == "node_state" {
-                        node_ctx = None;
-                    }
+                if let Some(name) = path.pop()
+                    && (name == "node" || name == "node_state")
+                {
+                    node_ctx = None;
                 }
                 continue;
             }

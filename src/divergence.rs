@@ -71,16 +71,16 @@ pub fn check(
     primary: &PrimaryIdentity,
     history: &[(u32, Lsn)],
 ) -> Verdict {
-    if let Some(id) = own_system_id {
-        if id != primary.system_id {
-            return Verdict::Unrelated(format!(
-                "system identifier {} differs from this instance's {id}",
-                primary.system_id
-            ));
-        }
+    if let Some(id) = own_system_id
+        && id != primary.system_id
+    {
+        return Verdict::Unrelated(format!(
+            "system identifier {} differs from this instance's {id}",
+            primary.system_id
+        ));
     }
     if primary.timeline == own_timeline {
-        return if own_last < primary.position || own_last == primary.position {
+        return if own_last <= primary.position {
             Verdict::CanFollow
         } else {
             Verdict::Diverged { timeline: own_timeline, switchpoint: primary.position, own_last }

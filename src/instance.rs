@@ -35,7 +35,7 @@ pub async fn control_data(agent: &Agent) -> Result<ControlData, Failure> {
             let runas = agent.runas()?;
             let out = Cmd::new(agent.params.bin("pg_controldata"))
                 .arg(agent.params.datadir.display().to_string())
-                .as_user(runas)
+                .run_as(runas)
                 .run(agent.deadline)
                 .await
                 .map_err(|e| Failure::new(OcfExit::ErrInstalled, e.to_string()))?;
@@ -217,7 +217,7 @@ pub async fn pg_ctl_start(agent: &Agent) -> Result<(), Failure> {
         .arg(p.pgdata.display().to_string())
         .args(["-w", "-t"])
         .arg(secs_left(agent))
-        .as_user(agent.runas()?)
+        .run_as(agent.runas()?)
         .stdout_until_exit();
     // Where pgdata only holds the configuration, point postgres at it.
     let mut opts = String::new();
@@ -287,7 +287,7 @@ pub async fn pg_ctl_stop_until(agent: &Agent, mode: &str, until: Instant) -> Res
         .arg(p.datadir.display().to_string())
         .args(["-m", mode, "-w", "-t"])
         .arg(secs)
-        .as_user(agent.runas()?)
+        .run_as(agent.runas()?)
         .run(until)
         .await
         .map_err(|e| Failure::generic(e.to_string()))?;

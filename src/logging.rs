@@ -83,24 +83,24 @@ impl Log for OcfLogger {
         }
         let msg = r.args().to_string();
         let line = self.line(r.level(), &msg);
-        if r.level() >= Level::Debug {
-            if let Some(d) = &self.debuglog {
-                Self::append(d, &line);
-                return;
-            }
+        if r.level() >= Level::Debug
+            && let Some(d) = &self.debuglog
+        {
+            Self::append(d, &line);
+            return;
         }
         let mut sent = false;
-        if let Some(s) = &self.syslog {
-            if let Ok(mut s) = s.lock() {
-                let text = format!("{}: {msg}", level_word(r.level()));
-                let _ = match r.level() {
-                    Level::Error => s.err(text),
-                    Level::Warn => s.warning(text),
-                    Level::Info => s.info(text),
-                    _ => s.debug(text),
-                };
-                sent = true;
-            }
+        if let Some(s) = &self.syslog
+            && let Ok(mut s) = s.lock()
+        {
+            let text = format!("{}: {msg}", level_word(r.level()));
+            let _ = match r.level() {
+                Level::Error => s.err(text),
+                Level::Warn => s.warning(text),
+                Level::Info => s.info(text),
+                _ => s.debug(text),
+            };
+            sent = true;
         }
         if let Some(f) = &self.logfile {
             Self::append(f, &line);

@@ -131,7 +131,7 @@ impl<'a> Cmd<'a> {
     }
 
     /// Run as `r`, in a clean environment.
-    pub fn as_user(mut self, r: &'a RunAs) -> Self {
+    pub fn run_as(mut self, r: &'a RunAs) -> Self {
         self.run_as = Some(r);
         self.clean_env = true;
         self
@@ -356,7 +356,7 @@ mod tests {
         rt().block_on(async {
             let o = Cmd::new("/usr/bin/id")
                 .arg("-u")
-                .as_user(&r)
+                .run_as(&r)
                 .run(Instant::now() + Duration::from_secs(5))
                 .await
                 .unwrap();

@@ -30,15 +30,15 @@ pub fn check_resource(params: &Params, env: &HashMap<String, String>) -> Result<
              (standby settings in postgresql.conf, standby.signal): remove the parameter",
         ));
     }
-    if let Some(set) = env.get("OCF_RESKEY_crm_feature_set") {
-        if !feature_set_at_least(set, (3, 9, 0)) {
-            return Err(problem(
-                OcfExit::ErrInstalled,
-                format!(
-                    "Pacemaker 2.1 or newer is required (CRM feature set {set} is older than 3.9.0)"
-                ),
-            ));
-        }
+    if let Some(set) = env.get("OCF_RESKEY_crm_feature_set")
+        && !feature_set_at_least(set, (3, 9, 0))
+    {
+        return Err(problem(
+            OcfExit::ErrInstalled,
+            format!(
+                "Pacemaker 2.1 or newer is required (CRM feature set {set} is older than 3.9.0)"
+            ),
+        ));
     }
     match meta("notify").as_deref() {
         Some("true") | Some("1") | Some("yes") | Some("on") => {}
@@ -55,15 +55,15 @@ pub fn check_resource(params: &Params, env: &HashMap<String, String>) -> Result<
     let promoted_max = meta("promoted_max")
         .filter(|v| !v.is_empty())
         .or_else(|| meta("master_max").filter(|v| !v.is_empty()));
-    if let Some(v) = promoted_max {
-        if v != "1" {
-            return Err(problem(
-                OcfExit::ErrConfigured,
-                format!(
-                    "meta attribute promoted-max must be 1 (it is {v}): PostgreSQL has exactly one primary"
-                ),
-            ));
-        }
+    if let Some(v) = promoted_max
+        && v != "1"
+    {
+        return Err(problem(
+            OcfExit::ErrConfigured,
+            format!(
+                "meta attribute promoted-max must be 1 (it is {v}): PostgreSQL has exactly one primary"
+            ),
+        ));
     }
     Ok(())
 }
@@ -142,7 +142,7 @@ pub fn conninfo_application_name(conninfo: &str) -> Option<String> {
             .filter_map(|kv| kv.split_once('='))
             .filter(|(k, _)| *k == "application_name")
             .map(|(_, v)| percent_decode(v))
-            .last();
+            .next_back();
     }
     let mut found = None;
     let mut chars = s.chars().peekable();
@@ -205,12 +205,13 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;

@@ -405,8 +405,8 @@ async fn node_streaming(s: &Settings, node: &str) -> bool {
 /// Bytes of WAL each standby still has to write, seen from the primary.
 async fn write_lag(s: &Settings, primary: &str) -> BTreeMap<String, i64> {
     let mut m = BTreeMap::new();
-    if let Ok((_, c)) = connect_node(s, primary).await {
-        if let Ok(Ok(rows)) = timeout(
+    if let Ok((_, c)) = connect_node(s, primary).await
+        && let Ok(Ok(rows)) = timeout(
             Duration::from_secs(2),
             c.query(
                 "SELECT application_name, \
@@ -416,10 +416,9 @@ async fn write_lag(s: &Settings, primary: &str) -> BTreeMap<String, i64> {
             ),
         )
         .await
-        {
-            for r in rows {
-                m.insert(r.get::<_, String>(0), r.get::<_, Option<i64>>(1).unwrap_or(-1));
-            }
+    {
+        for r in rows {
+            m.insert(r.get::<_, String>(0), r.get::<_, Option<i64>>(1).unwrap_or(-1));
         }
     }
     m
@@ -510,10 +509,11 @@ async fn poller(s: Settings, stop: Arc<AtomicBool>, log: Arc<Mutex<PollLog>>) {
             if conns.get(n).is_some_and(|(p, _)| Some(*p) != pid) {
                 conns.remove(n); // rebooted or off
             }
-            if !conns.contains_key(n) && pid.is_some() {
-                if let Ok(c) = connect_node(&s, n).await {
-                    conns.insert(n.clone(), c);
-                }
+            if !conns.contains_key(n)
+                && pid.is_some()
+                && let Ok(c) = connect_node(&s, n).await
+            {
+                conns.insert(n.clone(), c);
             }
             if let Some((_, c)) = conns.get(n) {
                 match timeout(
@@ -629,10 +629,10 @@ impl Ctx {
         while Instant::now() < deadline {
             {
                 let l = self.wlog.lock().unwrap();
-                if let Some(f) = l.fails.iter().find(|t| **t >= self.fault_at) {
-                    if l.acks.iter().any(|(t, _)| t > f) {
-                        return true;
-                    }
+                if let Some(f) = l.fails.iter().find(|t| **t >= self.fault_at)
+                    && l.acks.iter().any(|(t, _)| t > f)
+                {
+                    return true;
                 }
             }
             sleep(Duration::from_millis(100)).await;

@@ -17,6 +17,11 @@ stage() { printf '\n=== %s ===\n' "$*"; }
 stage "setup"
 bash tests/setup.sh
 
+stage "lints (rustfmt, clippy with warnings as errors)"
+cargo fmt --check
+(cd bench/runner && cargo fmt --check)
+cargo clippy --locked --all-targets -- -D warnings
+
 stage "build the Debian package and install it"
 deb=$(bash packaging/build-deb.sh "$(mktemp -d)")
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall "$deb" >/dev/null

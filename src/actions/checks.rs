@@ -90,7 +90,7 @@ async fn setting(agent: &Agent, name: &str) -> Result<String, Failure> {
         cmd = cmd.arg("-c").arg(format!("config_file={}/postgresql.conf", p.pgdata.display()));
     }
     let out = cmd
-        .as_user(agent.runas()?)
+        .run_as(agent.runas()?)
         .run(agent.deadline)
         .await
         .map_err(|e| Failure::generic(e.to_string()))?;

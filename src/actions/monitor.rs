@@ -36,10 +36,10 @@ pub async fn report(agent: &Agent, o: Observed) -> ActionResult {
             Ok(OcfExit::RunningPromoted)
         }
         Role::Standby => {
-            if !o.status.as_ref().is_some_and(|s| s.receiver.as_deref() == Some("streaming")) {
-                if let Err(e) = bootstrap_score(agent, &o).await {
-                    log::warn!("could not check for a missing promotion score: {}", e.reason);
-                }
+            if o.status.as_ref().is_none_or(|s| s.receiver.as_deref() != Some("streaming"))
+                && let Err(e) = bootstrap_score(agent, &o).await
+            {
+                log::warn!("could not check for a missing promotion score: {}", e.reason);
             }
             Ok(OcfExit::Success)
         }

@@ -52,14 +52,14 @@ async fn pre_promote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
     a.and(b).map_err(tool)?;
 
     let o = instance::observe(agent).await?;
-    if let Some(old) = t.switchover_from(&me) {
-        if let Err(why) = check_switchover(agent, old, &o).await {
-            log::error!("switchover from {old} is not safe: {}", why.reason);
-            pcmk.set_private(ATTR_CANCEL_SWITCHOVER, &why.reason, agent.deadline)
-                .await
-                .map_err(tool)?;
-            return Ok(());
-        }
+    if let Some(old) = t.switchover_from(&me)
+        && let Err(why) = check_switchover(agent, old, &o).await
+    {
+        log::error!("switchover from {old} is not safe: {}", why.reason);
+        pcmk.set_private(ATTR_CANCEL_SWITCHOVER, &why.reason, agent.deadline)
+            .await
+            .map_err(tool)?;
+        return Ok(());
     }
 
     let client = match (&o.role, &o.client) {
@@ -186,7 +186,7 @@ async fn waldump(
             "--end",
             &end.to_string(),
         ])
-        .as_user(agent.runas()?)
+        .run_as(agent.runas()?)
         .run(agent.deadline)
         .await
         .map_err(|e| Failure::generic(e.to_string()))

@@ -88,7 +88,7 @@ async fn replication_command(
 ) -> Result<Output, Failure> {
     Cmd::new(agent.params.bin("psql"))
         .args(["-X", "-A", "-t", "-F", "|", "-d", conninfo, "-c", command])
-        .as_user(agent.runas()?)
+        .run_as(agent.runas()?)
         .run(until)
         .await
         .map_err(|e| Failure::generic(e.to_string()))
@@ -105,7 +105,7 @@ async fn last_record(agent: &Agent, control: &ControlData) -> Result<Lsn, Failur
         .args(["--path"])
         .arg(p.datadir.join("pg_wal").display().to_string())
         .args(["--timeline", &control.timeline.to_string(), "--start", &control.redo.to_string()])
-        .as_user(agent.runas()?)
+        .run_as(agent.runas()?)
         .run(agent.deadline)
         .await
         .map_err(|e| Failure::generic(e.to_string()))?;
@@ -116,7 +116,7 @@ async fn last_record(agent: &Agent, control: &ControlData) -> Result<Lsn, Failur
                 .and_then(|(_, r)| r.split(',').next())
                 .and_then(|s| s.trim().parse::<Lsn>().ok())
         })
-        .last()
+        .next_back()
         .ok_or_else(|| {
             Failure::generic(format!(
                 "pg_waldump found no WAL record after {}: {}",

@@ -118,10 +118,10 @@ pub fn reap_orphans() {
         if guard.contains(&pid) {
             continue;
         }
-        if let Some(('Z', ppid)) = proc_state(pid) {
-            if ppid == me {
-                let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
-            }
+        if let Some(('Z', ppid)) = proc_state(pid)
+            && ppid == me
+        {
+            let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
         }
     }
 }
