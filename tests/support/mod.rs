@@ -45,7 +45,11 @@ pub const OCF_FAILED_PROMOTED: i32 = 9;
 /// Resource id the agent runs as (`OCF_RESOURCE_INSTANCE`).
 pub const RSC: &str = "pgsqld";
 /// Root of every test directory.
-pub const IT_ROOT: &str = "/tmp/pgsqlms-it";
+/// Root of the test directories; `PGSQLMS_IT_ROOT` overrides it so that two
+/// checkouts can run their tests at once on one machine.
+pub static IT_ROOT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    std::env::var("PGSQLMS_IT_ROOT").unwrap_or_else(|_| "/tmp/pgsqlms-it".to_string())
+});
 /// Bumped when the template data directory's setup changes.
 const TEMPLATE_REV: u32 = 2;
 
@@ -89,8 +93,8 @@ fn init_process() {
                 }
             })
             .expect("reaper thread");
-        fs::create_dir_all(IT_ROOT).expect("create /tmp/pgsqlms-it");
-        fs::set_permissions(IT_ROOT, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::create_dir_all(&*IT_ROOT).expect("create the test root");
+        fs::set_permissions(&*IT_ROOT, fs::Permissions::from_mode(0o755)).unwrap();
     });
 }
 
@@ -319,14 +323,15 @@ impl Pg {
         let _g = LOCK.lock().unwrap();
         let h = fnv(self.bindir.to_string_lossy().as_bytes());
         let path = PathBuf::from(format!(
-            "{IT_ROOT}/.template-pg{}-r{TEMPLATE_REV}-{h:08x}",
-            self.version
+            "{}/.template-pg{}-r{TEMPLATE_REV}-{h:08x}",
+            *IT_ROOT, self.version
         ));
         if path.join("PG_VERSION").exists() {
             return path;
         }
         let tmp = PathBuf::from(format!(
-            "{IT_ROOT}/.template-tmp-{}-{}",
+            "{}/.template-tmp-{}-{}",
+            *IT_ROOT,
             std::process::id(),
             SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
         ));
@@ -553,7 +558,7 @@ impl TestEnv {
     /// A fresh, empty test directory /tmp/pgsqlms-it/pg<ver>-<name>.
     pub fn new(pg: &Pg, name: &str) -> TestEnv {
         init_process();
-        let dir = PathBuf::from(format!("{IT_ROOT}/pg{}-{name}", pg.version));
+        let dir = PathBuf::from(format!("{}/pg{}-{name}", *IT_ROOT, pg.version));
         cleanup_dir(&dir);
         fs::create_dir_all(&dir).unwrap();
         chown_pg(&dir);
