@@ -16,13 +16,12 @@ make install DESTDIR="$STAGE" >/dev/null
 install -d "$STAGE/usr/share/doc/pgsqlms" "$STAGE/DEBIAN"
 install -m 0644 README.md "$STAGE/usr/share/doc/pgsqlms/README.md"
 cp -r pcs-examples "$STAGE/usr/share/doc/pgsqlms/pcs-examples"
-cat > "$STAGE/usr/share/doc/pgsqlms/copyright" <<EOC
-Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
-Upstream-Name: pgsqlms
-Files: *
-Copyright: the pgsqlms authors
-License: unspecified (no license declared yet)
-EOC
+# The license text of LICENSE (from "Permission"), as a DEP-5 paragraph.
+{
+  printf 'Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n'
+  printf 'Upstream-Name: pgsqlms\n\nFiles: *\nCopyright: 2026 pgsqlms developers\nLicense: PostgreSQL\n'
+  tail -n +5 LICENSE | sed -e 's/^$/./' -e 's/^/ /'
+} > "$STAGE/usr/share/doc/pgsqlms/copyright"
 printf 'pgsqlms (%s) unstable; urgency=medium\n\n  * Release %s.\n\n -- pgsqlms maintainers <pgsqlms@localhost>  %s\n' \
   "$VERSION" "$VERSION" "$(date -R -d @"${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}")" \
   | gzip -9n > "$STAGE/usr/share/doc/pgsqlms/changelog.Debian.gz"
