@@ -347,21 +347,36 @@ mod tests {
         });
     }
 
+    /// Needs root, like the whole suite (tests/run.sh): fails rather than
+    /// skips, so a run without root is never taken for a pass.
     #[test]
     fn runs_as_another_user_with_its_groups() {
-        if !Uid::effective().is_root() {
-            return;
-        }
-        let Ok(r) = RunAs::lookup("nobody") else { return };
-        rt().block_on(async {
-            let o = Cmd::new("/usr/bin/id")
-                .arg("-u")
-                .run_as(&r)
-                .run(Instant::now() + Duration::from_secs(5))
-                .await
-                .unwrap();
-            assert_eq!(o.stdout.trim(), r.uid.to_string());
-        });
+        assert!(Uid::effective().is_root(), "setuid/setgid/setgroups need root: run as root");
+        // postgres (tests/setup.sh) has a supplementary group (ssl-cert).
+        let r = RunAs::lookup("postgres").expect("the postgres user (tests/setup.sh)");
+        let id = |flag: &'static str| {
+            rt().block_on(async {
+                let o = Cmd::new("/usr/bin/id")
+                    .arg(flag)
+                    .run_as(&r)
+                    .run(Instant::now() + Duration::from_secs(5))
+                    .await
+                    .unwrap();
+                assert!(o.success(), "id {flag}: {}", o.message());
+                o.stdout.trim().to_string()
+            })
+        };
+        assert_eq!(id("-u"), r.uid.to_string());
+        assert_eq!(id("-g"), r.gid.to_string());
+        // Exactly the user's groups: its own set, none of root's left over.
+        let mut got: Vec<String> = id("-G").split_whitespace().map(str::to_string).collect();
+        let mut want: Vec<String> = r.groups.iter().map(|g| g.to_string()).collect();
+        got.sort();
+        got.dedup();
+        want.sort();
+        want.dedup();
+        assert_eq!(got, want);
+        assert!(!got.contains(&"0".to_string()), "root's group kept: {got:?}");
         assert!(matches!(RunAs::lookup("no-such-user-pgsqlms"), Err(UserError::NoSuchUser(_))));
     }
 }
