@@ -19,7 +19,7 @@ bash tests/setup.sh
 
 stage "lints (rustfmt, clippy with warnings as errors)"
 cargo fmt --check
-(cd bench/runner && cargo fmt --check)
+(cd bench/runner && cargo fmt --check && cargo clippy --locked --all-targets -- -D warnings)
 cargo clippy --locked --all-targets -- -D warnings
 
 stage "build the Debian package and install it"
