@@ -5,6 +5,6 @@
 set -u
 # shellcheck source=lib.sh
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
-need_root
+need_args 0 "[RSC]" "$@"
 peer=$(quorate_node) || die "no quorate node"
 on_node "$peer" crm_resource --cleanup ${1:+--resource "$1"}

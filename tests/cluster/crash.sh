@@ -8,11 +8,10 @@
 set -u
 # shellcheck source=lib.sh
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
-need_root
 mode=off
 [ "${1:-}" = --hang ] && { mode=hang; shift; }
-node=${1:-}
-[ -n "$node" ] || die "usage: ${0##*/} [--hang] NODE"
+need_args 1 "[--hang] NODE" "$@"
+node=$1
 check_node "$node"
 node_is_on "$node" || die "$node is already off"
 case $mode in

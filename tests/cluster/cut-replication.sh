@@ -7,9 +7,8 @@
 set -u
 # shellcheck source=lib.sh
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
-need_root
-node=${1:-}
-[ -n "$node" ] || die "usage: ${0##*/} NODE"
+need_args 1 "NODE" "$@"
+node=$1
 check_node "$node"
 ip -n "$(node_netns "$node")" route replace blackhole "$VIP/32"
 # Drop the established walreceiver connection now rather than at

@@ -6,7 +6,7 @@
 set -u
 # shellcheck source=lib.sh
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
-need_root
+need_args 0 "[--keep-state]" "$@"
 
 keep=0
 [ "${1:-}" = --keep-state ] && keep=1

@@ -6,7 +6,7 @@
 set -u
 # shellcheck source=lib.sh
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
-need_root
+need_args 0 "[NODE...]" "$@"
 nodes=${*:-$NODES}
 for n in $nodes; do
   check_node "$n"

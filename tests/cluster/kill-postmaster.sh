@@ -6,11 +6,11 @@
 set -u
 # shellcheck source=lib.sh
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
-need_root
-node=${1:-}
-[ -n "$node" ] || die "usage: ${0##*/} NODE [SIGNAL]"
+need_args 1 "NODE [SIGNAL]" "$@"
+node=$1
 check_node "$node"
 sig=${2:-KILL}
+# shellcheck disable=SC2016  # expanded by the inner shell
 on_node "$node" sh -c '
   pid=$(head -n 1 "$1/postmaster.pid" 2>/dev/null) || { echo "no postmaster.pid in $1" >&2; exit 1; }
   kill -s "$2" "$pid" && echo "killed postmaster $pid (SIG$2) on $(hostname)"' \

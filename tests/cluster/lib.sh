@@ -127,6 +127,16 @@ log()  { printf '%s %s: %s\n' "$(date +%T.%3N)" "${0##*/}" "$*" >&2; }
 
 need_root() { [ "$(id -u)" = 0 ] || die "must run as root"; }
 
+# The start of every command of this harness: root, and at least MIN
+# arguments, else "usage: <command> USAGE".
+#   need_args MIN "USAGE" "$@"        e.g. need_args 1 "NODE [RATE]" "$@"
+need_args() {
+  local min=$1 usage=$2
+  shift 2
+  need_root
+  [ $# -ge "$min" ] || die "usage: ${0##*/} $usage"
+}
+
 check_node() { node_index "$1" >/dev/null || die "unknown node '$1' (nodes: $NODES)"; }
 node_netns() { echo "pgms-$1"; }
 node_veth()  { echo "pgmsv$(node_index "$1")"; }   # host side of the node's cable

@@ -10,7 +10,7 @@
 set -u
 # shellcheck source=lib.sh
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
-need_root
+need_args 1 "create|destroy" "$@"
 
 create() {
   local n ns veth

@@ -6,6 +6,7 @@
 set -u
 # shellcheck source=lib.sh
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
+need_args 1 "start|stop|status" "$@"
 
 running() { pidof -q "$1"; }   # pid namespace of the node: its own processes only
 

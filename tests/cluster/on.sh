@@ -7,9 +7,8 @@
 set -u
 # shellcheck source=lib.sh
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
-need_root
-node=${1:-}
-[ -n "$node" ] || die "usage: ${0##*/} NODE [COMMAND [ARG]...]"
+need_args 1 "NODE [COMMAND [ARG]...]" "$@"
+node=$1
 check_node "$node"
 shift
 [ $# -gt 0 ] || set -- bash -i

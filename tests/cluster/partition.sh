@@ -7,8 +7,7 @@
 set -u
 # shellcheck source=lib.sh
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
-need_root
-[ $# -gt 0 ] || die "usage: ${0##*/} NODE..."
+need_args 1 "NODE..." "$@"
 for n in "$@"; do check_node "$n"; done
 k=1
 while ip link show "pgmsi$k" >/dev/null 2>&1; do k=$((k + 1)); done

@@ -66,6 +66,7 @@ power_on() {   # NODE [nowait]
     echo "---- boot $(date '+%F %T.%3N')"
   } >> "$nd/boot.log"
   # setsid -f: the node must not belong to the caller's session or job.
+  # shellcheck disable=SC2016  # expanded by the inner shell
   setsid -f env -i PATH="$HOST_PATH" HOME=/root LANG=C.UTF-8 \
     PGSQLMS_CLUSTER_STATE="$STATE_DIR" \
     bash -c 'echo $$ > "$0/cgroup.procs" || exit 1
@@ -85,10 +86,9 @@ power_on() {   # NODE [nowait]
   return 1
 }
 
-action=${1:-}
-node=${2:-}
-[ -n "$node" ] || die "usage: ${0##*/} on|off|reboot|status NODE"
-need_root
+need_args 2 "on|off|reboot|status NODE" "$@"
+action=$1
+node=$2
 check_node "$node"
 
 case "$action" in

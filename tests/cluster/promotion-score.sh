@@ -7,9 +7,8 @@
 set -u
 # shellcheck source=lib.sh
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
-need_root
-node=${1:-}
-[ -n "$node" ] || die "usage: ${0##*/} NODE [RSC]"
+need_args 1 "NODE [RSC]" "$@"
+node=$1
 rsc=${2:-pgsqld}
 peer=$(quorate_node) || die "no quorate node"
 for lifetime in reboot forever; do

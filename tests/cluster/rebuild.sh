@@ -12,9 +12,8 @@
 set -u
 # shellcheck source=lib.sh
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
-need_root
-node=${1:-}
-[ -n "$node" ] || die "usage: ${0##*/} NODE"
+need_args 1 "NODE" "$@"
+node=$1
 check_node "$node"
 ND=$(node_dir "$node")
 
@@ -39,6 +38,7 @@ wait_for 60 "$node fenced (offline, clean)" clean_offline || die "$node not fenc
 node_is_on "$node" || "$HARNESS_DIR/power.sh" on "$node"   # fencing may have booted it already
 log "$node: off the cluster, rebuilding from the primary"
 
+# shellcheck disable=SC2016  # expanded by the inner shell
 as_pg "$node" bash -c 'rm -rf "$0" && mkdir -m 0700 "$0"' "$PGDATA_NODE"
 as_pg "$node" "$PG_BINDIR/pg_basebackup" -h "$VIP" -p "$PGPORT" -U replicator \
   -D "$PGDATA_NODE" -X stream -c fast --no-password || die "pg_basebackup failed"

@@ -10,7 +10,7 @@
 set -u
 # shellcheck source=lib.sh
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
-need_root
+need_args 0 "[cargo test filters...]" "$@"
 cd "$REPO_DIR" || exit 1
 mkdir -p target
 : > target/cluster-scenarios.txt

@@ -9,9 +9,8 @@
 set -u
 # shellcheck source=lib.sh
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
-need_root
-node=${1:-}
-[ -n "$node" ] || die "usage: ${0##*/} NODE [RATE]"
+need_args 1 "NODE [RATE]" "$@"
+node=$1
 check_node "$node"
 rate=${2:-256kbit}
 dev=$(node_veth "$node")

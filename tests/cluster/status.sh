@@ -8,7 +8,7 @@
 set -u
 # shellcheck source=lib.sh
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
-need_root
+need_args 0 "[--roles|--failcounts]" "$@"
 
 # Ask a node of the quorate partition; else any node that is on.
 live=$(quorate_node) || live=""

@@ -7,7 +7,7 @@
 set -u
 # shellcheck source=lib.sh
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
-need_root
+need_args 0 "[TIMEOUT_SECONDS]" "$@"
 timeout=${1:-120}
 nnodes=$(echo "$NODES" | wc -w)
 
