@@ -88,6 +88,24 @@ impl Pacemaker {
         self.run_ok(cmd, deadline).await.map(|_| ())
     }
 
+    /// Write the synchronous replication record (a cluster property: it
+    /// must outlive the primary that writes it).
+    pub async fn set_sync_record(&self, value: &str, deadline: Instant) -> Result<(), ToolError> {
+        let cmd = self
+            .tool("crm_attribute")
+            .args(["--type", "crm_config", "--name", &cib::sync_record_name(&self.resource)])
+            .args(["--update", value]);
+        self.run_ok(cmd, deadline).await.map(|_| ())
+    }
+
+    pub async fn delete_sync_record(&self, deadline: Instant) -> Result<(), ToolError> {
+        let cmd = self
+            .tool("crm_attribute")
+            .args(["--type", "crm_config", "--name", &cib::sync_record_name(&self.resource)])
+            .arg("--delete");
+        self.run_ok(cmd, deadline).await.map(|_| ())
+    }
+
     fn private_name(&self, name: &str) -> String {
         format!("{name}-{}", self.resource)
     }

@@ -305,6 +305,99 @@ pub fn refusal(more: usize, absent: &[String]) -> String {
     format!("acknowledged commits may be only on absent sync standbys: bring back {which}")
 }
 
+/// What the primary's monitor keeps in the CIB for the setting in effect:
+/// `None` when no record is needed (asynchronous, or no standby can ever be
+/// synchronous, so no commit is acknowledged). A setting this parser cannot
+/// read gives a value no reader accepts: promotions are then refused in
+/// `safe` mode rather than judged on a guess.
+pub fn wanted_value(setting: &str, primary: &str, cluster: &[String]) -> Option<String> {
+    match parse(setting) {
+        Ok(None) => None,
+        Ok(Some(s)) => Record::from_setting(&s, primary, cluster).map(|r| r.to_value()),
+        Err(e) => Some(format!("!unreadable synchronous_standby_names ({e})")),
+    }
+}
+
+/// The write the monitor does: none when the CIB already holds the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Keep,
+    Write(String),
+    Remove,
+}
+
+pub fn change(current: Option<&str>, wanted: Option<String>) -> Change {
+    match (current, wanted) {
+        (c, Some(w)) if c == Some(w.as_str()) => Change::Keep,
+        (_, Some(w)) => Change::Write(w),
+        (Some(_), None) => Change::Remove,
+        (None, None) => Change::Keep,
+    }
+}
+
+/// `sync_failover`: what a promotion does when the survivors may miss
+/// acknowledged commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failover {
+    /// Refuse, until enough members come back.
+    Safe,
+    /// Promote the most advanced survivor, with a warning.
+    Available,
+}
+
+/// The decision at promotion time, over the record (`None`: asynchronous).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Guard {
+    /// Asynchronous replication: the election alone decides.
+    NoRecord,
+    /// A survivor holds every acknowledged commit (log line).
+    Allow(String),
+    /// Availability mode over a possible loss (warning).
+    Warn(String),
+    /// Safe mode: the exit reason.
+    Refuse(String),
+}
+
+pub fn guard(record: Option<&str>, mode: Failover, survivors: &[(String, Position)]) -> Guard {
+    let Some(value) = record else { return Guard::NoRecord };
+    let best = survivors
+        .iter()
+        .max_by_key(|(_, p)| *p)
+        .map(|(n, p)| format!("{n} at {}#{}", p.timeline, p.lsn))
+        .unwrap_or_else(|| "none".into());
+    let record = match Record::from_value(value) {
+        Ok(r) => r,
+        Err(e) => {
+            return match mode {
+                Failover::Safe => {
+                    Guard::Refuse(format!("cannot tell who holds acknowledged commits: {e}"))
+                }
+                Failover::Available => Guard::Warn(format!(
+                    "sync_failover=available: promoting the most advanced standby ({best}) \
+                     without knowing who holds acknowledged commits ({e})"
+                )),
+            };
+        }
+    };
+    match check(&record, survivors) {
+        Verdict::Safe { node, position } => Guard::Allow(format!(
+            "{node} ({}#{}) holds every commit acknowledged under {}",
+            position.timeline,
+            position.lsn,
+            record.to_value()
+        )),
+        Verdict::Unsafe { more, absent } => match mode {
+            Failover::Safe => Guard::Refuse(refusal(more, &absent)),
+            Failover::Available => Guard::Warn(format!(
+                "sync_failover=available: promoting the most advanced standby ({best}); \
+                 commits acknowledged under {} by {} (absent) may be lost",
+                record.to_value(),
+                absent.join(", ")
+            )),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,6 +556,43 @@ mod tests {
             check(&r, &[("srv3".into(), pos(10)), ("SRV2".into(), pos(20))]),
             Verdict::Safe { node: "SRV2".into(), position: pos(20) }
         );
+    }
+
+    #[test]
+    fn the_monitor_writes_only_changes() {
+        let cluster = names(&["srv1", "srv2", "srv3"]);
+        let w = |s: &str| wanted_value(s, "srv1", &cluster);
+        assert_eq!(w(""), None);
+        assert_eq!(w("srv1"), None);
+        assert_eq!(w("ANY 1 (*)").as_deref(), Some("ANY 1 (\"srv2\",\"srv3\")"));
+        let bad = w("FIRST (").unwrap();
+        assert!(Record::from_value(&bad).is_err(), "{bad}");
+        let v = w("srv2").unwrap();
+        assert_eq!(change(None, Some(v.clone())), Change::Write(v.clone()));
+        assert_eq!(change(Some(&v), Some(v.clone())), Change::Keep);
+        assert_eq!(change(Some("x"), Some(v.clone())), Change::Write(v.clone()));
+        assert_eq!(change(Some(&v), None), Change::Remove);
+        assert_eq!(change(None, None), Change::Keep);
+    }
+
+    #[test]
+    fn guard_in_both_modes() {
+        let r = rec(Method::First, 1, &["srv2", "srv3"]).to_value();
+        let alone = [("srv3".to_string(), pos(0x500))];
+        let both = [("srv3".to_string(), pos(0x500)), ("srv2".to_string(), pos(0x600))];
+        assert_eq!(guard(None, Failover::Safe, &alone), Guard::NoRecord);
+        assert!(
+            matches!(guard(Some(&r), Failover::Safe, &alone), Guard::Refuse(m) if m.ends_with("bring back srv2"))
+        );
+        assert!(matches!(guard(Some(&r), Failover::Available, &alone),
+            Guard::Warn(m) if m.contains("srv3 at 1#0/500") && m.contains("srv2 (absent)")));
+        assert!(
+            matches!(guard(Some(&r), Failover::Safe, &both), Guard::Allow(m) if m.starts_with("srv2 (1#0/600)"))
+        );
+        assert!(
+            matches!(guard(Some("!junk"), Failover::Safe, &both), Guard::Refuse(m) if m.len() < 128)
+        );
+        assert!(matches!(guard(Some("!junk"), Failover::Available, &both), Guard::Warn(_)));
     }
 
     #[test]

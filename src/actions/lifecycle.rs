@@ -10,6 +10,7 @@ use crate::pacemaker::{ATTR_CANCEL_SWITCHOVER, ATTR_LSN, ATTR_NODES, ATTR_RECOVE
 use crate::pg;
 use crate::role::{Postmaster, Role};
 use crate::scores;
+use crate::syncrep::{self, Guard};
 use crate::validate::Settings;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -252,6 +253,33 @@ pub async fn promote(agent: &Agent) -> ActionResult {
     Ok(OcfExit::Success)
 }
 
+/// With synchronous replication, promote only if the standbys in the
+/// election provably hold every acknowledged commit (`syncrep`); one filter
+/// before the election, which then picks the most advanced of them.
+fn sync_guard(
+    agent: &Agent,
+    view: &crate::cib::ClusterView,
+    candidates: &[Candidate],
+) -> Result<(), Failure> {
+    let survivors: Vec<(String, election::Position)> =
+        candidates.iter().map(|c| (c.node.clone(), c.position)).collect();
+    match syncrep::guard(view.sync_record.as_deref(), agent.params.sync_failover, &survivors) {
+        Guard::NoRecord => Ok(()),
+        Guard::Allow(why) => {
+            log::info!("synchronous replication: {why}");
+            Ok(())
+        }
+        Guard::Warn(why) => {
+            log::warn!("{why}");
+            Ok(())
+        }
+        Guard::Refuse(why) => {
+            log::error!("not promoting: {why} (or set sync_failover=available to accept the loss)");
+            Err(Failure::generic(why))
+        }
+    }
+}
+
 fn tool(e: crate::pacemaker::ToolError) -> Failure {
     Failure::generic(e.to_string())
 }
@@ -325,6 +353,7 @@ async fn elect(
             score: view.scores.get(n).copied(),
         });
     }
+    sync_guard(agent, &view, &candidates)?;
     match election::elect(me, &candidates) {
         Verdict::Proceed => {
             log::info!(
