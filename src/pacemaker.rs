@@ -72,6 +72,14 @@ impl Pacemaker {
         self.run_ok(cmd, deadline).await.map(|_| ())
     }
 
+    pub async fn delete_score(&self, node: &str, deadline: Instant) -> Result<(), ToolError> {
+        let cmd = self
+            .tool("crm_attribute")
+            .arg(format!("--promotion={}", self.resource))
+            .args(["--node", node, "--delete"]);
+        self.run_ok(cmd, deadline).await.map(|_| ())
+    }
+
     /// Remove a score with lifetime forever (left by PAF's crm_master).
     pub async fn delete_permanent_score(
         &self,

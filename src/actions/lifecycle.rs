@@ -256,7 +256,14 @@ pub async fn promote(agent: &Agent) -> ActionResult {
 /// With synchronous replication, promote only if the standbys in the
 /// election provably hold every acknowledged commit (`syncrep`); one filter
 /// before the election, which then picks the most advanced of them.
-fn sync_guard(
+///
+/// On a refusal every promotion score is removed, so Pacemaker stops
+/// retrying a promotion that cannot succeed (each failure counts towards
+/// migration-threshold). The standbys' monitors then see a cluster with no
+/// score and no primary, and score the most advanced one only once the
+/// same check passes (`monitor::bootstrap_score`): when the absent standby
+/// is back, the promotion happens by itself.
+async fn sync_guard(
     agent: &Agent,
     view: &crate::cib::ClusterView,
     candidates: &[Candidate],
@@ -274,7 +281,15 @@ fn sync_guard(
             Ok(())
         }
         Guard::Refuse(why) => {
-            log::error!("not promoting: {why} (or set sync_failover=available to accept the loss)");
+            log::error!(
+                "not promoting: {why} (or set sync_failover=available to accept the loss); \
+                 removing the promotion scores until it is back"
+            );
+            for node in view.scores.keys() {
+                if let Err(e) = agent.pcmk.delete_score(node, agent.deadline).await {
+                    log::warn!("could not remove the promotion score of {node}: {e}");
+                }
+            }
             Err(Failure::generic(why))
         }
     }
@@ -353,7 +368,7 @@ async fn elect(
             score: view.scores.get(n).copied(),
         });
     }
-    sync_guard(agent, &view, &candidates)?;
+    sync_guard(agent, &view, &candidates).await?;
     match election::elect(me, &candidates) {
         Verdict::Proceed => {
             log::info!(

@@ -144,6 +144,31 @@ async fn keep_sync_record(
     }
 }
 
+/// With a synchronous replication record, no standby scores itself until
+/// the published positions prove one holds every acknowledged commit (see
+/// `syncrep`): a promotion Pacemaker would try earlier is refused anyway.
+fn sync_allows_promotion(
+    agent: &Agent,
+    view: &crate::cib::ClusterView,
+    published: &std::collections::HashMap<String, String>,
+    (me, mine): (&str, Position),
+) -> bool {
+    // Our own update may not be visible in attrd's answer yet.
+    let survivors: Vec<(String, Position)> = published
+        .iter()
+        .filter(|(n, _)| n.as_str() != me)
+        .filter_map(|(n, v)| Some((n.clone(), Position::from_attr(v)?)))
+        .chain([(me.to_string(), mine)])
+        .collect();
+    match syncrep::guard(view.sync_record.as_deref(), agent.params.sync_failover, &survivors) {
+        syncrep::Guard::Refuse(why) => {
+            log::info!("no promotion score: {why}");
+            false
+        }
+        _ => true,
+    }
+}
+
 /// Whole-cluster start: no primary, no promotion score anywhere, so
 /// Pacemaker would promote nobody (PAF's issue 147). Each standby publishes
 /// its position; the most advanced one among those published gives itself a
@@ -172,6 +197,9 @@ async fn bootstrap_score(agent: &Agent, o: &Observed) -> Result<(), Failure> {
         .private_all(ATTR_LSN, agent.deadline)
         .await
         .map_err(|e| Failure::generic(e.to_string()))?;
+    if !sync_allows_promotion(agent, &view, &published, (&me, mine)) {
+        return Ok(());
+    }
     let best_other = published
         .iter()
         .filter(|(n, _)| **n != me)

@@ -1669,25 +1669,35 @@ pub fn promote_refused_while_sync_standby_absent(v: u32) {
     assert!(why.contains("bring back srv2") && why.len() < 128, "{}", r.describe());
     assert!(env.in_recovery(&s3), "srv3 must stay a standby");
 
-    // srv2 comes back: both members answer, the most advanced is promoted.
+    // Pacemaker must not retry in a loop (migration-threshold): no score
+    // left, and the survivor's monitor does not give itself one.
+    for node in ["srv1", "srv2", "srv3"] {
+        assert_eq!(env.score(node), None, "score of {node} after the refusal");
+    }
+    let r = env.agent_env(&s3, "monitor", &[interval("16000")]);
+    r.expect(OCF_SUCCESS, "standby monitor of srv3");
+    assert_eq!(env.score("srv3"), None, "srv3 alone scores itself\n{}", r.describe());
+    assert!(r.log.contains("bring back srv2"), "{}", r.describe());
+
+    // srv2 comes back: both members answer, the most advanced one scores
+    // itself, Pacemaker promotes it, and nothing acknowledged is lost.
     fs::write(env.fake.join("offline"), "srv1\n").unwrap();
     env.start(&s2);
+    for s in [&s2, &s3, &s2] {
+        env.agent_env(s, "monitor", &[interval("16000")]).expect(OCF_SUCCESS, "standby monitor");
+    }
+    let scored: Vec<&Instance> =
+        [&s2, &s3].into_iter().filter(|s| env.score(&s.node).as_deref() == Some("1")).collect();
+    assert_eq!(scored.len(), 1, "one standby scores itself: {:?}", env.calls());
+    let best = scored[0];
     n.active = names(&["srv2", "srv3"]);
     n.unpromoted = names(&["srv2", "srv3"]);
+    n.promote = vec![best.node.clone()];
     env.notify_all(&[&s2, &s3], &n);
-    let r = env.agent(&s3, "promote");
-    if r.code != OCF_SUCCESS {
-        // srv2 was ahead: handed over, as in any election.
-        r.expect(OCF_ERR_GENERIC, "promote of srv3 with srv2 back");
-        assert!(r.exit_reasons()[0].contains("handed over to"), "{}", r.describe());
-        n.promote = names(&["srv2"]);
-        env.notify_all(&[&s2, &s3], &n);
-        env.agent(&s2, "promote").expect(OCF_SUCCESS, "promote of srv2");
-        assert_eq!(env.sql_ok(&s2, "SELECT count(*) FROM t"), "1000");
-    } else {
-        assert!(r.log.contains("holds every commit acknowledged"), "{}", r.describe());
-        assert_eq!(env.sql_ok(&s3, "SELECT count(*) FROM t"), "1000");
-    }
+    let r = env.agent(best, "promote");
+    r.expect(OCF_SUCCESS, "promote once srv2 is back");
+    assert!(r.log.contains("holds every commit acknowledged"), "{}", r.describe());
+    assert_eq!(env.sql_ok(best, "SELECT count(*) FROM t"), "1000");
 }
 
 /// Same loss with `sync_failover=available`: the survivor is promoted and
