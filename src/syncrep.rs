@@ -31,7 +31,10 @@
 //! their operating system; `local` and `off` transactions wait for no
 //! standby and are not covered. `n` greater than the number of members
 //! (commits would wait forever) is taken as every member. A change of the
-//! setting reaches the record at the next monitor of the primary.
+//! setting reaches the record at the next monitor of the primary. The
+//! argument takes a survivor's published position to cover all the WAL it
+//! flushed: a standby that just restarted and is still replaying its local
+//! WAL must publish its on-disk end of WAL, not its replay position.
 
 use crate::election::Position;
 
