@@ -1,5 +1,6 @@
 //! The parts of the CIB the agent reads, parsed from `cibadmin --query`
-//! output with quick-xml: cluster nodes and promotion scores. Pure.
+//! output with quick-xml: cluster nodes, promotion scores and the
+//! synchronous replication record. Pure.
 
 use quick_xml::events::Event;
 use quick_xml::reader::Reader;
@@ -14,6 +15,16 @@ pub struct ClusterView {
     /// Promotion scores with lifetime forever (`<nodes>` section), left by
     /// PAF's `crm_master --lifetime forever`: removed when taking over.
     pub permanent_scores: HashMap<String, i32>,
+    /// The cluster property `sync_record_name(resource)`: who may hold
+    /// acknowledged commits (`syncrep::Record` value), kept by the primary.
+    pub sync_record: Option<String>,
+}
+
+/// Name of the cluster property (crm_config) holding the synchronous
+/// replication record of `resource`: it must outlive the primary, so it is
+/// neither a transient nor a node attribute.
+pub fn sync_record_name(resource: &str) -> String {
+    format!("pgsqlms-sync-{resource}")
 }
 
 fn attr(e: &quick_xml::events::BytesStart, name: &str) -> Option<String> {
@@ -25,6 +36,7 @@ fn attr(e: &quick_xml::events::BytesStart, name: &str) -> Option<String> {
 /// Parse a CIB and collect the promotion scores named `master-<resource>`.
 pub fn parse(xml: &str, resource: &str) -> Result<ClusterView, String> {
     let score_name = format!("master-{resource}");
+    let record_name = sync_record_name(resource);
     let mut reader = Reader::from_str(xml);
     let mut view = ClusterView::default();
     let mut path: Vec<String> = Vec::new();
@@ -62,6 +74,12 @@ pub fn parse(xml: &str, resource: &str) -> Result<ClusterView, String> {
             "node_state" if in_section("status") => {
                 node_ctx = attr(e, "uname")
                     .or_else(|| attr(e, "id").and_then(|id| id_to_uname.get(&id).cloned()));
+            }
+            "nvpair"
+                if in_section("crm_config")
+                    && attr(e, "name").as_deref() == Some(record_name.as_str()) =>
+            {
+                view.sync_record = attr(e, "value");
             }
             "nvpair" if attr(e, "name").as_deref() == Some(score_name.as_str()) => {
                 if let (Some(node), Some(v)) = (&node_ctx, attr(e, "value")) {
@@ -101,7 +119,12 @@ mod tests {
 
     const CIB: &str = r#"<cib crm_feature_set="3.16.2" validate-with="pacemaker-3.9" epoch="12" num_updates="4" admin_epoch="0">
   <configuration>
-    <crm_config/>
+    <crm_config>
+      <cluster_property_set id="cib-bootstrap-options">
+        <nvpair id="cib-bootstrap-options-pgsqlms-sync-pgsqld" name="pgsqlms-sync-pgsqld" value="ANY 1 (&quot;srv2&quot;,&quot;srv3&quot;)"/>
+        <nvpair id="cib-bootstrap-options-pgsqlms-sync-other" name="pgsqlms-sync-other" value="x"/>
+      </cluster_property_set>
+    </crm_config>
     <nodes>
       <node id="1" uname="srv1"/>
       <node id="2" uname="srv2">
@@ -145,6 +168,9 @@ mod tests {
         let other = parse(CIB, "other").unwrap();
         assert_eq!(other.scores.get("srv1"), Some(&5));
         assert_eq!(other.scores.len(), 1);
+        assert_eq!(v.sync_record.as_deref(), Some("ANY 1 (\"srv2\",\"srv3\")"));
+        assert_eq!(other.sync_record.as_deref(), Some("x"));
+        assert_eq!(parse(CIB, "third").unwrap().sync_record, None);
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod pg;
 mod process;
 mod role;
 mod scores;
+mod syncrep;
 mod validate;
 mod waldump;
 

@@ -72,6 +72,14 @@ impl Pacemaker {
         self.run_ok(cmd, deadline).await.map(|_| ())
     }
 
+    pub async fn delete_score(&self, node: &str, deadline: Instant) -> Result<(), ToolError> {
+        let cmd = self
+            .tool("crm_attribute")
+            .arg(format!("--promotion={}", self.resource))
+            .args(["--node", node, "--delete"]);
+        self.run_ok(cmd, deadline).await.map(|_| ())
+    }
+
     /// Remove a score with lifetime forever (left by PAF's crm_master).
     pub async fn delete_permanent_score(
         &self,
@@ -85,6 +93,24 @@ impl Pacemaker {
             node,
             "--delete",
         ]);
+        self.run_ok(cmd, deadline).await.map(|_| ())
+    }
+
+    /// Write the synchronous replication record (a cluster property: it
+    /// must outlive the primary that writes it).
+    pub async fn set_sync_record(&self, value: &str, deadline: Instant) -> Result<(), ToolError> {
+        let cmd = self
+            .tool("crm_attribute")
+            .args(["--type", "crm_config", "--name", &cib::sync_record_name(&self.resource)])
+            .args(["--update", value]);
+        self.run_ok(cmd, deadline).await.map(|_| ())
+    }
+
+    pub async fn delete_sync_record(&self, deadline: Instant) -> Result<(), ToolError> {
+        let cmd = self
+            .tool("crm_attribute")
+            .args(["--type", "crm_config", "--name", &cib::sync_record_name(&self.resource)])
+            .arg("--delete");
         self.run_ok(cmd, deadline).await.map(|_| ())
     }
 

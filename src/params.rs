@@ -82,6 +82,14 @@ pub const PARAMS: &[ParamSpec] = &[
         longdesc: "Bytes of WAL a standby may lag behind the primary and still be promoted. A standby further behind gets a negative promotion score, and the election at promotion time refuses it too. 0 disables the check.",
     },
     ParamSpec {
+        name: "sync_failover",
+        content_type: "string",
+        default: Some("safe"),
+        unique: false,
+        shortdesc: "Synchronous replication: refuse (safe) or allow (available) a failover that may lose acknowledged commits",
+        longdesc: "Used only when synchronous_standby_names is set on the primary. safe: a standby is promoted only when the surviving standbys provably hold every commit the primary acknowledged (enough members of synchronous_standby_names survive); otherwise the promotion is refused, and its reason names the standbys to bring back. available: the most advanced surviving standby is promoted anyway, with a warning saying which acknowledged commits may be lost.",
+    },
+    ParamSpec {
         name: "recovery_template",
         content_type: "string",
         default: None,
@@ -200,6 +208,7 @@ pub struct Params {
     pub pgport: u16,
     pub maxlag: u64,
     pub start_opts: String,
+    pub sync_failover: crate::syncrep::Failover,
     /// Set only when the operator gave the PAF-only parameter: refused.
     pub recovery_template: Option<String>,
 }
@@ -236,6 +245,15 @@ impl Params {
                 ))
             })?,
         };
+        let sync_failover = match reskey(env, "sync_failover").map(str::trim) {
+            None | Some("safe") => crate::syncrep::Failover::Safe,
+            Some("available") => crate::syncrep::Failover::Available,
+            Some(s) => {
+                return Err(ParamError(format!(
+                    "sync_failover must be \"safe\" or \"available\", got \"{s}\""
+                )));
+            }
+        };
         Ok(Params {
             system_user: reskey(env, "system_user").unwrap_or(DEFAULT_SYSTEM_USER).to_string(),
             bindir: PathBuf::from(reskey(env, "bindir").unwrap_or(DEFAULT_BINDIR)),
@@ -245,6 +263,7 @@ impl Params {
             pgport,
             maxlag,
             start_opts: reskey(env, "start_opts").unwrap_or("").to_string(),
+            sync_failover,
             recovery_template: reskey(env, "recovery_template").map(str::to_string),
         })
     }
@@ -274,6 +293,16 @@ mod tests {
         assert_eq!(p.maxlag, 0);
         assert_eq!(p.start_opts, "");
         assert_eq!(p.recovery_template, None);
+        assert_eq!(p.sync_failover, crate::syncrep::Failover::Safe);
+    }
+
+    #[test]
+    fn sync_failover_takes_two_values() {
+        let f = |v: &str| Params::from_env(&env(&[("sync_failover", v)])).map(|p| p.sync_failover);
+        assert_eq!(f("safe"), Ok(crate::syncrep::Failover::Safe));
+        assert_eq!(f(" available "), Ok(crate::syncrep::Failover::Available));
+        let e = f("Available").unwrap_err();
+        assert!(e.0.contains("sync_failover") && e.0.contains("Available"), "{e}");
     }
 
     #[test]
@@ -324,6 +353,7 @@ mod tests {
             "pgport",
             "start_opts",
             "maxlag",
+            "sync_failover",
             "recovery_template",
         ] {
             assert!(names.contains(&n), "{n}");

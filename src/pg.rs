@@ -96,7 +96,22 @@ fn connect_unix_as(
     r
 }
 
+/// Server-side bound of every statement of a session opened with `left`
+/// before the action's deadline: a query the server cannot answer (a lock,
+/// a lost synchronous standby) is cancelled by the server itself, before the
+/// agent's own timeout gives up on it, so that no backend is left working.
+pub fn statement_timeout(left: std::time::Duration) -> std::time::Duration {
+    left.saturating_sub(left / 10).max(std::time::Duration::from_millis(100))
+}
+
 pub async fn connect(t: &Target<'_>, deadline: Instant) -> Result<Client, PgError> {
+    let bound = statement_timeout(deadline.saturating_duration_since(Instant::now()));
+    let options = format!("-c statement_timeout={}", bound.as_millis());
+    let config = || {
+        let mut c = config(t);
+        c.options(&options);
+        c
+    };
     let work = async {
         if t.host.starts_with('/') {
             let path = socket_path(t);
@@ -107,14 +122,14 @@ pub async fn connect(t: &Target<'_>, deadline: Instant) -> Result<Client, PgErro
             std_stream.set_nonblocking(true).map_err(|e| PgError::Query(e.to_string()))?;
             let stream = tokio::net::UnixStream::from_std(std_stream)
                 .map_err(|e| PgError::Query(e.to_string()))?;
-            let (client, conn) = config(t)
+            let (client, conn) = config()
                 .connect_raw(stream, NoTls)
                 .await
                 .map_err(|e| PgError::Contact(classify(&e)))?;
             tokio::spawn(conn);
             Ok(client)
         } else {
-            let mut c = config(t);
+            let mut c = config();
             c.host(t.host).port(t.port);
             let (client, conn) =
                 c.connect(NoTls).await.map_err(|e| PgError::Contact(classify(&e)))?;
@@ -182,23 +197,33 @@ pub async fn status(client: &Client, deadline: Instant) -> Result<Status, PgErro
     })
 }
 
-pub async fn replication_rows(
-    client: &Client,
-    deadline: Instant,
-) -> Result<Vec<ReplicationRow>, PgError> {
+/// The primary's view of its replication: `pg_stat_replication` and the
+/// `synchronous_standby_names` in effect, in one round trip.
+pub struct Replication {
+    pub rows: Vec<ReplicationRow>,
+    pub synchronous_standby_names: String,
+}
+
+pub async fn replication(client: &Client, deadline: Instant) -> Result<Replication, PgError> {
+    // The left join gives one row (NULL columns) when no standby is connected.
     let r = rows(
         client,
-        "SELECT application_name, state, write_lsn FROM pg_stat_replication",
+        "SELECT current_setting('synchronous_standby_names'), r.application_name, r.state, \
+         r.write_lsn FROM (SELECT 1) AS one LEFT JOIN pg_stat_replication r ON true",
         deadline,
     )
     .await?;
-    Ok(r.into_iter()
+    let synchronous_standby_names = r.first().and_then(|row| row[0].clone()).unwrap_or_default();
+    let rows = r
+        .into_iter()
+        .filter(|row| row[1].is_some())
         .map(|row| ReplicationRow {
-            application_name: row[0].clone().unwrap_or_default(),
-            state: row[1].clone().unwrap_or_default(),
-            write_lsn: parse_lsn(&row[2]),
+            application_name: row[1].clone().unwrap_or_default(),
+            state: row[2].clone().unwrap_or_default(),
+            write_lsn: parse_lsn(&row[3]),
         })
-        .collect())
+        .collect();
+    Ok(Replication { rows, synchronous_standby_names })
 }
 
 /// A restartpoint (on a standby) that may not take longer than `max`: the
@@ -217,6 +242,22 @@ pub async fn bounded_checkpoint(
             log::info!("CHECKPOINT not completed within {ms} ms ({e}); going on with the last one");
             let _ = rows(client, "RESET statement_timeout", deadline).await;
             false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn statements_end_before_the_action() {
+        assert_eq!(statement_timeout(Duration::from_secs(10)), Duration::from_secs(9));
+        assert_eq!(statement_timeout(Duration::from_millis(50)), Duration::from_millis(100));
+        assert_eq!(statement_timeout(Duration::ZERO), Duration::from_millis(100));
+        for ms in [200u64, 1_000, 9_500, 60_000] {
+            assert!(statement_timeout(Duration::from_millis(ms)) < Duration::from_millis(ms));
         }
     }
 }

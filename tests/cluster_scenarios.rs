@@ -126,6 +126,19 @@ fn s14_recipe_migrate_from_paf() {
     scenario("recipe_migrate_from_paf");
 }
 
+// Synchronous replication (src/syncrep.rs): the primary and its synchronous
+// standby lose power together.
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s15_sync_loss_first() {
+    scenario("sync_loss_first");
+}
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s16_sync_loss_any() {
+    scenario("sync_loss_any");
+}
+
 fn say(msg: &str) {
     // Straight to the process's stderr: libtest does not capture this, so a
     // skipped test says so even without --nocapture.
@@ -774,6 +787,8 @@ async fn run_scenario(name: &str) -> Outcome {
                 "recipe_failover" => sc_recipe_failover(&mut ctx).await,
                 "recipe_cleanup" => sc_recipe_cleanup(&mut ctx).await,
                 "recipe_migrate_from_paf" => sc_recipe_migrate_from_paf(&mut ctx).await,
+                "sync_loss_first" => sc_sync_loss(&mut ctx, true).await,
+                "sync_loss_any" => sc_sync_loss(&mut ctx, false).await,
                 other => panic!("unknown scenario {other}"),
             };
             if let Err(e) = fault_result {
@@ -1537,5 +1552,155 @@ async fn sc_recipe_migrate_from_paf(ctx: &mut Ctx) -> Result<(), String> {
     }
     ctx.notes.push(format!("migrated with the primary on {p}, then switched over to {target}"));
     ctx.expect_no_fencing(&before);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Synchronous replication: zero acknowledged-commit loss
+// ---------------------------------------------------------------------------
+
+/// The primary and the standby X lose power together, while the other
+/// standby Y lags (slow link): commits acknowledged by X alone may be
+/// missing on Y. With `FIRST 1 (X, Y)` (or the harness' `ANY 1 (srv1, srv2,
+/// srv3)`), Y alone cannot prove it holds every acknowledged commit: its
+/// promotion is refused, naming X, and nothing is promoted. X comes back:
+/// it is promoted by itself, with no acknowledged row lost (common check).
+///
+/// Quorum: 3 nodes, 2 lost. The scenario sets no-quorum-policy=ignore, so
+/// that the survivor fences the two others and goes on (as a 5-node cluster
+/// losing 2 would, with quorum), and restores the policy at the end. The
+/// two lost nodes reboot without their cluster stack (fencing), X is
+/// started again by the scenario, the old primary is rebuilt.
+async fn sc_sync_loss(ctx: &mut Ctx, first: bool) -> Result<(), String> {
+    if ctx.standbys.len() != 2 {
+        return Err(format!("needs exactly 2 standbys, got {:?}", ctx.standbys));
+    }
+    let p = ctx.primary.clone();
+    let (x, y) = (ctx.standbys[0].clone(), ctx.standbys[1].clone());
+    let record = if first {
+        let (_, c) = connect_node(&ctx.s, &p).await?;
+        let set = format!("ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 ({x}, {y})'");
+        c.batch_execute(&set).await.map_err(|e| format!("{set}: {e}"))?;
+        c.batch_execute("SELECT pg_reload_conf()").await.map_err(|e| e.to_string())?;
+        format!("FIRST 1 (\"{x}\",\"{y}\")")
+    } else {
+        let mut m = [x.clone(), y.clone()];
+        m.sort();
+        format!("ANY 1 (\"{}\",\"{}\")", m[0], m[1])
+    };
+    // The primary's monitor (every second) records who holds the commits.
+    let query =
+        ["crm_attribute", "--type", "crm_config", "--name", "pgsqlms-sync-pgsqld", "--query"];
+    let mut seen = String::new();
+    for _ in 0..30 {
+        seen = script("on.sh", &[&[y.as_str()][..], &query[..]].concat(), Duration::from_secs(20))
+            .await
+            .stdout;
+        if seen.contains(&record) {
+            break;
+        }
+        sleep(Duration::from_secs(1)).await;
+    }
+    if !seen.contains(&record) {
+        ctx.fail(format!("sync record: expected {record}, CIB has {seen:?}"));
+    }
+    let policy = script(
+        "on.sh",
+        &[
+            &y,
+            "crm_attribute",
+            "--type",
+            "crm_config",
+            "--name",
+            "no-quorum-policy",
+            "--query",
+            "--quiet",
+        ],
+        Duration::from_secs(20),
+    )
+    .await;
+    let old_policy = policy.stdout.trim().to_string();
+    script(
+        "on.sh",
+        &[&y, "pcs", "property", "set", "no-quorum-policy=ignore"],
+        Duration::from_secs(30),
+    )
+    .await;
+
+    script("slow-replication.sh", &[&y, "64kbit"], Duration::from_secs(30)).await;
+    ctx.bulk_write(3000).await;
+    let lag = write_lag(&ctx.s, &p).await;
+    ctx.notes.push(format!("lag before the loss: {lag:?}"));
+    for n in [&p, &x] {
+        let autostart = format!("{}/nodes/{n}/autostart", ctx.s.state_dir);
+        std::fs::write(&autostart, "0\n").map_err(|e| e.to_string())?;
+    }
+    ctx.fault();
+    let (pa, xa) = ([p.as_str()], [x.as_str()]);
+    let (a, b) = tokio::join!(
+        script("crash.sh", &pa, Duration::from_secs(30)),
+        script("crash.sh", &xa, Duration::from_secs(30)),
+    );
+    if !a.ok || !b.ok {
+        return Err(format!("crash.sh: {} {}", a.stderr.trim(), b.stderr.trim()));
+    }
+
+    // Safe mode: Y's promotion is refused with a reason naming X, and
+    // nothing gets promoted while X is away.
+    let want = format!("bring back {x}");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut refused = false;
+    while Instant::now() < deadline && !refused {
+        let st = script("on.sh", &[&y, "crm_mon", "-1"], Duration::from_secs(20)).await.stdout;
+        refused = st.contains(&want);
+        if !refused {
+            sleep(Duration::from_secs(1)).await;
+        }
+    }
+    if !refused {
+        ctx.fail(format!("no refused promotion naming {x} within 90 s"));
+    }
+    sleep(Duration::from_secs(10)).await;
+    if let Some(n) = ctx.first_promoted() {
+        ctx.fail(format!("{n} was promoted while {x} was away"));
+    }
+    ctx.notes.push(format!("refused until {x} returned"));
+    script("heal.sh", &[], Duration::from_secs(30)).await;
+
+    // X comes back: promoted by itself.
+    let autostart = format!("{}/nodes/{x}/autostart", ctx.s.state_dir);
+    std::fs::write(&autostart, "1\n").map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ctx.s.init_pid(&x).is_none() && Instant::now() < deadline {
+        sleep(Duration::from_millis(500)).await;
+    }
+    if ctx.s.init_pid(&x).is_none() {
+        script("power.sh", &["on", &x], Duration::from_secs(60)).await;
+    }
+    let out = script(
+        "on.sh",
+        &[&x, &format!("{HARNESS}/node-services.sh"), "start"],
+        Duration::from_secs(90),
+    )
+    .await;
+    if !out.ok {
+        ctx.fail(format!("starting the cluster stack on {x}: {}", out.stderr.trim()));
+    }
+    ctx.wait_writable_after_outage(WRITABLE_LIMIT).await;
+    let promoted = ctx.first_promoted();
+    ctx.notes.push(format!("promoted: {}", promoted.as_deref().unwrap_or("-")));
+    if promoted.as_deref() != Some(x.as_str()) {
+        ctx.fail(format!("expected {x} (most advanced, back) promoted, got {promoted:?}"));
+    }
+    let restore = if old_policy.is_empty() || old_policy.contains("Error") {
+        "no-quorum-policy=".to_string()
+    } else {
+        format!("no-quorum-policy={old_policy}")
+    };
+    script("on.sh", &[&y, "pcs", "property", "set", &restore], Duration::from_secs(30)).await;
+    let out = script("rebuild.sh", &[&p], Duration::from_secs(240)).await;
+    if !out.ok {
+        ctx.fail(format!("rebuild.sh {p}: {}", out.stderr.trim()));
+    }
     Ok(())
 }

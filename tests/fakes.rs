@@ -153,6 +153,33 @@ fn cib_has_the_shape_of_pacemaker_2_1() {
     assert_eq!(s.calls().iter().filter(|l| l.starts_with("cibadmin")).count(), 2);
 }
 
+/// The synchronous replication record: a cluster property, as
+/// `crm_attribute --type crm_config` writes it (checked against the real
+/// tool on a CIB file: same nvpair id, delete of a missing one succeeds).
+#[test]
+fn cluster_properties_live_in_crm_config() {
+    let s = Store::new("crm_config");
+    let value = "FIRST 1 (\"srv2\",\"a&b<c>\")";
+    let args = ["--type", "crm_config", "--name", "pgsqlms-sync-pgsqld"];
+    assert_eq!(s.run("crm_attribute", &[&args[..], &["--update", value]].concat()).0, 0);
+    assert_eq!(fs::read_to_string(s.0.join("crm_config/pgsqlms-sync-pgsqld")).unwrap(), value);
+    let (rc, cib, _) = s.run("cibadmin", &["--query"]);
+    assert_eq!(rc, 0);
+    let want = "<nvpair id=\"cib-bootstrap-options-pgsqlms-sync-pgsqld\" name=\"pgsqlms-sync-pgsqld\" \
+                value=\"FIRST 1 (&quot;srv2&quot;,&quot;a&amp;b&lt;c&gt;&quot;)\"/>";
+    assert!(cib.contains(want), "missing {want} in\n{cib}");
+    let (rc, out, _) = s.run("crm_attribute", &[&args[..], &["--query"]].concat());
+    assert_eq!(
+        (rc, out.trim()),
+        (0, format!("scope=crm_config  name=pgsqlms-sync-pgsqld value={value}").as_str())
+    );
+    for _ in 0..2 {
+        assert_eq!(s.run("crm_attribute", &[&args[..], &["--delete"]].concat()).0, 0);
+    }
+    assert!(!s.run("cibadmin", &["--query"]).1.contains("pgsqlms-sync"));
+    assert_eq!(s.run("crm_attribute", &[&args[..], &["--query"]].concat()).0, 105);
+}
+
 #[test]
 fn crm_node_name_uses_local_node_file() {
     let s = Store::new("crm_node");

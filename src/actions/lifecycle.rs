@@ -10,6 +10,7 @@ use crate::pacemaker::{ATTR_CANCEL_SWITCHOVER, ATTR_LSN, ATTR_NODES, ATTR_RECOVE
 use crate::pg;
 use crate::role::{Postmaster, Role};
 use crate::scores;
+use crate::syncrep::{self, Guard};
 use crate::validate::Settings;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -252,6 +253,48 @@ pub async fn promote(agent: &Agent) -> ActionResult {
     Ok(OcfExit::Success)
 }
 
+/// With synchronous replication, promote only if the standbys in the
+/// election provably hold every acknowledged commit (`syncrep`); one filter
+/// before the election, which then picks the most advanced of them.
+///
+/// On a refusal every promotion score is removed, so Pacemaker stops
+/// retrying a promotion that cannot succeed (each failure counts towards
+/// migration-threshold). The standbys' monitors then see a cluster with no
+/// score and no primary, and score the most advanced one only once the
+/// same check passes (`monitor::bootstrap_score`): when the absent standby
+/// is back, the promotion happens by itself.
+async fn sync_guard(
+    agent: &Agent,
+    view: &crate::cib::ClusterView,
+    candidates: &[Candidate],
+) -> Result<(), Failure> {
+    let survivors: Vec<(String, election::Position)> =
+        candidates.iter().map(|c| (c.node.clone(), c.position)).collect();
+    match syncrep::guard(view.sync_record.as_deref(), agent.params.sync_failover, &survivors) {
+        Guard::NoRecord => Ok(()),
+        Guard::Allow(why) => {
+            log::info!("synchronous replication: {why}");
+            Ok(())
+        }
+        Guard::Warn(why) => {
+            log::warn!("{why}");
+            Ok(())
+        }
+        Guard::Refuse(why) => {
+            log::error!(
+                "not promoting: {why} (or set sync_failover=available to accept the loss); \
+                 removing the promotion scores until it is back"
+            );
+            for node in view.scores.keys() {
+                if let Err(e) = agent.pcmk.delete_score(node, agent.deadline).await {
+                    log::warn!("could not remove the promotion score of {node}: {e}");
+                }
+            }
+            Err(Failure::generic(why))
+        }
+    }
+}
+
 fn tool(e: crate::pacemaker::ToolError) -> Failure {
     Failure::generic(e.to_string())
 }
@@ -325,6 +368,7 @@ async fn elect(
             score: view.scores.get(n).copied(),
         });
     }
+    sync_guard(agent, &view, &candidates).await?;
     match election::elect(me, &candidates) {
         Verdict::Proceed => {
             log::info!(

@@ -1,7 +1,7 @@
 //! monitor: the role of the instance, and on the primary the promotion
 //! scores of every node. Built for cost: the standby monitor forks nothing
 //! while it streams; the primary monitor forks one `cibadmin` and writes
-//! only the scores that changed.
+//! only the scores (and synchronous replication record) that changed.
 
 use crate::agent::{ActionResult, Agent, Failure};
 use crate::election::Position;
@@ -11,6 +11,7 @@ use crate::pacemaker::ATTR_LSN;
 use crate::pg;
 use crate::role::Role;
 use crate::scores;
+use crate::syncrep::{self, Change};
 
 pub async fn monitor(agent: &Agent) -> ActionResult {
     if agent.is_probe() && !agent.params.datadir.join("global").join("pg_control").exists() {
@@ -66,15 +67,19 @@ pub async fn report(agent: &Agent, o: Observed) -> ActionResult {
 async fn update_scores(agent: &Agent, o: &Observed) -> Result<(), Failure> {
     let client = o.client.as_ref().ok_or_else(|| Failure::generic("no session"))?;
     let primary_lsn = o.status.as_ref().and_then(|s| s.lsn).unwrap_or_default();
-    let rows = pg::replication_rows(client, agent.deadline)
+    let repl = pg::replication(client, agent.deadline)
         .await
         .map_err(|e| Failure::generic(e.to_string()))?;
+    let rows = repl.rows;
     let view = agent
         .pcmk
         .cluster_view(agent.deadline)
         .await
         .map_err(|e| Failure::generic(e.to_string()))?;
     let me = agent.node().await?;
+    if let Err(e) = keep_sync_record(agent, me, &view, &repl.synchronous_standby_names).await {
+        log::error!("could not update the synchronous replication record: {}", e.reason);
+    }
     let table = scores::compute(me, &view.nodes, &rows, primary_lsn, agent.params.maxlag);
     if !table.foreign_clients.is_empty() {
         log::debug!(
@@ -108,6 +113,62 @@ async fn update_scores(agent: &Agent, o: &Observed) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Keep the cluster-wide record of who may hold acknowledged commits in
+/// step with `synchronous_standby_names`; written only when it changes. It
+/// is removed when replication becomes asynchronous: from then on commits
+/// are acknowledged without any standby, so failover already gives up the
+/// guarantee, for older commits too (README, "How it protects your data").
+async fn keep_sync_record(
+    agent: &Agent,
+    me: &str,
+    view: &crate::cib::ClusterView,
+    setting: &str,
+) -> Result<(), Failure> {
+    let wanted = syncrep::wanted_value(setting, me, &view.nodes);
+    let d = agent.deadline;
+    match syncrep::change(view.sync_record.as_deref(), wanted) {
+        Change::Keep => Ok(()),
+        Change::Write(v) => {
+            log::info!(
+                "synchronous_standby_names = '{setting}': recording who holds acknowledged commits: {v}"
+            );
+            agent.pcmk.set_sync_record(&v, d).await.map_err(|e| Failure::generic(e.to_string()))
+        }
+        Change::Remove => {
+            log::warn!(
+                "synchronous replication is off (synchronous_standby_names = '{setting}'): \
+                 removing the record; failover may now lose acknowledged commits"
+            );
+            agent.pcmk.delete_sync_record(d).await.map_err(|e| Failure::generic(e.to_string()))
+        }
+    }
+}
+
+/// With a synchronous replication record, no standby scores itself until
+/// the published positions prove one holds every acknowledged commit (see
+/// `syncrep`): a promotion Pacemaker would try earlier is refused anyway.
+fn sync_allows_promotion(
+    agent: &Agent,
+    view: &crate::cib::ClusterView,
+    published: &std::collections::HashMap<String, String>,
+    (me, mine): (&str, Position),
+) -> bool {
+    // Our own update may not be visible in attrd's answer yet.
+    let survivors: Vec<(String, Position)> = published
+        .iter()
+        .filter(|(n, _)| n.as_str() != me)
+        .filter_map(|(n, v)| Some((n.clone(), Position::from_attr(v)?)))
+        .chain([(me.to_string(), mine)])
+        .collect();
+    match syncrep::guard(view.sync_record.as_deref(), agent.params.sync_failover, &survivors) {
+        syncrep::Guard::Refuse(why) => {
+            log::info!("no promotion score: {why}");
+            false
+        }
+        _ => true,
+    }
+}
+
 /// Whole-cluster start: no primary, no promotion score anywhere, so
 /// Pacemaker would promote nobody (PAF's issue 147). Each standby publishes
 /// its position; the most advanced one among those published gives itself a
@@ -136,6 +197,9 @@ async fn bootstrap_score(agent: &Agent, o: &Observed) -> Result<(), Failure> {
         .private_all(ATTR_LSN, agent.deadline)
         .await
         .map_err(|e| Failure::generic(e.to_string()))?;
+    if !sync_allows_promotion(agent, &view, &published, (&me, mine)) {
+        return Ok(());
+    }
     let best_other = published
         .iter()
         .filter(|(n, _)| **n != me)

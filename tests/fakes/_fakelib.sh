@@ -8,6 +8,7 @@
 #                       OCF_RESKEY_CRM_meta_on_node is unset (default: uname -n)
 #   attrs/<node>/<name>     CIB transient node attributes (status section)
 #   perm/<node>/<name>      permanent node attributes (configuration section)
+#   crm_config/<name>       cluster properties (crm_attribute --type crm_config)
 #   private/<node>/<name>   attrd-only (--private) attributes; an empty file is
 #                           a deleted value that attrd still lists (value="")
 #   fail/<tool>         optional: make <tool> fail; the file holds the exit
@@ -96,6 +97,8 @@ fake_bump_updates() {
 
 xml_escape() {
   local s="$1"
+  # bash 5.2: '&' in a replacement means the match, unless this is off
+  shopt -u patsub_replacement 2>/dev/null || true
   s="${s//&/&amp;}"; s="${s//</&lt;}"; s="${s//>/&gt;}"; s="${s//\"/&quot;}"
   printf '%s' "$s"
 }

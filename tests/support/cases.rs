@@ -1507,3 +1507,226 @@ pub fn stop_falls_back_to_immediate_shutdown(v: u32) {
         "an immediate shutdown leaves a crashed control file"
     );
 }
+
+// ---------------------------------------------------------------------------
+// synchronous replication (src/syncrep.rs): the record, the guard, the
+// primary monitor bounded on a lost synchronous standby
+
+const SYNC_RECORD: &str = "pgsqlms-sync-pgsqld";
+
+fn sync_record(env: &TestEnv) -> Option<String> {
+    fs::read_to_string(env.fake.join("crm_config").join(SYNC_RECORD)).ok()
+}
+
+fn set_sync_names(env: &TestEnv, p: &Instance, value: &str) {
+    let quoted = value.replace('\'', "''");
+    env.sql_ok(p, &format!("ALTER SYSTEM SET synchronous_standby_names = '{quoted}'"));
+    env.sql_ok(p, "SELECT pg_reload_conf()");
+    env.wait_sql(p, "SHOW synchronous_standby_names", value);
+}
+
+fn primary_monitor(env: &TestEnv, p: &Instance) -> AgentRun {
+    let r = env.agent_env(p, "monitor", &[interval("15000")]);
+    r.expect(OCF_RUNNING_PROMOTED, "primary monitor");
+    r
+}
+
+fn record_writes(env: &TestEnv) -> Vec<String> {
+    env.calls().into_iter().filter(|l| l.contains("crm_config")).collect()
+}
+
+pub fn sync_record_follows_synchronous_standby_names(v: u32) {
+    let env = env_for!(v, "sync_record");
+    let (p, _s) = two_nodes(&env);
+    env.add_node("srv3");
+
+    primary_monitor(&env, &p);
+    assert_eq!(sync_record(&env), None, "asynchronous replication: no record");
+    assert_eq!(record_writes(&env), Vec::<String>::new(), "nothing written for async");
+
+    set_sync_names(&env, &p, "FIRST 1 (srv1, srv2, \"SRV3\")");
+    primary_monitor(&env, &p);
+    assert_eq!(sync_record(&env).as_deref(), Some("FIRST 1 (\"srv2\",\"srv3\")"));
+    env.clear_calls();
+    primary_monitor(&env, &p);
+    assert_eq!(record_writes(&env), Vec::<String>::new(), "an unchanged record is not rewritten");
+    let cib = env.calls().iter().filter(|l| l.starts_with("cibadmin")).count();
+    assert_eq!(cib, 1, "one cibadmin per primary monitor: {:?}", env.calls());
+
+    set_sync_names(&env, &p, "ANY 1 (*)");
+    primary_monitor(&env, &p);
+    assert_eq!(sync_record(&env).as_deref(), Some("ANY 1 (\"srv2\",\"srv3\")"));
+
+    set_sync_names(&env, &p, "");
+    let r = primary_monitor(&env, &p);
+    assert_eq!(sync_record(&env), None, "back to asynchronous: the record is removed");
+    assert!(r.log.contains("removing the record"), "{}", r.describe());
+}
+
+/// The only synchronous standby is stopped and a client's commit waits for
+/// it: the primary's monitor still answers promptly (PAF issue 218).
+pub fn primary_monitor_with_lost_sync_standby(v: u32) {
+    let env = env_for!(v, "sync_lost");
+    let (p, s) = two_nodes(&env);
+    set_sync_names(&env, &p, "srv2");
+    env.sql_ok(&p, "CREATE TABLE t (i int)");
+    env.stop(&s, "fast");
+    env.spawn_bg(
+        &env.pg.bin("psql"),
+        &[
+            "-X",
+            "-h",
+            env.sock.to_str().unwrap(),
+            "-p",
+            &p.port.to_string(),
+            "-d",
+            "postgres",
+            "-c",
+            "INSERT INTO t VALUES (1)",
+        ],
+    );
+    env.wait_sql(&p, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'", "1");
+    let r = env.agent_env(
+        &p,
+        "monitor",
+        &[interval("15000"), ("OCF_RESKEY_CRM_meta_timeout", Some("10000"))],
+    );
+    r.expect(OCF_RUNNING_PROMOTED, "primary monitor with its sync standby lost");
+    println!("primary monitor with a commit waiting for a lost sync standby: {:?}", r.elapsed);
+    assert_eq!(sync_record(&env).as_deref(), Some("FIRST 1 (\"srv2\")"));
+}
+
+/// A monitor query that cannot get its lock (here the status query, on a
+/// view an operator locked) is cancelled by the server: statement_timeout
+/// is below the action's deadline, so the agent reports the server's reason
+/// and no backend of the agent is left waiting after the action.
+pub fn monitor_queries_are_cancelled_by_the_server(v: u32) {
+    let env = env_for!(v, "stmt_timeout");
+    let p = env.init_instance("srv1");
+    env.start(&p);
+    env.spawn_bg(
+        &env.pg.bin("psql"),
+        &[
+            "-X",
+            "-h",
+            env.sock.to_str().unwrap(),
+            "-p",
+            &p.port.to_string(),
+            "-d",
+            "postgres",
+            "-c",
+            "BEGIN; LOCK TABLE pg_catalog.pg_stat_wal_receiver IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120);",
+        ],
+    );
+    env.wait_sql(
+        &p,
+        "SELECT count(*) FROM pg_locks WHERE relation = 'pg_catalog.pg_stat_wal_receiver'::regclass AND granted",
+        "1",
+    );
+    let r = env.agent_env(
+        &p,
+        "monitor",
+        &[interval("15000"), ("OCF_RESKEY_CRM_meta_timeout", Some("3000"))],
+    );
+    assert_ne!(r.code, OCF_RUNNING_PROMOTED, "{}", r.describe());
+    assert!(
+        p.server_log().contains("canceling statement due to statement timeout"),
+        "the server cancelled the query\n{}",
+        r.describe()
+    );
+    // Without the server-side bound, the agent's backends would wait for
+    // the lock (2 minutes); the last one's bound ends at most 100 ms after
+    // the action.
+    env.wait_sql(
+        &p,
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgsqlms'",
+        "0",
+    );
+}
+
+/// srv1 primary with `synchronous_standby_names = 'FIRST 1 (srv2, srv3)'`
+/// is lost together with srv2: srv3 alone cannot prove it has every
+/// acknowledged commit. Refused, naming srv2; once srv2 is back, promoted.
+pub fn promote_refused_while_sync_standby_absent(v: u32) {
+    let env = env_for!(v, "sync_refused");
+    let (p, s2, s3) = three_nodes(&env);
+    set_sync_names(&env, &p, "FIRST 1 (srv2, srv3)");
+    primary_monitor(&env, &p);
+    assert_eq!(sync_record(&env).as_deref(), Some("FIRST 1 (\"srv2\",\"srv3\")"));
+    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 1000) AS i");
+
+    env.stop(&s2, "immediate");
+    env.kill9(&p);
+    fs::write(env.fake.join("offline"), "srv1\nsrv2\n").unwrap();
+    let mut n = Notify::new("pre", "promote", &["srv1", "srv2", "srv3"]);
+    n.active = names(&["srv3"]);
+    n.unpromoted = names(&["srv3"]);
+    n.promote = names(&["srv3"]);
+    env.notify_all(&[&s3], &n);
+    let r = env.agent(&s3, "promote");
+    r.expect(OCF_ERR_GENERIC, "promote of srv3 without srv2");
+    let why = r.exit_reasons()[0];
+    assert!(why.contains("bring back srv2") && why.len() < 128, "{}", r.describe());
+    assert!(env.in_recovery(&s3), "srv3 must stay a standby");
+
+    // Pacemaker must not retry in a loop (migration-threshold): no score
+    // left, and the survivor's monitor does not give itself one.
+    for node in ["srv1", "srv2", "srv3"] {
+        assert_eq!(env.score(node), None, "score of {node} after the refusal");
+    }
+    let r = env.agent_env(&s3, "monitor", &[interval("16000")]);
+    r.expect(OCF_SUCCESS, "standby monitor of srv3");
+    assert_eq!(env.score("srv3"), None, "srv3 alone scores itself\n{}", r.describe());
+    assert!(r.log.contains("bring back srv2"), "{}", r.describe());
+
+    // srv2 comes back: both members answer, the most advanced one scores
+    // itself, Pacemaker promotes it, and nothing acknowledged is lost.
+    fs::write(env.fake.join("offline"), "srv1\n").unwrap();
+    env.start(&s2);
+    for s in [&s2, &s3, &s2] {
+        env.agent_env(s, "monitor", &[interval("16000")]).expect(OCF_SUCCESS, "standby monitor");
+    }
+    let scored: Vec<&Instance> =
+        [&s2, &s3].into_iter().filter(|s| env.score(&s.node).as_deref() == Some("1")).collect();
+    assert_eq!(scored.len(), 1, "one standby scores itself: {:?}", env.calls());
+    let best = scored[0];
+    n.active = names(&["srv2", "srv3"]);
+    n.unpromoted = names(&["srv2", "srv3"]);
+    n.promote = vec![best.node.clone()];
+    env.notify_all(&[&s2, &s3], &n);
+    let r = env.agent(best, "promote");
+    r.expect(OCF_SUCCESS, "promote once srv2 is back");
+    assert!(r.log.contains("holds every commit acknowledged"), "{}", r.describe());
+    assert_eq!(env.sql_ok(best, "SELECT count(*) FROM t"), "1000");
+}
+
+/// Same loss with `sync_failover=available`: the survivor is promoted and
+/// the log says what may be lost, with positions.
+pub fn promote_in_availability_mode_warns(v: u32) {
+    let env = env_for!(v, "sync_available");
+    let (p, s) = two_nodes(&env);
+    env.add_node("srv3");
+    set_sync_names(&env, &p, "ANY 1 (srv2, srv3)");
+    primary_monitor(&env, &p);
+    assert_eq!(sync_record(&env).as_deref(), Some("ANY 1 (\"srv2\",\"srv3\")"));
+    env.kill9(&p);
+    fs::write(env.fake.join("offline"), "srv1\nsrv3\n").unwrap();
+    let mut n = Notify::new("pre", "promote", &["srv1", "srv2", "srv3"]);
+    n.active = names(&["srv2"]);
+    n.unpromoted = names(&["srv2"]);
+    n.promote = names(&["srv2"]);
+    env.notify_all(&[&s], &n);
+    let r = env.agent(&s, "promote");
+    r.expect(OCF_ERR_GENERIC, "safe mode refuses");
+    assert!(r.exit_reasons()[0].contains("bring back srv3"), "{}", r.describe());
+    let r = env.agent_env(&s, "promote", &[("OCF_RESKEY_sync_failover", Some("available"))]);
+    r.expect(OCF_SUCCESS, "availability mode promotes the survivor");
+    assert!(
+        r.log.contains("sync_failover=available")
+            && r.log.contains("srv2 at ")
+            && r.log.contains("srv3 (absent) may be lost"),
+        "{}",
+        r.describe()
+    );
+    assert!(!env.in_recovery(&s));
+}

@@ -1226,6 +1226,11 @@ macro_rules! action_tests {
             monitor_of_a_hung_postmaster_is_bounded,
             stop_with_short_timeout,
             stop_falls_back_to_immediate_shutdown,
+            sync_record_follows_synchronous_standby_names,
+            primary_monitor_with_lost_sync_standby,
+            monitor_queries_are_cancelled_by_the_server,
+            promote_refused_while_sync_standby_absent,
+            promote_in_availability_mode_warns,
         );
     };
     (@each $v:expr; $($case:ident),* $(,)?) => {
