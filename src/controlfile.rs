@@ -147,8 +147,9 @@ pub fn read(datadir: &Path) -> Result<ControlData, ControlError> {
     let path = datadir.join("global").join("pg_control");
     let mut last = ControlError::BadCrc;
     for _ in 0..3 {
-        let bytes = std::fs::read(&path)
-            .map_err(|e| ControlError::Io(format!("{}: {e}", path.display())))?;
+        // A link, a FIFO or an endless file here is refused, not followed.
+        let bytes = crate::safefs::read_in(datadir, "global/pg_control", crate::safefs::SMALL)
+            .map_err(|e| ControlError::Io(format!("{} {e}", path.display())))?;
         match decode(&bytes) {
             Err(ControlError::BadCrc) => {
                 last = ControlError::BadCrc;
@@ -160,8 +161,15 @@ pub fn read(datadir: &Path) -> Result<ControlData, ControlError> {
     Err(last)
 }
 
-/// Parse `pg_controldata` output (run with LC_ALL=C).
+/// What pg_controldata prints (and still goes on) when the CRC fails.
+const CRC_WARNING: &str = "Calculated CRC checksum does not match value stored in file";
+
+/// Parse `pg_controldata` output (run with LC_ALL=C). Output it flags as
+/// untrustworthy (CRC mismatch) is an error, never a state.
 pub fn parse_pg_controldata(text: &str) -> Result<ControlData, ControlError> {
+    if text.contains(CRC_WARNING) {
+        return Err(ControlError::BadCrc);
+    }
     let fields: HashMap<&str, &str> =
         text.lines().filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim(), v.trim())).collect();
     let get = |k: &str| {
@@ -291,5 +299,12 @@ Latest checkpoint's TimeLineID:       2\n";
         assert_eq!(c.redo, "0/3000028".parse().unwrap());
         assert_eq!(c.timeline, 2);
         assert!(parse_pg_controldata("Database cluster state: weird\n").is_err());
+        // pg_controldata's own CRC warning: the values below it are garbage
+        let warned = format!(
+            "WARNING: Calculated CRC checksum does not match value stored in file.\n\
+Either the file is corrupt, or it has a different layout than this program\n\
+is expecting.  The results below are untrustworthy.\n\n{text}"
+        );
+        assert_eq!(parse_pg_controldata(&warned), Err(ControlError::BadCrc));
     }
 }
