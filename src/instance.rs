@@ -43,7 +43,9 @@ pub async fn control_data(agent: &Agent) -> Result<ControlData, Failure> {
             if !out.success() {
                 return Err(Failure::generic(format!("pg_controldata failed: {}", out.message())));
             }
-            controlfile::parse_pg_controldata(&out.stdout).map_err(|e| match e {
+            // PostgreSQL 18 warns about a bad CRC on stderr.
+            let text = format!("{}\n{}", out.stderr, out.stdout);
+            controlfile::parse_pg_controldata(&text).map_err(|e| match e {
                 // Both readers agree the checksum fails: garbage, not a state.
                 ControlError::BadCrc => Failure::generic(format!(
                     "{}/global/pg_control fails its CRC check: the control file is corrupt",
@@ -366,5 +368,12 @@ mod tests {
         assert_eq!(postmaster(&dir), Postmaster::NotRunning);
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(postmaster(&dir), Postmaster::NotRunning);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn proc_stat_parsing_never_panics(s in "\\PC*") {
+            let _ = parse_proc_stat(&s);
+        }
     }
 }

@@ -1226,6 +1226,13 @@ macro_rules! action_tests {
             monitor_of_a_hung_postmaster_is_bounded,
             stop_with_short_timeout,
             stop_falls_back_to_immediate_shutdown,
+            start_refuses_linked_standby_signal,
+            non_utf8_environment,
+            start_opts_with_shell_syntax_refused,
+            data_path_with_space_and_quote,
+            fifo_control_file_is_a_bounded_error,
+            corrupt_control_file_is_an_error,
+            validate_refuses_setups_that_cannot_work,
         );
     };
     (@each $v:expr; $($case:ident),* $(,)?) => {
