@@ -219,10 +219,11 @@ pub fn ensure_standby_signal(agent: &Agent) -> Result<(), Failure> {
 }
 
 pub fn remove_standby_signal(agent: &Agent) -> Result<(), Failure> {
+    let runas = agent.runas()?;
     let datadir = &agent.params.datadir;
-    safefs::Dir::open(datadir).and_then(|d| d.remove("standby.signal")).map_err(|e| {
-        Failure::generic(format!("cannot remove {}/standby.signal: {e}", datadir.display()))
-    })
+    safefs::Dir::open_owned_by(datadir, runas.uid).and_then(|d| d.remove("standby.signal")).map_err(
+        |e| Failure::generic(format!("cannot remove {}/standby.signal: {e}", datadir.display())),
+    )
 }
 
 /// `pg_ctl start`, waiting for the server to accept connections.

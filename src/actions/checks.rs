@@ -50,14 +50,13 @@ pub async fn setup(agent: &Agent) -> Result<u32, Failure> {
         }
     }
     let datadir = safefs::Dir::open_owned_by(&p.datadir, runas.uid).map_err(|e| {
-        Failure::new(
-            OcfExit::ErrArgs,
-            format!(
-                "datadir {}: {e} (system_user {} must own it)",
-                p.datadir.display(),
-                runas.name
-            ),
-        )
+        let why = match e {
+            safefs::FsError::Owner(uid) => {
+                format!("is not owned by system_user {} (uid {uid})", runas.name)
+            }
+            e => e.to_string(),
+        };
+        Failure::new(OcfExit::ErrArgs, format!("datadir {} {why}", p.datadir.display()))
     })?;
     let content = datadir.read("PG_VERSION", safefs::SMALL).map_err(|e| {
         Failure::new(

@@ -1606,6 +1606,30 @@ pub fn data_path_with_space_and_quote(v: u32) {
     env.agent(&inst, "stop").expect(OCF_SUCCESS, "stop, odd path");
     assert!(!env.is_running(&inst));
     env.agent(&inst, "monitor").expect(OCF_NOT_RUNNING, "probe after stop, odd path");
+
+    // pgdata a configuration directory (Debian layout) with an odd path:
+    // the config_file= the agent builds reaches pg_ctl's shell quoted.
+    let confdir = env.dir.join("conf dir $(touch expanded) 'x'");
+    fs::create_dir(&confdir).unwrap();
+    for f in ["postgresql.conf", "pg_hba.conf", "pg_ident.conf"] {
+        fs::copy(inst.pgdata.join(f), confdir.join(f)).unwrap();
+        chown_pg(&confdir.join(f));
+    }
+    append(
+        &confdir.join("postgresql.conf"),
+        &format!("data_directory = '{}'\n", inst.pgdata.display().to_string().replace('\'', "''")),
+    );
+    chown_pg(&confdir);
+    let data = inst.pgdata.to_str().unwrap().to_string();
+    let split = [
+        ("OCF_RESKEY_pgdata", Some(confdir.to_str().unwrap())),
+        ("OCF_RESKEY_datadir", Some(data.as_str())),
+    ];
+    env.agent_env(&inst, "validate-all", &split).expect(OCF_SUCCESS, "validate-all, odd confdir");
+    env.agent_env(&inst, "start", &split).expect(OCF_SUCCESS, "start, odd confdir");
+    assert!(env.in_recovery(&inst));
+    env.agent_env(&inst, "stop", &split).expect(OCF_SUCCESS, "stop, odd confdir");
+    assert!(!env.dir.join("expanded").exists() && !Path::new("/expanded").exists());
 }
 
 /// A FIFO at global/pg_control and postmaster.pid linked to /dev/zero: the
@@ -1675,8 +1699,15 @@ pub fn validate_refuses_setups_that_cannot_work(v: u32) {
     }
     // binaries of another major version than PG_VERSION: before anything runs
     let other = if v == 15 { 18 } else { 15 };
-    if let Some(pg) = Pg::get(other) {
-        let bindir = pg.bindir.to_string_lossy().into_owned();
+    // (tests/pgbin.sh through `run`: Pg::get's untracked child could be
+    // reaped by the harness's reaper thread at this point of the run)
+    let o = run(
+        Command::new("bash").arg(repo().join("tests/pgbin.sh")).arg(other.to_string()),
+        Duration::from_secs(30),
+        &env.dir,
+    );
+    if o.ok() {
+        let bindir = o.stdout.trim().to_string();
         let changes = [("OCF_RESKEY_bindir", Some(bindir.as_str()))];
         expect_validate_failure(&env, &inst, &inst.pgdata, &changes, NOT_INSTALLED, "other bindir");
         for action in ["start", "promote", "demote"] {
