@@ -1639,20 +1639,42 @@ pub fn fifo_control_file_is_a_bounded_error(v: u32) {
     let env = env_for!(v, "fifo_control");
     let inst = env.init_instance("srv1");
     let control = inst.pgdata.join("global/pg_control");
-    fs::remove_file(&control).unwrap();
-    run_ok(as_postgres("mkfifo", &env.dir).arg(&control), Duration::from_secs(10), &env.dir);
+    let version = inst.pgdata.join("PG_VERSION");
+    let saved = fs::read(&control).unwrap();
+    let saved_version = fs::read(&version).unwrap();
+    let mkfifo = |p: &Path| {
+        fs::remove_file(p).unwrap();
+        run_ok(as_postgres("mkfifo", &env.dir).arg(p), Duration::from_secs(10), &env.dir);
+    };
+    mkfifo(&control);
     std::os::unix::fs::symlink("/dev/zero", inst.pid_file()).unwrap();
-    let r = std::panic::catch_unwind(|| {
-        env.agent_env(&inst, "monitor", &[("OCF_RESKEY_CRM_meta_timeout", Some("20000"))])
+    let timeout = [("OCF_RESKEY_CRM_meta_timeout", Some("20000"))];
+    let runs = std::panic::catch_unwind(|| {
+        let fifo = env.agent_env(&inst, "monitor", &timeout);
+        // the real control file back, postmaster.pid still linked
+        fs::remove_file(&control).unwrap();
+        fs::write(&control, &saved).unwrap();
+        chown_pg(&control);
+        let linked = env.agent_env(&inst, "monitor", &timeout);
+        mkfifo(&version);
+        let version_fifo = env.agent_env(&inst, "validate-all", &timeout);
+        (fifo, linked, version_fifo)
     });
     // The harness's own cleanup (pg_ctl, reading postmaster.pid) would
-    // follow the link: remove both before any assertion.
+    // follow the link: put things back before any assertion.
     fs::remove_file(inst.pid_file()).unwrap();
-    fs::remove_file(&control).unwrap();
-    let r = r.unwrap_or_else(|e| std::panic::resume_unwind(e));
-    r.expect(NODE_SETUP, "probe with a FIFO at global/pg_control");
-    assert!(r.exit_reasons()[0].contains("FIFO"), "{}", r.describe());
-    assert!(r.elapsed < Duration::from_secs(10), "{}", r.describe());
+    let _ = fs::remove_file(&version);
+    fs::write(&version, &saved_version).unwrap();
+    chown_pg(&version);
+    let (fifo, linked, version_fifo) = runs.unwrap_or_else(|e| std::panic::resume_unwind(e));
+    fifo.expect(NODE_SETUP, "probe with a FIFO at global/pg_control");
+    assert!(fifo.exit_reasons()[0].contains("FIFO"), "{}", fifo.describe());
+    assert!(fifo.elapsed < Duration::from_secs(10), "{}", fifo.describe());
+    // postmaster.pid is not read through the link: no postmaster, stopped
+    linked.expect(OCF_NOT_RUNNING, "probe with postmaster.pid linked to /dev/zero");
+    assert!(linked.elapsed < Duration::from_secs(10), "{}", linked.describe());
+    version_fifo.expect(NODE_SETUP, "validate-all with a FIFO at PG_VERSION");
+    assert!(version_fifo.exit_reasons()[0].contains("FIFO"), "{}", version_fifo.describe());
 }
 
 /// A control file that fails its checksum is an error with a reason, not
