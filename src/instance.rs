@@ -234,16 +234,17 @@ pub fn remove_standby_signal(agent: &Agent) -> Result<(), Failure> {
 pub async fn pg_ctl_start(agent: &Agent) -> Result<(), Failure> {
     let p = &agent.params;
     let words = crate::validate::check_start_opts(p)?;
-    let opts = crate::actions::checks::config_file_opts(agent, &words);
-    let mut cmd = Cmd::new(p.bin("pg_ctl"))
+    // -D again among the quoted options, so that ps shows which instance
+    // a postmaster is.
+    let mut opts = vec!["-D".to_string(), p.pgdata.display().to_string()];
+    opts.extend(crate::actions::checks::config_file_opts(agent, &words));
+    let cmd = Cmd::new(p.bin("pg_ctl"))
         .args(["start", "-w", "-t"])
         .arg(secs_left(agent))
+        .args(["-o".to_string(), shell_words::join(&opts)])
         .run_as(agent.runas()?)
         .env("PGDATA", p.pgdata.display().to_string())
         .stdout_until_exit();
-    if !opts.is_empty() {
-        cmd = cmd.args(["-o".to_string(), shell_words::join(&opts)]);
-    }
     wait_unreaped_postmaster(agent).await;
     let out = cmd.run(agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
     if !out.success() {
