@@ -32,6 +32,8 @@ pub enum FsError {
     TooLarge(u64),
     /// Not owned by the owner of its directory.
     Owner(u32),
+    /// A directory not owned by the user files are created for.
+    DirOwner(u32),
     Io(String),
 }
 
@@ -43,6 +45,9 @@ impl std::fmt::Display for FsError {
             FsError::TooLarge(n) => write!(f, "is {n} bytes, larger than expected: refused"),
             FsError::Owner(uid) => {
                 write!(f, "is owned by uid {uid}, not by its directory's owner: refused")
+            }
+            FsError::DirOwner(uid) => {
+                write!(f, "is a directory owned by uid {uid}, not by the system user: refused")
             }
             FsError::Io(e) => write!(f, "{e}"),
         }
@@ -96,7 +101,7 @@ impl Dir {
     pub fn open_owned_by(path: &Path, uid: Uid) -> Result<Dir, FsError> {
         let d = Dir::open(path)?;
         if d.uid != uid.as_raw() {
-            return Err(FsError::Owner(d.uid));
+            return Err(FsError::DirOwner(d.uid));
         }
         Ok(d)
     }
@@ -316,7 +321,7 @@ mod tests {
         assert_eq!(Dir::open(&d).unwrap().read("PG_VERSION", SMALL), Err(FsError::Owner(65534)));
         assert_eq!(
             Dir::open_owned_by(&d, nobody).err(),
-            Some(FsError::Owner(Uid::current().as_raw()))
+            Some(FsError::DirOwner(Uid::current().as_raw()))
         );
         std::fs::remove_dir_all(&d).unwrap();
     }

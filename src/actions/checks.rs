@@ -51,7 +51,7 @@ pub async fn setup(agent: &Agent) -> Result<u32, Failure> {
     }
     let datadir = safefs::Dir::open_owned_by(&p.datadir, runas.uid).map_err(|e| {
         let why = match e {
-            safefs::FsError::Owner(uid) => {
+            safefs::FsError::DirOwner(uid) => {
                 format!("is not owned by system_user {} (uid {uid})", runas.name)
             }
             e => e.to_string(),

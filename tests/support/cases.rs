@@ -1714,6 +1714,12 @@ pub fn validate_refuses_setups_that_cannot_work(v: u32) {
         RESOURCE_DEFINITION,
         "system_user=root",
     );
+    // a data directory of another owner: root creates nothing in it
+    std::os::unix::fs::chown(&inst.pgdata, Some(0), Some(0)).unwrap();
+    let r = env.agent(&inst, "validate-all");
+    chown_pg(&inst.pgdata);
+    r.expect(NODE_SETUP, "datadir owned by root");
+    assert!(r.exit_reasons()[0].contains("not owned by system_user"), "{}", r.describe());
     let conf = inst.conf();
     for bad in ["application_name='srv1'y", "host=x application_name='srv1"] {
         append(&conf, &format!("primary_conninfo = '{}'\n", bad.replace('\'', "''")));
