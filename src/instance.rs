@@ -7,6 +7,7 @@ use crate::exit::OcfExit;
 use crate::pg::{self, PgError, Status, Target};
 use crate::process::Cmd;
 use crate::role::{self, Contact, Postmaster, Role};
+use crate::safefs;
 use std::path::Path;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -42,14 +43,23 @@ pub async fn control_data(agent: &Agent) -> Result<ControlData, Failure> {
             if !out.success() {
                 return Err(Failure::generic(format!("pg_controldata failed: {}", out.message())));
             }
-            controlfile::parse_pg_controldata(&out.stdout)
-                .map_err(|e| Failure::generic(e.to_string()))
+            // PostgreSQL 18 warns about a bad CRC on stderr.
+            let text = format!("{}\n{}", out.stderr, out.stdout);
+            controlfile::parse_pg_controldata(&text).map_err(|e| match e {
+                // Both readers agree the checksum fails: garbage, not a state.
+                ControlError::BadCrc => Failure::generic(format!(
+                    "{}/global/pg_control fails its CRC check: the control file is corrupt",
+                    agent.params.datadir.display()
+                )),
+                e => Failure::generic(e.to_string()),
+            })
         }
     }
 }
 
 /// The newest timeline whose history file this instance holds: a standby
-/// fetches it when it starts following a new timeline.
+/// fetches it when it starts following a new timeline. Only names are read
+/// (pg_wal may legitimately be a link, initdb -X).
 pub fn newest_history_timeline(datadir: &Path) -> u32 {
     std::fs::read_dir(datadir.join("pg_wal"))
         .map(|entries| {
@@ -80,7 +90,10 @@ pub fn postmaster(datadir: &Path) -> Postmaster {
 /// The postgres process `postmaster.pid` names, if any, with its state
 /// letter from /proc (R, S, Z...).
 fn pid_file_process(datadir: &Path) -> Option<(i32, char)> {
-    let text = std::fs::read_to_string(datadir.join("postmaster.pid")).ok()?;
+    let text = String::from_utf8_lossy(
+        &crate::safefs::read_in(datadir, "postmaster.pid", crate::safefs::SMALL).ok()?,
+    )
+    .into_owned();
     let pid = text.lines().next()?.trim().parse::<i32>().ok().filter(|p| *p > 0)?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (comm, state) = parse_proc_stat(&stat)?;
@@ -129,7 +142,7 @@ pub async fn observe(agent: &Agent) -> Result<Observed, Failure> {
         }
         Err(e) => (Contact::Refused(role::Refusal::Other(e.to_string())), None, None),
     };
-    let backup_label = agent.params.datadir.join("backup_label").exists();
+    let backup_label = has_backup_label(agent)?;
     let role = role::decide(control.state, pm, &contact, backup_label);
     log::debug!(
         "state \"{}\", postmaster {pm:?}, contact {contact:?} => {role:?}",
@@ -185,49 +198,53 @@ fn secs_left(agent: &Agent) -> String {
     agent.time_left().as_secs().max(1).to_string()
 }
 
-/// `standby.signal` in the data directory, owned by system_user.
+/// Whether `backup_label` is in the data directory (a link counts: it is
+/// not followed).
+pub fn has_backup_label(agent: &Agent) -> Result<bool, Failure> {
+    let datadir = &agent.params.datadir;
+    safefs::Dir::open(datadir).and_then(|d| d.exists("backup_label")).map_err(|e| {
+        Failure::new(OcfExit::ErrArgs, format!("{}/backup_label: {e}", datadir.display()))
+    })
+}
+
+/// `standby.signal` in the data directory, owned by system_user, mode 0600.
+/// Root creates it: never through a link, and only in a directory the
+/// system user owns.
 pub fn ensure_standby_signal(agent: &Agent) -> Result<(), Failure> {
-    let path = agent.params.datadir.join("standby.signal");
-    if path.exists() {
-        return Ok(());
-    }
     let runas = agent.runas()?;
-    std::fs::write(&path, b"")
-        .map_err(|e| Failure::generic(format!("cannot create {}: {e}", path.display())))?;
-    nix::unistd::chown(&path, Some(runas.uid), Some(runas.gid)).map_err(|e| {
-        Failure::generic(format!("cannot give {} to {}: {e}", path.display(), runas.name))
-    })?;
-    Ok(())
+    let datadir = &agent.params.datadir;
+    safefs::Dir::open_owned_by(datadir, runas.uid)
+        .and_then(|d| d.ensure_empty_file("standby.signal", runas.uid, runas.gid))
+        .map_err(|e| Failure::generic(format!("{}/standby.signal: {e}", datadir.display())))
 }
 
 pub fn remove_standby_signal(agent: &Agent) -> Result<(), Failure> {
-    let path = agent.params.datadir.join("standby.signal");
-    match std::fs::remove_file(&path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Failure::generic(format!("cannot remove {}: {e}", path.display()))),
-    }
+    let runas = agent.runas()?;
+    let datadir = &agent.params.datadir;
+    safefs::Dir::open_owned_by(datadir, runas.uid).and_then(|d| d.remove("standby.signal")).map_err(
+        |e| Failure::generic(format!("cannot remove {}/standby.signal: {e}", datadir.display())),
+    )
 }
 
 /// `pg_ctl start`, waiting for the server to accept connections.
+/// pg_ctl runs postgres through /bin/sh: the data directory goes in PGDATA
+/// (never into the shell's text, where pg_ctl -D would put it between
+/// double quotes, which `$` and `"` escape), and the options are quoted
+/// word by word.
 pub async fn pg_ctl_start(agent: &Agent) -> Result<(), Failure> {
     let p = &agent.params;
-    let mut cmd = Cmd::new(p.bin("pg_ctl"))
-        .args(["start", "-D"])
-        .arg(p.pgdata.display().to_string())
-        .args(["-w", "-t"])
+    let words = crate::validate::check_start_opts(p)?;
+    // -D again among the quoted options, so that ps shows which instance
+    // a postmaster is.
+    let mut opts = vec!["-D".to_string(), p.pgdata.display().to_string()];
+    opts.extend(crate::actions::checks::config_file_opts(agent, &words));
+    let cmd = Cmd::new(p.bin("pg_ctl"))
+        .args(["start", "-w", "-t"])
         .arg(secs_left(agent))
+        .args(["-o".to_string(), shell_words::join(&opts)])
         .run_as(agent.runas()?)
+        .env("PGDATA", p.pgdata.display().to_string())
         .stdout_until_exit();
-    // Where pgdata only holds the configuration, point postgres at it.
-    let mut opts = String::new();
-    if p.datadir != p.pgdata && !p.start_opts.contains("config_file") {
-        opts.push_str(&format!("-c config_file={}/postgresql.conf ", p.pgdata.display()));
-    }
-    opts.push_str(&p.start_opts);
-    if !opts.trim().is_empty() {
-        cmd = cmd.args(["-o", opts.trim()]);
-    }
     wait_unreaped_postmaster(agent).await;
     let out = cmd.run(agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
     if !out.success() {
@@ -353,5 +370,12 @@ mod tests {
         assert_eq!(postmaster(&dir), Postmaster::NotRunning);
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(postmaster(&dir), Postmaster::NotRunning);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn proc_stat_parsing_never_panics(s in "\\PC*") {
+            let _ = parse_proc_stat(&s);
+        }
     }
 }

@@ -9,6 +9,9 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Mutex;
 
+/// Mode of a log file the agent creates (HA_LOGFILE, HA_DEBUGLOG).
+pub const LOGFILE_MODE: u32 = 0o640;
+
 type Syslog = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
 
 pub struct OcfLogger {
@@ -66,7 +69,12 @@ impl OcfLogger {
     }
 
     fn append(path: &str, line: &str) {
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        use std::os::unix::fs::OpenOptionsExt;
+        // An explicit mode, not the executor's umask: the log may quote
+        // server messages; readable by the owner's group (adm), no one else.
+        if let Ok(mut f) =
+            std::fs::OpenOptions::new().create(true).append(true).mode(LOGFILE_MODE).open(path)
+        {
             let _ = writeln!(f, "{line}");
         }
     }
@@ -166,14 +174,21 @@ mod tests {
 
     #[test]
     fn logfile_receives_lines() {
+        // whatever the umask (the executor's may be 000)
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
         let path = std::env::temp_dir().join(format!("pgsqlms-log-test-{}", std::process::id()));
         let l = OcfLogger::from_env(&env(&[
             ("HA_LOGFILE", path.to_str().unwrap()),
             ("OCF_RESOURCE_INSTANCE", "r"),
         ]));
         l.log(&Record::builder().level(Level::Info).args(format_args!("written")).build());
+        nix::sys::stat::umask(old);
         let text = std::fs::read_to_string(&path).unwrap();
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).unwrap().permissions(),
+        );
         std::fs::remove_file(&path).unwrap();
+        assert_eq!(mode & 0o7777, LOGFILE_MODE);
         assert!(text.contains("pgsqlms(r)[") && text.contains("INFO: written"), "{text}");
     }
 }

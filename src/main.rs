@@ -18,6 +18,7 @@ mod params;
 mod pg;
 mod process;
 mod role;
+mod safefs;
 mod scores;
 mod syncrep;
 mod validate;
@@ -53,9 +54,64 @@ const ACTIONS: &[&str] = &[
 ];
 
 fn main() -> ExitCode {
+    install_panic_hook();
     let cli = Cli::parse();
-    let env: HashMap<String, String> = std::env::vars().collect();
+    let (env, not_utf8) = read_env(std::env::vars_os());
+    let needs_env = !matches!(cli.action.as_deref(), Some("meta-data" | "methods" | "man"));
+    if let Some(name) = not_utf8.first().filter(|_| needs_env) {
+        logging::init(&env);
+        logging::exit_reason(
+            &env,
+            &format!("{name} is not valid UTF-8: parameters must be UTF-8 text"),
+        );
+        return OcfExit::ErrConfigured.into();
+    }
     run(cli.action.as_deref(), env).into()
+}
+
+/// A bug must still look like an OCF failure with a reason, not an exit
+/// status 101 Pacemaker has no meaning for.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("ocf-exit-reason:{}", panic_reason(info));
+        std::process::exit(OcfExit::ErrGeneric.code().into());
+    }));
+}
+
+fn panic_reason(info: &std::panic::PanicHookInfo) -> String {
+    let what = info
+        .payload()
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| info.payload().downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown".into());
+    let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+    format!("internal error (please report): {what}{at}").replace('\n', " ")
+}
+
+/// The environment as text. A variable that is not UTF-8 is dropped; its
+/// name is returned when the agent reads it (`OCF_*`), so that the action
+/// fails on it instead of running with a default in its place.
+fn read_env(
+    vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> (HashMap<String, String>, Vec<String>) {
+    let mut env = HashMap::new();
+    let mut not_utf8 = Vec::new();
+    for (k, v) in vars {
+        match (k.into_string(), v.into_string()) {
+            (Ok(k), Ok(v)) => {
+                env.insert(k, v);
+            }
+            (k, _) => {
+                let name = k.unwrap_or_else(|k| k.to_string_lossy().into_owned());
+                if name.starts_with("OCF_") {
+                    not_utf8.push(name);
+                }
+            }
+        }
+    }
+    not_utf8.sort();
+    (env, not_utf8)
 }
 
 fn run(action: Option<&str>, env: HashMap<String, String>) -> OcfExit {
@@ -130,6 +186,50 @@ mod tests {
     fn metadata_and_methods_need_nothing() {
         assert_eq!(run(Some("meta-data"), HashMap::new()), OcfExit::Success);
         assert_eq!(run(Some("methods"), HashMap::new()), OcfExit::Success);
+    }
+
+    #[test]
+    fn non_utf8_parameters_are_named_not_a_panic() {
+        use std::ffi::OsString;
+        use std::os::unix::ffi::OsStringExt;
+        let bad = OsString::from_vec(b"/srv/\xff".to_vec());
+        let vars = vec![
+            (OsString::from("OCF_RESKEY_pgdata"), bad.clone()),
+            (OsString::from("LANG_JUNK"), bad.clone()),
+            (OsString::from("OCF_RESKEY_pgport"), OsString::from("5432")),
+        ];
+        let (env, not_utf8) = read_env(vars.into_iter());
+        assert_eq!(not_utf8, vec!["OCF_RESKEY_pgdata".to_string()]);
+        assert_eq!(env.get("OCF_RESKEY_pgport").map(String::as_str), Some("5432"));
+        assert!(!env.contains_key("LANG_JUNK") && !env.contains_key("OCF_RESKEY_pgdata"));
+    }
+
+    /// The hook is installed in main: run this test binary again with a
+    /// panicking test, as a child, and look at how it ends.
+    #[test]
+    fn a_panic_exits_generic_with_a_reason() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "tests::panicking_child", "--ignored", "--nocapture"])
+            .env("PGSQLMS_PANIC_CHILD", "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with("ocf-exit-reason:internal error") && l.contains("boom")),
+            "{stderr}"
+        );
+    }
+
+    #[test]
+    #[ignore = "run by a_panic_exits_generic_with_a_reason"]
+    fn panicking_child() {
+        if std::env::var_os("PGSQLMS_PANIC_CHILD").is_some() {
+            install_panic_hook();
+            panic!("boom");
+        }
     }
 
     #[test]

@@ -103,7 +103,7 @@ pub const PARAMS: &[ParamSpec] = &[
         default: Some(""),
         unique: false,
         shortdesc: "Additional arguments given to the postgres process on startup",
-        longdesc: "Extra arguments passed to postgres through pg_ctl -o at start, for example \"-c config_file=/etc/postgresql/15/main/postgresql.conf\".",
+        longdesc: "Extra arguments passed to postgres through pg_ctl -o at start, for example \"-c config_file=/etc/postgresql/15/main/postgresql.conf\". Split into words by shell rules (quote a value with spaces); shell syntax ($, backticks, ;, |, &, <, >, parentheses, newlines) is refused, and a port set here must equal pgport.",
     },
 ];
 

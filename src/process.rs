@@ -106,6 +106,8 @@ pub struct Cmd<'a> {
     pub clean_env: bool,
     /// Variables removed from an inherited environment.
     pub env_remove: Vec<&'static str>,
+    /// Variables set for the child (after the clean start).
+    pub env: Vec<(String, String)>,
 }
 
 impl<'a> Cmd<'a> {
@@ -117,6 +119,7 @@ impl<'a> Cmd<'a> {
             stdout: Stdout::Capture,
             clean_env: false,
             env_remove: Vec::new(),
+            env: Vec::new(),
         }
     }
 
@@ -148,6 +151,12 @@ impl<'a> Cmd<'a> {
         self
     }
 
+    /// Data (a path) passed to the child without going through its argv.
+    pub fn env(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.env.push((name.to_string(), value.into()));
+        self
+    }
+
     pub fn stdout_until_exit(mut self) -> Self {
         self.stdout = Stdout::UntilExit;
         self
@@ -171,6 +180,7 @@ impl<'a> Cmd<'a> {
         for name in &self.env_remove {
             c.env_remove(name);
         }
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
         c.args(&self.args)
             .env("LC_ALL", "C")
             .current_dir("/")

@@ -119,7 +119,10 @@ pub fn check_settings(s: &Settings, node: &str) -> Result<(), Problem> {
             ),
         ));
     }
-    match conninfo_application_name(&s.primary_conninfo) {
+    let name = conninfo_application_name(&s.primary_conninfo).map_err(|e| {
+        problem(OcfExit::ErrArgs, format!("primary_conninfo is not a valid connection string: {e}"))
+    })?;
+    match name {
         Some(name) if name == node => Ok(()),
         found => Err(problem(
             OcfExit::ErrArgs,
@@ -133,22 +136,33 @@ pub fn check_settings(s: &Settings, node: &str) -> Result<(), Problem> {
 
 /// The application_name of a libpq connection string: `key=value` pairs
 /// (values optionally single-quoted, with `\'` and `\\` escapes) or a URI.
-pub fn conninfo_application_name(conninfo: &str) -> Option<String> {
+/// A string libpq itself would refuse is an error here too.
+pub fn conninfo_application_name(conninfo: &str) -> Result<Option<String>, String> {
     let s = conninfo.trim();
     if s.starts_with("postgresql://") || s.starts_with("postgres://") {
-        let query = s.split_once('?')?.1;
-        return query
-            .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .filter(|(k, _)| *k == "application_name")
-            .map(|(_, v)| percent_decode(v))
-            .next_back();
+        let Some((_, query)) = s.split_once('?') else { return Ok(None) };
+        let mut found = None;
+        for kv in query.split('&') {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("missing \"=\" in URI query parameter \"{kv}\""))?;
+            if uri_decode(k)? == "application_name" {
+                found = Some(uri_decode(v)?);
+            }
+        }
+        return Ok(found);
     }
     let mut found = None;
     let mut chars = s.chars().peekable();
-    loop {
+    let skip_blanks = |chars: &mut std::iter::Peekable<std::str::Chars>| {
         while chars.peek().is_some_and(|c| c.is_whitespace()) {
             chars.next();
+        }
+    };
+    loop {
+        skip_blanks(&mut chars);
+        if chars.peek().is_none() {
+            break;
         }
         let mut key = String::new();
         while let Some(&c) = chars.peek() {
@@ -158,26 +172,20 @@ pub fn conninfo_application_name(conninfo: &str) -> Option<String> {
             key.push(c);
             chars.next();
         }
-        if key.is_empty() {
-            break;
+        skip_blanks(&mut chars);
+        if key.is_empty() || chars.next() != Some('=') {
+            return Err(format!("missing \"=\" after \"{key}\""));
         }
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        if chars.next() != Some('=') {
-            return found; // malformed: keep what we had
-        }
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
+        skip_blanks(&mut chars);
         let mut value = String::new();
         if chars.peek() == Some(&'\'') {
             chars.next();
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => value.extend(chars.next()),
-                    '\'' => break,
-                    c => value.push(c),
+            loop {
+                match chars.next() {
+                    None => return Err(format!("unterminated quoted string (value of {key})")),
+                    Some('\\') => value.extend(chars.next()),
+                    Some('\'') => break,
+                    Some(c) => value.push(c),
                 }
             }
         } else {
@@ -197,26 +205,122 @@ pub fn conninfo_application_name(conninfo: &str) -> Option<String> {
             found = Some(value);
         }
     }
-    found
+    Ok(found)
 }
 
-fn percent_decode(s: &str) -> String {
+/// libpq's URI decoding: every `%` starts two hex digits, and `%00` is refused.
+fn uri_decode(s: &str) -> Result<String, String> {
     let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
+    for (i, _) in s.match_indices('%') {
+        let hex = b.get(i + 1..i + 3).filter(|h| h.iter().all(u8::is_ascii_hexdigit));
+        match hex {
+            None => return Err(format!("invalid percent-encoded token in \"{s}\"")),
+            Some(b"00") => return Err(format!("forbidden %00 in \"{s}\"")),
+            Some(_) => {}
         }
-        out.push(b[i]);
-        i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Ok(percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+}
+
+/// Characters that make the shell pg_ctl runs postgres through do more than
+/// split words: expansions, redirections, command separators.
+const SHELL_SPECIAL: &[char] = &['$', '`', ';', '|', '&', '<', '>', '(', ')', '\n', '\r', '\0'];
+
+/// start_opts as the words postgres gets. They reach a shell (pg_ctl -o):
+/// anything that would expand or run something there is refused, and the
+/// words are quoted again before they go (see `instance::pg_ctl_start`).
+pub fn start_opts_words(opts: &str) -> Result<Vec<String>, Problem> {
+    if let Some(c) = opts.chars().find(|c| SHELL_SPECIAL.contains(c)) {
+        return Err(problem(
+            OcfExit::ErrConfigured,
+            format!(
+                "start_opts contains {c:?}, which a shell would expand or act on: give plain postgres options (quote values with spaces)"
+            ),
+        ));
+    }
+    shell_words::split(opts).map_err(|e| {
+        problem(OcfExit::ErrConfigured, format!("start_opts cannot be split into words: {e}"))
+    })
+}
+
+/// The port start_opts sets (`-p N`, `-pN`, `-c port=N`, `--port=N`), if any.
+pub fn start_opts_port(words: &[String]) -> Option<String> {
+    let mut port = None;
+    let mut it = words.iter().peekable();
+    while let Some(w) = it.next() {
+        let setting = match w.as_str() {
+            "-p" => it.next().map(|v| format!("port={v}")),
+            "-c" => it.next().cloned(),
+            w if w.starts_with("-p") => Some(format!("port={}", &w[2..])),
+            w if w.starts_with("-c") => Some(w[2..].to_string()),
+            w if w.starts_with("--") => Some(w[2..].replace('-', "_")),
+            _ => None,
+        };
+        if let Some((k, v)) = setting.as_deref().and_then(|s| s.split_once('='))
+            && k.trim() == "port"
+        {
+            port = Some(v.trim().to_string());
+        }
+    }
+    port
+}
+
+/// start_opts must not move the server to another port than the one the
+/// agent connects to.
+pub fn check_start_opts(params: &Params) -> Result<Vec<String>, Problem> {
+    let words = start_opts_words(&params.start_opts)?;
+    if let Some(port) = start_opts_port(&words)
+        && port.parse::<u16>().ok() != Some(params.pgport)
+    {
+        return Err(problem(
+            OcfExit::ErrConfigured,
+            format!(
+                "start_opts sets port {port} but pgport is {}: the agent would not find the server",
+                params.pgport
+            ),
+        ));
+    }
+    Ok(words)
+}
+
+/// The major version of `postgres --version` output ("postgres (PostgreSQL) 15.10 ...").
+pub fn binaries_major(version_output: &str) -> Option<u32> {
+    let v = version_output.split(')').nth(1)?.split_whitespace().next()?;
+    let digits: String = v.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// The binaries must be of the data directory's major version.
+pub fn check_binaries_version(version_output: &str, data_major: u32) -> Result<(), Problem> {
+    match binaries_major(version_output) {
+        Some(m) if m == data_major => Ok(()),
+        Some(m) => Err(problem(
+            OcfExit::ErrInstalled,
+            format!(
+                "bindir holds PostgreSQL {m} binaries but the data directory is PostgreSQL {data_major}: point bindir at version {data_major}"
+            ),
+        )),
+        None => Err(problem(
+            OcfExit::ErrInstalled,
+            format!(
+                "cannot tell the version of postgres in bindir (it printed \"{}\")",
+                version_output.trim()
+            ),
+        )),
+    }
+}
+
+/// PostgreSQL never runs as root; the agent's commands must not either.
+pub fn check_system_user_uid(name: &str, uid: u32) -> Result<(), Problem> {
+    if uid == 0 {
+        return Err(problem(
+            OcfExit::ErrConfigured,
+            format!(
+                "system_user {name} is root (uid 0): set it to the user owning the data directory (postgres)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -330,7 +434,142 @@ mod tests {
             ("", None),
         ];
         for (ci, want) in cases {
-            assert_eq!(conninfo_application_name(ci).as_deref(), want, "{ci}");
+            assert_eq!(conninfo_application_name(ci).unwrap().as_deref(), want, "{ci}");
+        }
+    }
+
+    /// What libpq refuses is refused, and application_name=%aé does not
+    /// panic (it used to slice inside a UTF-8 character).
+    #[test]
+    fn conninfo_libpq_refuses_is_refused() {
+        for bad in [
+            "application_name='x'y",
+            "application_name='unterminated",
+            "host=a application_name",
+            "=x",
+            "postgresql://h/db?application_name=%aé",
+            "postgresql://h/db?application_name=%zz",
+            "postgresql://h/db?application_name=a%00",
+            "postgresql://h/db?application_name",
+        ] {
+            assert!(conninfo_application_name(bad).is_err(), "{bad}");
+            let p = check_settings(&settings("replica", "latest", bad), "srv1").unwrap_err();
+            assert_eq!(p.code, OcfExit::ErrArgs, "{bad}");
+            assert!(p.reason.contains("not a valid connection string"), "{}", p.reason);
+        }
+        assert_eq!(
+            conninfo_application_name("postgresql://h/db?application_name=%C3%A9t%C3%A9"),
+            Ok(Some("été".into()))
+        );
+    }
+
+    #[test]
+    fn start_opts_are_words_without_shell_expansion() {
+        assert_eq!(start_opts_words("").unwrap(), Vec::<String>::new());
+        assert_eq!(
+            start_opts_words("-c config_file='/etc/pg conf/postgresql.conf' -c work_mem=4MB")
+                .unwrap(),
+            vec!["-c", "config_file=/etc/pg conf/postgresql.conf", "-c", "work_mem=4MB"]
+        );
+        for bad in [
+            "-c x=$(touch /tmp/owned)",
+            "-c x=`id`",
+            "-c x=$HOME",
+            "-c a=1; reboot",
+            "-c a=1 | cat",
+            "-c a=1 & x",
+            "-c a=1 > /etc/x",
+            "-c a=1 < /etc/x",
+            "-c a=1\nreboot",
+            "-c 'unterminated",
+        ] {
+            let p = start_opts_words(bad).unwrap_err();
+            assert_eq!(p.code, OcfExit::ErrConfigured, "{bad}");
+            assert!(p.reason.starts_with("start_opts"), "{}", p.reason);
+        }
+    }
+
+    #[test]
+    fn start_opts_port_must_be_pgport() {
+        let w = |s: &str| start_opts_words(s).unwrap();
+        assert_eq!(start_opts_port(&w("-p 5433")), Some("5433".into()));
+        assert_eq!(start_opts_port(&w("-p5433")), Some("5433".into()));
+        assert_eq!(start_opts_port(&w("-c port=5434")), Some("5434".into()));
+        assert_eq!(start_opts_port(&w("-cport=5434")), Some("5434".into()));
+        assert_eq!(start_opts_port(&w("--port=5435")), Some("5435".into()));
+        assert_eq!(start_opts_port(&w("-c work_mem=1MB")), None);
+        let mut e = ok_env();
+        e.insert("OCF_RESKEY_pgport".into(), "5432".into());
+        e.insert("OCF_RESKEY_start_opts".into(), "-p 5433".into());
+        let p = check_start_opts(&params(&e)).unwrap_err();
+        assert_eq!(p.code, OcfExit::ErrConfigured);
+        assert!(p.reason.contains("5433") && p.reason.contains("5432"), "{}", p.reason);
+        e.insert("OCF_RESKEY_start_opts".into(), "-p 5432 -c work_mem=1MB".into());
+        assert!(check_start_opts(&params(&e)).is_ok());
+    }
+
+    #[test]
+    fn binaries_must_match_the_data_version() {
+        let v15 = "postgres (PostgreSQL) 15.10 (Debian 15.10-0+deb12u1)\n";
+        assert_eq!(binaries_major(v15), Some(15));
+        assert_eq!(binaries_major("postgres (PostgreSQL) 18.1\n"), Some(18));
+        assert_eq!(binaries_major("postgres (PostgreSQL) 19beta1"), Some(19));
+        assert_eq!(check_binaries_version(v15, 15), Ok(()));
+        let p = check_binaries_version(v15, 18).unwrap_err();
+        assert_eq!(p.code, OcfExit::ErrInstalled);
+        assert!(p.reason.contains("15") && p.reason.contains("18"));
+        assert_eq!(check_binaries_version("", 15).unwrap_err().code, OcfExit::ErrInstalled);
+    }
+
+    #[test]
+    fn root_is_not_a_system_user() {
+        assert_eq!(check_system_user_uid("root", 0).unwrap_err().code, OcfExit::ErrConfigured);
+        assert_eq!(check_system_user_uid("postgres", 110), Ok(()));
+    }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// A value as libpq would quote it in key=value form.
+        fn quote(v: &str) -> String {
+            format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+        }
+
+        proptest! {
+            #[test]
+            fn conninfo_never_panics(s in "\\PC*") {
+                let _ = conninfo_application_name(&s);
+                let _ = conninfo_application_name(&format!("postgresql://h/d?{s}"));
+            }
+
+            #[test]
+            fn conninfo_round_trips(name in "\\PC*", host in "[a-z0-9.]{1,20}") {
+                let ci = format!("host={host} application_name={} sslmode=disable", quote(&name));
+                prop_assert_eq!(conninfo_application_name(&ci), Ok(Some(name.clone())));
+                let uri = format!(
+                    "postgresql://{host}/db?sslmode=disable&application_name={}",
+                    percent_encoding::utf8_percent_encode(&name, percent_encoding::NON_ALPHANUMERIC)
+                );
+                prop_assert_eq!(conninfo_application_name(&uri), Ok(Some(name)));
+            }
+
+            #[test]
+            fn start_opts_never_panic_and_quoted_words_round_trip(
+                s in "\\PC*",
+                words in proptest::collection::vec("[^$`;|&<>()\n\r\0]*", 0..6),
+            ) {
+                let _ = start_opts_words(&s);
+                let _ = start_opts_words(&s).map(|w| start_opts_port(&w));
+                let joined = shell_words::join(&words);
+                prop_assert_eq!(start_opts_words(&joined).unwrap(), words);
+            }
+
+            #[test]
+            fn version_parsers_never_panic(s in "\\PC*") {
+                let _ = check_pg_version(&s);
+                let _ = binaries_major(&s);
+            }
         }
     }
 }

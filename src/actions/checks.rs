@@ -4,8 +4,8 @@
 use crate::agent::{Agent, Failure};
 use crate::exit::OcfExit;
 use crate::process::{Cmd, is_executable};
+use crate::safefs;
 use crate::validate::{self, Settings};
-use std::os::unix::fs::MetadataExt;
 
 pub const BINARIES: &[&str] = &["pg_ctl", "postgres", "pg_controldata", "pg_waldump"];
 
@@ -30,11 +30,17 @@ pub fn binaries_and_user(agent: &Agent) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Everything a start needs; with `settings`, also the replication settings
-/// as postgres itself reads them (`postgres -C`).
-pub async fn local(agent: &Agent, settings: bool) -> Result<Option<Settings>, Failure> {
-    binaries_and_user(agent)?;
+/// What start, promote and demote need before they act: binaries of the
+/// data directory's version, a system user that is not root and owns the
+/// data directory, start_opts without shell syntax, the socket directory.
+/// Returns the major version.
+pub async fn setup(agent: &Agent) -> Result<u32, Failure> {
     let p = &agent.params;
+    // Pure checks first: a refused value runs nothing.
+    validate::check_start_opts(p)?;
+    binaries_and_user(agent)?;
+    let runas = agent.runas()?;
+    validate::check_system_user_uid(&runas.name, runas.uid.as_raw())?;
     for (what, dir) in [("pgdata", &p.pgdata), ("datadir", &p.datadir)] {
         if !dir.is_dir() {
             return Err(Failure::new(
@@ -43,30 +49,49 @@ pub async fn local(agent: &Agent, settings: bool) -> Result<Option<Settings>, Fa
             ));
         }
     }
-    let pg_version = p.datadir.join("PG_VERSION");
-    let content = std::fs::read_to_string(&pg_version).map_err(|e| {
+    let datadir = safefs::Dir::open_owned_by(&p.datadir, runas.uid).map_err(|e| {
+        let why = match e {
+            safefs::FsError::DirOwner(uid) => {
+                format!("is not owned by system_user {} (uid {uid})", runas.name)
+            }
+            e => e.to_string(),
+        };
+        Failure::new(OcfExit::ErrArgs, format!("datadir {} {why}", p.datadir.display()))
+    })?;
+    let content = datadir.read("PG_VERSION", safefs::SMALL).map_err(|e| {
         Failure::new(
             OcfExit::ErrArgs,
             format!(
-                "{} is unreadable ({e}): datadir is not a PostgreSQL data directory",
-                pg_version.display()
+                "{}/PG_VERSION {e}: datadir is not a PostgreSQL data directory",
+                p.datadir.display()
             ),
         )
     })?;
-    let major = validate::check_pg_version(&content)?;
+    let major = validate::check_pg_version(&String::from_utf8_lossy(&content))?;
     log::debug!("PostgreSQL {major} data directory");
-    let runas = agent.runas()?;
-    let owner = std::fs::metadata(&p.datadir).map(|m| m.uid()).unwrap_or(u32::MAX);
-    if owner != runas.uid.as_raw() {
+    let out = Cmd::new(p.bin("postgres"))
+        .arg("--version")
+        .run_as(runas)
+        .run(agent.deadline)
+        .await
+        .map_err(|e| Failure::new(OcfExit::ErrInstalled, e.to_string()))?;
+    validate::check_binaries_version(&out.stdout, major)?;
+    if p.pghost.starts_with('/') && !std::path::Path::new(&p.pghost).is_dir() {
         return Err(Failure::new(
             OcfExit::ErrArgs,
             format!(
-                "datadir {} is not owned by system_user {} (uid {owner})",
-                p.datadir.display(),
-                runas.name
+                "pghost {} is not a directory: it must be the server's unix socket directory (unix_socket_directories)",
+                p.pghost
             ),
         ));
     }
+    Ok(major)
+}
+
+/// Everything a start needs; with `settings`, also the replication settings
+/// as postgres itself reads them (`postgres -C`).
+pub async fn local(agent: &Agent, settings: bool) -> Result<Option<Settings>, Failure> {
+    setup(agent).await?;
     if settings {
         let s = Settings {
             wal_level: setting(agent, "wal_level").await?,
@@ -84,11 +109,10 @@ async fn setting(agent: &Agent, name: &str) -> Result<String, Failure> {
     let p = &agent.params;
     let mut cmd =
         Cmd::new(p.bin("postgres")).args(["-C", name, "-D"]).arg(p.pgdata.display().to_string());
-    // start_opts may point postgres at another configuration file.
-    cmd = cmd.args(p.start_opts.split_whitespace());
-    if p.datadir != p.pgdata && !p.start_opts.contains("config_file") {
-        cmd = cmd.arg("-c").arg(format!("config_file={}/postgresql.conf", p.pgdata.display()));
-    }
+    // start_opts may point postgres at another configuration file: the
+    // same words the server gets at start.
+    let words = validate::check_start_opts(p)?;
+    cmd = cmd.args(config_file_opts(agent, &words));
     let out = cmd
         .run_as(agent.runas()?)
         .run(agent.deadline)
@@ -101,4 +125,17 @@ async fn setting(agent: &Agent, name: &str) -> Result<String, Failure> {
         ));
     }
     Ok(out.stdout.trim().to_string())
+}
+
+/// The postgres options of a start, as words: the configuration file when
+/// pgdata only holds the configuration, then start_opts.
+pub fn config_file_opts(agent: &Agent, start_opts: &[String]) -> Vec<String> {
+    let p = &agent.params;
+    let mut words = Vec::new();
+    if p.datadir != p.pgdata && !start_opts.iter().any(|w| w.contains("config_file")) {
+        words.push("-c".to_string());
+        words.push(format!("config_file={}", p.pgdata.join("postgresql.conf").display()));
+    }
+    words.extend(start_opts.iter().cloned());
+    words
 }

@@ -80,7 +80,7 @@ async fn check_former_primary(
     control: &ControlData,
     settings: Option<&Settings>,
 ) -> Result<(), Failure> {
-    if !was_primary(control.state) || agent.params.datadir.join("backup_label").exists() {
+    if !was_primary(control.state) || instance::has_backup_label(agent)? {
         return Ok(());
     }
     let fetched;
@@ -140,7 +140,8 @@ async fn wait_postmaster_gone(agent: &Agent) -> Result<(), Failure> {
 }
 
 pub async fn demote(agent: &Agent) -> ActionResult {
-    checks::binaries_and_user(agent)?;
+    // The same ownership and version checks as start: demote starts it.
+    checks::setup(agent).await?;
     let o = instance::settle(agent).await?;
     match o.role {
         Role::Standby => {
@@ -179,7 +180,7 @@ pub async fn demote(agent: &Agent) -> ActionResult {
 }
 
 pub async fn promote(agent: &Agent) -> ActionResult {
-    checks::binaries_and_user(agent)?;
+    checks::setup(agent).await?;
     let o = instance::settle(agent).await?;
     match o.role {
         Role::Primary => {

@@ -14,7 +14,9 @@ use crate::scores;
 use crate::syncrep::{self, Change};
 
 pub async fn monitor(agent: &Agent) -> ActionResult {
-    if agent.is_probe() && !agent.params.datadir.join("global").join("pg_control").exists() {
+    // Anything at that name (a link, a FIFO) is looked at, and refused, by
+    // the control file reader: only a real absence is "not running".
+    if agent.is_probe() && !control_file_present(agent) {
         // Probe on a node where the instance does not exist (yet): not running.
         log::debug!(
             "probe: no control file in {}, reporting not running",
@@ -24,6 +26,16 @@ pub async fn monitor(agent: &Agent) -> ActionResult {
     }
     let o = instance::settle(agent).await?;
     report(agent, o).await
+}
+
+fn control_file_present(agent: &Agent) -> bool {
+    match crate::safefs::Dir::open(&agent.params.datadir)
+        .and_then(|d| d.exists("global/pg_control"))
+    {
+        Ok(present) => present,
+        Err(crate::safefs::FsError::NotFound) => false,
+        Err(_) => true,
+    }
 }
 
 /// Turn an observed role into the monitor's answer, doing the role's duties.

@@ -1730,3 +1730,241 @@ pub fn promote_in_availability_mode_warns(v: u32) {
     );
     assert!(!env.in_recovery(&s));
 }
+
+// ---------------------------------------------------------------------------
+// fail closed: a hostile data directory, hostile parameters
+
+/// A dangling link planted by the system user at standby.signal: root must
+/// not create its target (that would be a root-owned write anywhere, handed
+/// over to postgres); start fails with a reason and nothing runs.
+pub fn start_refuses_linked_standby_signal(v: u32) {
+    let env = env_for!(v, "start_linked_signal");
+    let inst = env.init_instance("srv1");
+    let target = env.dir.join("root-would-create-this");
+    std::os::unix::fs::symlink(&target, inst.standby_signal()).unwrap();
+    let u = pg_user();
+    std::os::unix::fs::lchown(inst.standby_signal(), Some(u.uid), Some(u.gid)).unwrap();
+    let r = env.agent(&inst, "start");
+    r.expect(OCF_ERR_GENERIC, "start with standby.signal linked elsewhere");
+    assert!(r.exit_reasons()[0].contains("standby.signal"), "{}", r.describe());
+    assert!(!target.exists(), "root created the target of the link");
+    assert!(!env.is_running(&inst), "start ran the server without standby.signal");
+}
+
+/// A non-UTF-8 parameter: a precise error and ERR_CONFIGURED, not a panic
+/// (exit 101). A non-UTF-8 variable the agent does not read is ignored.
+pub fn non_utf8_environment(v: u32) {
+    use std::os::unix::ffi::OsStrExt;
+    let env = env_for!(v, "non_utf8_env");
+    let inst = env.init_instance("srv1");
+    let run_with = |name: &str| {
+        let mut cmd = Command::new(agent_bin());
+        cmd.env_clear().arg("monitor").current_dir("/");
+        cmd.envs(env.base_env(&inst, "monitor"));
+        cmd.env(name, std::ffi::OsStr::from_bytes(b"/srv/\xff\xfe"));
+        run(&mut cmd, Duration::from_secs(30), &env.dir)
+    };
+    let o = run_with("OCF_RESKEY_pgdata");
+    assert_eq!(o.code, OCF_ERR_CONFIGURED, "{}", o.stderr);
+    assert!(
+        o.stderr
+            .lines()
+            .any(|l| l.starts_with("ocf-exit-reason:OCF_RESKEY_pgdata is not valid UTF-8")),
+        "{}",
+        o.stderr
+    );
+    let o = run_with("SOME_OTHER_VARIABLE");
+    assert_eq!(o.code, OCF_NOT_RUNNING, "{}", o.stderr);
+}
+
+/// start_opts reach a shell (pg_ctl -o): shell syntax is refused before
+/// anything runs, in validate-all and in start; a -p that is not pgport too.
+pub fn start_opts_with_shell_syntax_refused(v: u32) {
+    let Some((env, inst)) = validate_setup(v, "start_opts_shell") else { return };
+    let marker = env.dir.join("expanded");
+    let bad = [
+        format!("-c work_mem=$(touch {})", marker.display()),
+        format!("-c work_mem=`touch {}`", marker.display()),
+        format!("-c work_mem=4MB; touch {}", marker.display()),
+        "-c 'unterminated".to_string(),
+        format!("-p {}", inst.port + 1),
+    ];
+    for opts in &bad {
+        expect_validate_failure(
+            &env,
+            &inst,
+            &inst.pgdata,
+            &[("OCF_RESKEY_start_opts", Some(opts))],
+            RESOURCE_DEFINITION,
+            &format!("validate-all, start_opts={opts}"),
+        );
+        let before = snapshot(&inst.pgdata);
+        env.agent_env(&inst, "start", &[("OCF_RESKEY_start_opts", Some(opts))])
+            .expect(RESOURCE_DEFINITION, &format!("start, start_opts={opts}"));
+        assert_same_snapshot(&before, &snapshot(&inst.pgdata), "start with bad start_opts");
+        assert!(!env.is_running(&inst), "start ran with start_opts={opts}");
+        assert!(!marker.exists(), "start_opts were expanded by a shell: {opts}");
+    }
+    // quoted words with spaces are fine, and reach postgres as one value
+    let opts = "-c 'application_name=a b' -c work_mem=4MB";
+    env.agent_env(&inst, "validate-all", &[("OCF_RESKEY_start_opts", Some(opts))])
+        .expect(OCF_SUCCESS, "validate-all with quoted start_opts");
+    env.agent_env(&inst, "start", &[("OCF_RESKEY_start_opts", Some(opts))])
+        .expect(OCF_SUCCESS, "start with quoted start_opts");
+    assert_eq!(env.sql_ok(&inst, "SHOW work_mem"), "4MB");
+}
+
+/// A data directory whose path holds a space, a double quote and a `$`:
+/// start, monitor and stop work, and nothing is expanded.
+pub fn data_path_with_space_and_quote(v: u32) {
+    let env = env_for!(v, "data_path_space");
+    let first = env.init_instance("srv1");
+    let odd = env.dir.join("data \"q\" $HOME");
+    fs::rename(&first.pgdata, &odd).unwrap();
+    let inst = Instance { pgdata: odd, ..first };
+    env.agent(&inst, "validate-all").expect(OCF_SUCCESS, "validate-all, odd path");
+    env.agent(&inst, "start").expect(OCF_SUCCESS, "start, odd path");
+    assert!(env.in_recovery(&inst));
+    env.agent(&inst, "monitor").expect(OCF_SUCCESS, "monitor, odd path");
+    env.agent(&inst, "stop").expect(OCF_SUCCESS, "stop, odd path");
+    assert!(!env.is_running(&inst));
+    env.agent(&inst, "monitor").expect(OCF_NOT_RUNNING, "probe after stop, odd path");
+
+    // pgdata a configuration directory (Debian layout) with an odd path:
+    // the config_file= the agent builds reaches pg_ctl's shell quoted.
+    let confdir = env.dir.join("conf dir $(touch expanded) 'x'");
+    fs::create_dir(&confdir).unwrap();
+    for f in ["postgresql.conf", "pg_hba.conf", "pg_ident.conf"] {
+        fs::copy(inst.pgdata.join(f), confdir.join(f)).unwrap();
+        chown_pg(&confdir.join(f));
+    }
+    append(
+        &confdir.join("postgresql.conf"),
+        &format!("data_directory = '{}'\n", inst.pgdata.display().to_string().replace('\'', "''")),
+    );
+    chown_pg(&confdir);
+    let data = inst.pgdata.to_str().unwrap().to_string();
+    let split = [
+        ("OCF_RESKEY_pgdata", Some(confdir.to_str().unwrap())),
+        ("OCF_RESKEY_datadir", Some(data.as_str())),
+    ];
+    env.agent_env(&inst, "validate-all", &split).expect(OCF_SUCCESS, "validate-all, odd confdir");
+    env.agent_env(&inst, "start", &split).expect(OCF_SUCCESS, "start, odd confdir");
+    assert!(env.in_recovery(&inst));
+    env.agent_env(&inst, "stop", &split).expect(OCF_SUCCESS, "stop, odd confdir");
+    assert!(!env.dir.join("expanded").exists() && !Path::new("/expanded").exists());
+}
+
+/// A FIFO at global/pg_control and postmaster.pid linked to /dev/zero: the
+/// agent neither hangs on the FIFO nor reads the link; the probe ends with
+/// a reason well before its timeout, and is never "not running".
+pub fn fifo_control_file_is_a_bounded_error(v: u32) {
+    let env = env_for!(v, "fifo_control");
+    let inst = env.init_instance("srv1");
+    let control = inst.pgdata.join("global/pg_control");
+    let version = inst.pgdata.join("PG_VERSION");
+    let saved = fs::read(&control).unwrap();
+    let saved_version = fs::read(&version).unwrap();
+    let mkfifo = |p: &Path| {
+        fs::remove_file(p).unwrap();
+        run_ok(as_postgres("mkfifo", &env.dir).arg(p), Duration::from_secs(10), &env.dir);
+    };
+    mkfifo(&control);
+    std::os::unix::fs::symlink("/dev/zero", inst.pid_file()).unwrap();
+    let timeout = [("OCF_RESKEY_CRM_meta_timeout", Some("20000"))];
+    let runs = std::panic::catch_unwind(|| {
+        let fifo = env.agent_env(&inst, "monitor", &timeout);
+        // the real control file back, postmaster.pid still linked
+        fs::remove_file(&control).unwrap();
+        fs::write(&control, &saved).unwrap();
+        chown_pg(&control);
+        let linked = env.agent_env(&inst, "monitor", &timeout);
+        mkfifo(&version);
+        let version_fifo = env.agent_env(&inst, "validate-all", &timeout);
+        (fifo, linked, version_fifo)
+    });
+    // The harness's own cleanup (pg_ctl, reading postmaster.pid) would
+    // follow the link: put things back before any assertion.
+    fs::remove_file(inst.pid_file()).unwrap();
+    let _ = fs::remove_file(&version);
+    fs::write(&version, &saved_version).unwrap();
+    chown_pg(&version);
+    let (fifo, linked, version_fifo) = runs.unwrap_or_else(|e| std::panic::resume_unwind(e));
+    fifo.expect(NODE_SETUP, "probe with a FIFO at global/pg_control");
+    assert!(fifo.exit_reasons()[0].contains("FIFO"), "{}", fifo.describe());
+    assert!(fifo.elapsed < Duration::from_secs(10), "{}", fifo.describe());
+    // postmaster.pid is not read through the link: no postmaster, stopped
+    linked.expect(OCF_NOT_RUNNING, "probe with postmaster.pid linked to /dev/zero");
+    assert!(linked.elapsed < Duration::from_secs(10), "{}", linked.describe());
+    version_fifo.expect(NODE_SETUP, "validate-all with a FIFO at PG_VERSION");
+    assert!(version_fifo.exit_reasons()[0].contains("FIFO"), "{}", version_fifo.describe());
+}
+
+/// A control file that fails its checksum is an error with a reason, not
+/// a state: before, the pg_controldata fallback ignored its own CRC warning
+/// and the probe said "not running" from garbage.
+pub fn corrupt_control_file_is_an_error(v: u32) {
+    let env = env_for!(v, "corrupt_control");
+    let inst = env.init_instance("srv1");
+    let control = inst.pgdata.join("global/pg_control");
+    let mut bytes = fs::read(&control).unwrap();
+    bytes[33] ^= 0x40; // the checkpoint location: the state still reads
+    fs::write(&control, &bytes).unwrap();
+    let r = env.agent(&inst, "monitor");
+    r.expect(OCF_ERR_GENERIC, "probe of a corrupt control file");
+    assert!(r.exit_reasons()[0].contains("CRC"), "{}", r.describe());
+    env.agent_env(&inst, "monitor", &[interval("16000")])
+        .expect(OCF_ERR_GENERIC, "monitor of a corrupt control file");
+}
+
+/// Setups that cannot work are refused by validate-all, each with its code.
+pub fn validate_refuses_setups_that_cannot_work(v: u32) {
+    let Some((env, inst)) = validate_setup(v, "validate_cannot_work") else { return };
+    let no_sock = env.dir.join("no-such-socket-dir");
+    expect_validate_failure(
+        &env,
+        &inst,
+        &inst.pgdata,
+        &[("OCF_RESKEY_pghost", Some(no_sock.to_str().unwrap()))],
+        NODE_SETUP,
+        "pghost directory missing",
+    );
+    expect_validate_failure(
+        &env,
+        &inst,
+        &inst.pgdata,
+        &[("OCF_RESKEY_system_user", Some("root"))],
+        RESOURCE_DEFINITION,
+        "system_user=root",
+    );
+    // a data directory of another owner: root creates nothing in it
+    std::os::unix::fs::chown(&inst.pgdata, Some(0), Some(0)).unwrap();
+    let r = env.agent(&inst, "validate-all");
+    chown_pg(&inst.pgdata);
+    r.expect(NODE_SETUP, "datadir owned by root");
+    assert!(r.exit_reasons()[0].contains("not owned by system_user"), "{}", r.describe());
+    let conf = inst.conf();
+    for bad in ["application_name='srv1'y", "host=x application_name='srv1"] {
+        append(&conf, &format!("primary_conninfo = '{}'\n", bad.replace('\'', "''")));
+        expect_validate_failure(&env, &inst, &inst.pgdata, &[], NODE_SETUP, bad);
+    }
+    // binaries of another major version than PG_VERSION: before anything runs
+    let other = if v == 15 { 18 } else { 15 };
+    // (tests/pgbin.sh through `run`: Pg::get's untracked child could be
+    // reaped by the harness's reaper thread at this point of the run)
+    let o = run(
+        Command::new("bash").arg(repo().join("tests/pgbin.sh")).arg(other.to_string()),
+        Duration::from_secs(30),
+        &env.dir,
+    );
+    if o.ok() {
+        let bindir = o.stdout.trim().to_string();
+        let changes = [("OCF_RESKEY_bindir", Some(bindir.as_str()))];
+        expect_validate_failure(&env, &inst, &inst.pgdata, &changes, NOT_INSTALLED, "other bindir");
+        for action in ["start", "promote", "demote"] {
+            let r = env.agent_env(&inst, action, &changes);
+            r.expect(NOT_INSTALLED, &format!("{action} with PostgreSQL {other} binaries"));
+            assert!(!env.is_running(&inst), "{action} ran the server");
+        }
+    }
+}

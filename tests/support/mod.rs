@@ -1231,6 +1231,13 @@ macro_rules! action_tests {
             monitor_queries_are_cancelled_by_the_server,
             promote_refused_while_sync_standby_absent,
             promote_in_availability_mode_warns,
+            start_refuses_linked_standby_signal,
+            non_utf8_environment,
+            start_opts_with_shell_syntax_refused,
+            data_path_with_space_and_quote,
+            fifo_control_file_is_a_bounded_error,
+            corrupt_control_file_is_an_error,
+            validate_refuses_setups_that_cannot_work,
         );
     };
     (@each $v:expr; $($case:ident),* $(,)?) => {
