@@ -418,8 +418,8 @@ pub fn primary_monitor_sets_scores(v: u32) {
 // Pacemaker acts on them):
 // - this node's setup (its data directory, its postgresql.conf, its system
 //   user): ERR_ARGS, a hard error that bans the resource from this node only.
-//   The brief asked for ERR_CONFIGURED here, but that bans the resource from
-//   every node, healthy ones included, for a problem local to one of them.
+//   Not ERR_CONFIGURED: that would ban the resource from every node, healthy
+//   ones included, for a problem local to one of them.
 // - the resource definition (meta attributes, parameter values, the same on
 //   every node): ERR_CONFIGURED.
 // - software missing or too old on this node: ERR_INSTALLED.
