@@ -1,5 +1,6 @@
-//! Reading `pg_waldump` output for the switchover check: did this standby
-//! receive the old primary's shutdown checkpoint? Pure.
+//! Reading `pg_waldump` output: did this standby receive the old primary's
+//! shutdown checkpoint (switchover check), and where does the valid WAL a
+//! node holds on disk end (election and cold start)? Pure.
 
 use crate::lsn::Lsn;
 
@@ -68,6 +69,75 @@ pub fn tail_window_start(end: Lsn) -> Lsn {
     Lsn(end.0.saturating_sub(WINDOW).max(segment_start))
 }
 
+/// The end of the valid WAL in a directory, from what `pg_waldump --quiet`
+/// prints when it stops. It reads records until the first one that is not
+/// valid and names it: `error in WAL record at <last valid>: invalid record
+/// length at <end>: ...`, or, when the valid WAL ends with a segment, the
+/// next segment's file that does not exist. `segment_size` turns that file
+/// name into a position; when no valid record follows the start, the start
+/// is the end. `None`: the output says neither (a read error, no
+/// WAL at the start): the caller cannot know the end.
+///
+/// The LSNs in the message are all at or before the end of the valid WAL
+/// plus one page: the last valid record's start, then where the next one
+/// would start (or the page that could not be read). The largest is the
+/// end: never before the last valid record, so a node that holds a record
+/// another lacks always compares ahead of it.
+pub fn end_of_valid_wal(stderr: &str, segment_size: u64) -> Option<Lsn> {
+    const RECORD: &str = "error in WAL record at ";
+    if let Some(i) = stderr.find(RECORD) {
+        let msg = stderr[i + RECORD.len()..].lines().next().unwrap_or("");
+        return lsns_in(msg).max();
+    }
+    // Nothing valid from the start on: the WAL ends there (the start is
+    // where a standby's received WAL ends, or a checkpoint it holds).
+    const NO_RECORD: &str = "could not find a valid record after ";
+    if let Some(i) = stderr.find(NO_RECORD) {
+        return lsns_in(stderr[i + NO_RECORD.len()..].lines().next().unwrap_or("")).next();
+    }
+    const MISSING: &str = "could not find file \"";
+    let i = stderr.find(MISSING)?;
+    let name = stderr[i + MISSING.len()..].split('"').next()?;
+    segment_start(name, segment_size)
+}
+
+/// Every `<hex>/<hex>` token of a message.
+fn lsns_in(msg: &str) -> impl Iterator<Item = Lsn> + '_ {
+    msg.split(|c: char| c.is_whitespace() || c == ',' || c == ':' || c == ';' || c == '"')
+        .filter(|w| w.contains('/'))
+        .filter_map(|w| w.parse::<Lsn>().ok())
+}
+
+/// Start of the WAL segment file `name` (24 hex digits: timeline, then the
+/// segment number split in "xlogid" and segment within it).
+pub fn segment_start(name: &str, segment_size: u64) -> Option<Lsn> {
+    if name.len() != 24
+        || !name.bytes().all(|b| b.is_ascii_hexdigit())
+        || !segment_size.is_power_of_two()
+        || !(1 << 20..=1 << 30).contains(&segment_size)
+    {
+        return None;
+    }
+    let hi = u64::from_str_radix(&name[8..16], 16).ok()?;
+    let lo = u64::from_str_radix(&name[16..24], 16).ok()?;
+    if hi > u64::from(u32::MAX) || lo >= (1u64 << 32) / segment_size {
+        return None;
+    }
+    Some(Lsn((hi << 32) | (lo * segment_size)))
+}
+
+/// Where timeline `tli` begins, from its history file (`<tli>.history`):
+/// its last line names the parent timeline and the switch point,
+/// `<parent>\t<lsn>\t<reason>`. Comments and blank lines are skipped.
+pub fn timeline_start(history: &str) -> Option<Lsn> {
+    history
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty() && !l.starts_with('#'))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|l| l.parse().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +202,84 @@ rmgr: XLOG        len (rec/tot):    114/   114, tx:          0, lsn: 0/03000060,
         assert_eq!(tail_window_start(Lsn(0x0400_0000)), Lsn(0x03FF_C000));
         assert_eq!(tail_window_start(Lsn(100)), Lsn(0));
         assert_eq!(tail_window_start(Lsn(0)), Lsn(0));
+    }
+
+    const SEG: u64 = 16 * 1024 * 1024;
+
+    /// What pg_waldump 15 and 18 print where the valid WAL ends.
+    #[test]
+    fn end_of_valid_wal_from_real_messages() {
+        let cases = [
+            (
+                "pg_waldump: error: error in WAL record at 0/1526058: invalid record length at 0/15261F0: wanted 24, got 0",
+                Some("0/15261F0"),
+            ),
+            (
+                "pg_waldump: error: error in WAL record at 0/3000060: invalid record length at 0/30000D8: expected at least 24, got 0\n",
+                Some("0/30000D8"),
+            ),
+            (
+                "pg_waldump: error: error in WAL record at 0/5FFFF88: unexpected pageaddr 0/1000000 in WAL segment 000000010000000000000006, LSN 0/6000000, offset 0",
+                Some("0/6000000"),
+            ),
+            (
+                "pg_waldump: error: error in WAL record at 1/20: record with incorrect prev-link 0/10 at 1/58",
+                Some("1/58"),
+            ),
+            (
+                "pg_waldump: error: could not find file \"000000010000000000000002\": No such file or directory",
+                Some("0/2000000"),
+            ),
+            (
+                "pg_waldump: error: could not find file \"0000000300000001000000FF\": No such file or directory",
+                Some("1/FF000000"),
+            ),
+            ("pg_waldump: error: could not find a valid record after 0/1526100", Some("0/1526100")),
+            ("pg_waldump: error: could not read file \"x\": Permission denied", None),
+            ("", None),
+        ];
+        for (msg, want) in cases {
+            assert_eq!(end_of_valid_wal(msg, SEG), want.map(|w| w.parse().unwrap()), "{msg}");
+        }
+    }
+
+    #[test]
+    fn segment_names_and_sizes() {
+        assert_eq!(segment_start("000000010000000000000002", SEG), Some(Lsn(0x0200_0000)));
+        assert_eq!(segment_start("000000010000000000000002", 1 << 30), Some(Lsn(1 << 31)));
+        assert_eq!(segment_start("000000010000000000000100", SEG), None, "beyond an xlogid");
+        for bad in
+            ["", "00000001000000000000000", "00000001000000000000000G", "0000000100000000000000020"]
+        {
+            assert_eq!(segment_start(bad, SEG), None, "{bad}");
+        }
+        assert_eq!(segment_start("000000010000000000000002", 3 << 20), None);
+        assert_eq!(segment_start("000000010000000000000002", 1 << 19), None);
+    }
+
+    #[test]
+    fn timeline_start_is_the_last_switch_point() {
+        let h = "1\t0/3000108\tno recovery target specified\n\n2\t0/5000A0\tno recovery target specified\n";
+        assert_eq!(timeline_start(h), Some("0/5000A0".parse().unwrap()));
+        assert_eq!(timeline_start("# comment\n1\t0/30\tx"), Some(Lsn(0x30)));
+        assert_eq!(timeline_start(""), None);
+        assert_eq!(timeline_start("1 garbage"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsers_never_panic(s in "\\PC*", size in proptest::num::u64::ANY) {
+            let _ = end_of_valid_wal(&s, size);
+            let _ = segment_start(&s, size);
+            let _ = timeline_start(&s);
+        }
+
+        /// The end is never before the last valid record it names.
+        #[test]
+        fn end_is_not_before_the_last_record(a in 0u64..1 << 40, d in 0u64..1 << 20) {
+            let (last, next) = (Lsn(a), Lsn(a + d));
+            let msg = format!("pg_waldump: error: error in WAL record at {last}: invalid record length at {next}: wanted 24, got 0");
+            proptest::prop_assert_eq!(end_of_valid_wal(&msg, SEG), Some(next));
+        }
     }
 }

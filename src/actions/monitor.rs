@@ -7,7 +7,7 @@ use crate::agent::{ActionResult, Agent, Failure};
 use crate::election::Position;
 use crate::exit::OcfExit;
 use crate::instance::{self, Observed};
-use crate::pacemaker::ATTR_LSN;
+use crate::pacemaker::{ATTR_LSN, ATTR_WAL_ON_DISK};
 use crate::pg;
 use crate::role::Role;
 use crate::scores;
@@ -22,7 +22,80 @@ pub async fn monitor(agent: &Agent) -> ActionResult {
         return Ok(OcfExit::NotRunning);
     }
     let o = instance::settle(agent).await?;
+    if agent.is_probe()
+        && matches!(o.role, Role::Stopped | Role::CrashedStandby | Role::CrashedPrimary)
+        && let Err(e) = publish_wal_on_disk(agent, &o).await
+    {
+        // The probe's answer is the role; what it could not publish, the
+        // election waits for or refuses without.
+        log::warn!("could not publish the end of the WAL on disk: {}", e.reason);
+    }
     report(agent, o).await
+}
+
+/// A node whose instance is not running still holds WAL: publish where it
+/// ends so that every election counts it. At a whole-cluster start (no
+/// promotion score anywhere) the most advanced node known also scores
+/// itself now, so Pacemaker promotes it right after starting it instead of
+/// waiting for a monitor round.
+async fn publish_wal_on_disk(agent: &Agent, o: &Observed) -> Result<(), Failure> {
+    let mine = instance::wal_end_on_disk(agent, &o.control, None).await?;
+    log::info!("WAL on disk ends at {} (timeline {})", mine.lsn, mine.timeline);
+    let d = agent.deadline;
+    agent.pcmk.set_private(ATTR_WAL_ON_DISK, &mine.to_attr(), d).await.map_err(tool)?;
+    let view = agent.pcmk.cluster_view(d).await.map_err(tool)?;
+    let me = agent.node().await?.to_string();
+    let orphan = scores::Orphan {
+        scores: &view.scores,
+        me: &me,
+        never_promote: view.never_promote.contains(&me),
+        streamed_since_start: false,
+    };
+    if let Err(why) = scores::may_raise_itself(&orphan) {
+        log::debug!("not scoring this node at its probe: {why}");
+        return Ok(());
+    }
+    raise_if_most_advanced(agent, &me, mine, &view).await
+}
+
+/// Score this node `LOWEST_STANDBY` if no other node published a position
+/// ahead of `mine` (running standbys and WAL on disk alike).
+async fn raise_if_most_advanced(
+    agent: &Agent,
+    me: &str,
+    mine: Position,
+    view: &crate::cib::ClusterView,
+) -> Result<(), Failure> {
+    let d = agent.deadline;
+    let (live, disk) = tokio::join!(
+        agent.pcmk.private_all(ATTR_LSN, d),
+        agent.pcmk.private_all(ATTR_WAL_ON_DISK, d)
+    );
+    let (live, disk) = (live.map_err(tool)?, disk.map_err(tool)?);
+    let best_other = live
+        .iter()
+        .chain(disk.iter())
+        .filter(|(n, _)| n.as_str() != me && view.nodes.contains(n))
+        .filter_map(|(n, v)| Position::from_attr(v).map(|p| (p, n)))
+        .max();
+    if let Some((best, node)) = best_other.filter(|(b, _)| *b > mine) {
+        log::info!(
+            "no node may be promoted, but {node} is more advanced ({}) than this one ({}): not scoring this node",
+            best.to_attr(),
+            mine.to_attr()
+        );
+        return Ok(());
+    }
+    log::info!(
+        "no node may be promoted and this one ({}) is the most advanced known: scoring it {}",
+        mine.to_attr(),
+        scores::LOWEST_STANDBY
+    );
+    agent.pcmk.set_score(me, scores::LOWEST_STANDBY, d).await.map_err(tool)
+}
+
+fn tool(e: crate::pacemaker::ToolError) -> Failure {
+    Failure::generic(e.to_string())
 }
 
 /// Turn an observed role into the monitor's answer, doing the role's duties.
@@ -75,7 +148,8 @@ async fn update_scores(agent: &Agent, o: &Observed) -> Result<(), Failure> {
         .await
         .map_err(|e| Failure::generic(e.to_string()))?;
     let me = agent.node().await?;
-    let table = scores::compute(me, &view.nodes, &rows, primary_lsn, agent.params.maxlag);
+    let mut table = scores::compute(me, &view.nodes, &rows, primary_lsn, agent.params.maxlag);
+    scores::bar(&mut table, &view.never_promote);
     if !table.foreign_clients.is_empty() {
         log::debug!(
             "ignoring replication clients that are not cluster nodes: {}",
@@ -108,49 +182,41 @@ async fn update_scores(agent: &Agent, o: &Observed) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Whole-cluster start: no primary, no promotion score anywhere, so
-/// Pacemaker would promote nobody (PAF's issue 147). Each standby publishes
-/// its position; the most advanced one among those published gives itself a
-/// small score. The election at promotion time settles any tie or race.
+/// A standby without a replication connection. If no node has a positive
+/// promotion score (whole-cluster start, or the primary died before its
+/// monitor scored the standbys that had just connected), Pacemaker would
+/// promote nobody: publish this standby's position, and score it if it is
+/// the most advanced known (`scores::may_raise_itself` says when). The
+/// election at promotion compares every node's fresh position.
 async fn bootstrap_score(agent: &Agent, o: &Observed) -> Result<(), Failure> {
-    let view = agent
-        .pcmk
-        .cluster_view(agent.deadline)
-        .await
-        .map_err(|e| Failure::generic(e.to_string()))?;
-    if !view.scores.is_empty() {
+    let view = agent.pcmk.cluster_view(agent.deadline).await.map_err(tool)?;
+    if view.scores.values().any(|s| *s > 0) {
         return Ok(());
     }
     let me = agent.node().await?.to_string();
-    let timeline =
-        o.status.as_ref().and_then(|s| s.received_tli).unwrap_or(0).max(o.control.timeline);
-    let lsn = o.status.as_ref().and_then(|s| s.lsn).unwrap_or(o.control.checkpoint);
-    let mine = Position { timeline, lsn };
-    agent
-        .pcmk
-        .set_private(ATTR_LSN, &mine.to_attr(), agent.deadline)
-        .await
-        .map_err(|e| Failure::generic(e.to_string()))?;
-    let published = agent
-        .pcmk
-        .private_all(ATTR_LSN, agent.deadline)
-        .await
-        .map_err(|e| Failure::generic(e.to_string()))?;
-    let best_other = published
-        .iter()
-        .filter(|(n, _)| **n != me)
-        .filter_map(|(_, v)| Position::from_attr(v))
-        .max();
-    if best_other.is_none_or(|b| mine >= b) {
-        log::info!(
-            "no promotion score in the cluster and no primary: this standby ({}) is the most advanced known, scoring it 1",
-            mine.to_attr()
-        );
-        agent
-            .pcmk
-            .set_score(&me, 1, agent.deadline)
-            .await
-            .map_err(|e| Failure::generic(e.to_string()))?;
+    let streamed_since_start = match &o.client {
+        Some(c) if !view.scores.is_empty() => {
+            pg::rows(c, "SELECT pg_last_wal_receive_lsn() IS NOT NULL", agent.deadline)
+                .await
+                .map_err(|e| Failure::generic(e.to_string()))?
+                .first()
+                .and_then(|r| r[0].as_deref())
+                == Some("t")
+        }
+        _ => false,
+    };
+    let orphan = scores::Orphan {
+        scores: &view.scores,
+        me: &me,
+        never_promote: view.never_promote.contains(&me),
+        streamed_since_start,
+    };
+    if let Err(why) = scores::may_raise_itself(&orphan) {
+        log::debug!("no primary, but not scoring this standby: {why}");
+        return Ok(());
     }
-    Ok(())
+    let status = o.status.as_ref().ok_or_else(|| Failure::generic("no status of the standby"))?;
+    let mine = instance::standby_position(agent, &o.control, status).await?;
+    agent.pcmk.set_private(ATTR_LSN, &mine.to_attr(), agent.deadline).await.map_err(tool)?;
+    raise_if_most_advanced(agent, &me, mine, &view).await
 }
