@@ -1213,6 +1213,8 @@ macro_rules! action_tests {
             validate_unknown_system_user,
             notify_pre_promote_sets_lsn_location,
             failover_election_hands_over_to_most_advanced,
+            stopped_node_with_newer_wal_stops_the_promotion,
+            restarted_standby_publishes_its_wal_on_disk,
             switchover,
             switchover_cancelled_without_shutdown_checkpoint,
             former_primary_diverged_refuses_start,
