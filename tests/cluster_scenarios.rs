@@ -125,6 +125,11 @@ fn s13_recipe_cleanup() {
 fn s14_recipe_migrate_from_paf() {
     scenario("recipe_migrate_from_paf");
 }
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s20_crash_primary_unscored() {
+    scenario("crash_primary_unscored");
+}
 
 fn say(msg: &str) {
     // Straight to the process's stderr: libtest does not capture this, so a
@@ -763,6 +768,7 @@ async fn run_scenario(name: &str) -> Outcome {
                 "bootstrap" => sc_bootstrap(&mut ctx).await,
                 "kill_primary" => sc_kill_primary(&mut ctx).await,
                 "crash_primary" => sc_crash_primary(&mut ctx).await,
+                "crash_primary_unscored" => sc_crash_primary_unscored(&mut ctx).await,
                 "switchover" => sc_switchover(&mut ctx).await,
                 "kill_standby" => sc_kill_standby(&mut ctx).await,
                 "election" => sc_election(&mut ctx).await,
@@ -1052,6 +1058,44 @@ async fn sc_crash_primary(ctx: &mut Ctx) -> Result<(), String> {
     if !out.ok {
         return Err(format!("crash.sh: {}", out.stderr.trim()));
     }
+    ctx.expect_fenced_and_replaced(&p, &before).await;
+    Ok(())
+}
+
+/// Power loss of the primary node before its monitor scored the standbys
+/// (its first interval after a start or a promotion): every standby holds
+/// the score of before it connected (-1000). The node hangs (frozen, so
+/// that its monitor cannot score them again) and is fenced (power-cycled).
+/// A standby must raise itself and be promoted without a human.
+async fn sc_crash_primary_unscored(ctx: &mut Ctx) -> Result<(), String> {
+    let p = ctx.primary.clone();
+    let before = ctx.s.fences();
+    ctx.fault();
+    let out = script("crash.sh", &["--hang", &p], Duration::from_secs(30)).await;
+    if !out.ok {
+        return Err(format!("crash.sh --hang: {}", out.stderr.trim()));
+    }
+    for s in ctx.standbys.clone() {
+        let args = [
+            s.as_str(),
+            "crm_attribute",
+            "--promotion=pgsqld",
+            "--node",
+            s.as_str(),
+            "--lifetime",
+            "reboot",
+            "--update",
+            "-1000",
+        ];
+        let out = script("on.sh", &args, Duration::from_secs(60)).await;
+        if !out.ok {
+            return Err(format!("setting the stale score of {s}: {}", out.stderr.trim()));
+        }
+    }
+    ctx.notes.push(format!(
+        "standby scores set before the fence: {:?}",
+        [promotion_score(&ctx.standbys[0]).await, promotion_score(&ctx.standbys[1]).await]
+    ));
     ctx.expect_fenced_and_replaced(&p, &before).await;
     Ok(())
 }
