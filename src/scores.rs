@@ -188,9 +188,6 @@ pub struct Orphan<'a> {
     pub me: &'a str,
     /// Marked never to be promoted.
     pub never_promote: bool,
-    /// It received WAL by streaming since it started: it followed the
-    /// primary that is gone, it is not a standby that could never connect.
-    pub streamed_since_start: bool,
 }
 
 /// Without a primary, Pacemaker promotes a node only if one has a positive
@@ -200,7 +197,12 @@ pub struct Orphan<'a> {
 /// one and nobody would ever be promoted. Then a standby may raise itself
 /// to `LOWEST_STANDBY`, if it is the most advanced it knows of (the caller
 /// compares positions); the election at promotion compares every node's
-/// fresh position and hands over to a better one. Returns why not, if not.
+/// fresh position, running or on disk, and hands over to a better one or
+/// refuses. A score of `NOT_CONNECTED` does not hold a standby back (PAF
+/// never promotes a disconnected standby, and leaves the cluster without a
+/// primary): it may be stale (set before the standby connected), and after
+/// the primary's loss every standby is disconnected. The maxlag flag does.
+/// Returns why not, if not.
 pub fn may_raise_itself(o: &Orphan) -> Result<(), &'static str> {
     if o.never_promote {
         return Err("it is marked never to be promoted");
@@ -213,11 +215,6 @@ pub fn may_raise_itself(o: &Orphan) -> Result<(), &'static str> {
             return Err("the last primary monitor flagged it beyond maxlag");
         }
         _ => {}
-    }
-    if !o.scores.is_empty() && !o.streamed_since_start {
-        // Scores exist, so a primary ran since the cluster started, and
-        // this standby never followed it.
-        return Err("it received nothing by streaming since it started");
     }
     Ok(())
 }
@@ -379,29 +376,21 @@ mod tests {
         for mine in values {
             for other in values {
                 for never_promote in [false, true] {
-                    for streamed_since_start in [false, true] {
-                        let mut scores = HashMap::new();
-                        if let Some(v) = mine {
-                            scores.insert("me".to_string(), v);
-                        }
-                        if let Some(v) = other {
-                            scores.insert("other".to_string(), v);
-                        }
-                        let o = Orphan {
-                            scores: &scores,
-                            me: "me",
-                            never_promote,
-                            streamed_since_start,
-                        };
-                        let flagged =
-                            matches!(mine, Some(v) if v <= TOO_FAR_BEHIND && v > NOT_CONNECTED);
-                        let expected = !never_promote
-                            && mine.is_none_or(|v| v <= 0)
-                            && other.is_none_or(|v| v <= 0)
-                            && !flagged
-                            && (scores.is_empty() || streamed_since_start);
-                        assert_eq!(may_raise_itself(&o).is_ok(), expected, "{o:?}");
+                    let mut scores = HashMap::new();
+                    if let Some(v) = mine {
+                        scores.insert("me".to_string(), v);
                     }
+                    if let Some(v) = other {
+                        scores.insert("other".to_string(), v);
+                    }
+                    let o = Orphan { scores: &scores, me: "me", never_promote };
+                    let flagged =
+                        matches!(mine, Some(v) if v <= TOO_FAR_BEHIND && v > NOT_CONNECTED);
+                    let expected = !never_promote
+                        && mine.is_none_or(|v| v <= 0)
+                        && other.is_none_or(|v| v <= 0)
+                        && !flagged;
+                    assert_eq!(may_raise_itself(&o).is_ok(), expected, "{o:?}");
                 }
             }
         }
@@ -409,8 +398,7 @@ mod tests {
         // standbys still hold the score of before they connected.
         let scores =
             HashMap::from([("me".to_string(), NOT_CONNECTED), ("b".to_string(), NOT_CONNECTED)]);
-        let o =
-            Orphan { scores: &scores, me: "me", never_promote: false, streamed_since_start: true };
+        let o = Orphan { scores: &scores, me: "me", never_promote: false };
         assert_eq!(may_raise_itself(&o), Ok(()));
     }
 }

@@ -49,7 +49,6 @@ async fn publish_wal_on_disk(agent: &Agent, o: &Observed) -> Result<(), Failure>
         scores: &view.scores,
         me: &me,
         never_promote: view.never_promote.contains(&me),
-        streamed_since_start: false,
     };
     if let Err(why) = scores::may_raise_itself(&orphan) {
         log::debug!("not scoring this node at its probe: {why}");
@@ -194,22 +193,10 @@ async fn bootstrap_score(agent: &Agent, o: &Observed) -> Result<(), Failure> {
         return Ok(());
     }
     let me = agent.node().await?.to_string();
-    let streamed_since_start = match &o.client {
-        Some(c) if !view.scores.is_empty() => {
-            pg::rows(c, "SELECT pg_last_wal_receive_lsn() IS NOT NULL", agent.deadline)
-                .await
-                .map_err(|e| Failure::generic(e.to_string()))?
-                .first()
-                .and_then(|r| r[0].as_deref())
-                == Some("t")
-        }
-        _ => false,
-    };
     let orphan = scores::Orphan {
         scores: &view.scores,
         me: &me,
         never_promote: view.never_promote.contains(&me),
-        streamed_since_start,
     };
     if let Err(why) = scores::may_raise_itself(&orphan) {
         log::debug!("no primary, but not scoring this standby: {why}");

@@ -1383,8 +1383,7 @@ pub fn standby_monitor_bootstraps_score_without_primary(v: u32) {
     assert_eq!(env.private_values("srv2", "lsn_location").len(), 1);
 
     // Stale scores only (the primary died before it scored the standbys
-    // that had just connected): srv2 followed that primary since it
-    // started, so it raises itself all the same.
+    // that had just connected): srv2 raises itself all the same.
     env.remove_score("srv2");
     env.set_private("srv2", "lsn_location", "");
     env.set_score("srv2", "-1000");
