@@ -75,12 +75,12 @@ pub fn newest_history_timeline(datadir: &Path) -> u32 {
 /// in memory) from `from`, or from the last checkpoint, on the newest
 /// timeline the instance knows (from its switch point). Unlike
 /// `pg_last_wal_receive_lsn()`, which starts again at the beginning of a
-/// segment after a restart, this never goes backwards. Bounded by the
-/// action's deadline.
+/// segment after a restart, this never goes backwards. Ends by `until`.
 pub async fn wal_end_on_disk(
     agent: &Agent,
     control: &ControlData,
     from: Option<Lsn>,
+    until: Instant,
 ) -> Result<Position, Failure> {
     let datadir = &agent.params.datadir;
     let newest = newest_history_timeline(datadir).max(control.timeline);
@@ -103,7 +103,7 @@ pub async fn wal_end_on_disk(
             .arg(datadir.join("pg_wal").display().to_string())
             .args(["--timeline", &tli.to_string(), "--start", &start.to_string()])
             .run_as(agent.runas()?)
-            .run(agent.deadline)
+            .run(until.min(agent.deadline))
             .await
             .map_err(|e| Failure::generic(e.to_string()))?;
         match waldump::end_of_valid_wal(&out.stderr, segment_size(datadir)) {
@@ -127,6 +127,7 @@ pub async fn standby_position(
     agent: &Agent,
     control: &ControlData,
     status: &Status,
+    until: Instant,
 ) -> Result<Position, Failure> {
     let lsn = status
         .lsn
@@ -135,7 +136,7 @@ pub async fn standby_position(
     if status.receiver.as_deref() == Some("streaming") {
         return Ok(live);
     }
-    Ok(live.max(wal_end_on_disk(agent, control, Some(lsn)).await?))
+    Ok(live.max(wal_end_on_disk(agent, control, Some(lsn), until).await?))
 }
 
 /// The WAL segment size, from the size of a segment file in pg_wal (16 MB

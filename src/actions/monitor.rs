@@ -11,6 +11,7 @@ use crate::pacemaker::{ATTR_LSN, ATTR_WAL_ON_DISK};
 use crate::pg;
 use crate::role::Role;
 use crate::scores;
+use tokio::time::Instant;
 
 pub async fn monitor(agent: &Agent) -> ActionResult {
     if agent.is_probe() && !agent.params.datadir.join("global").join("pg_control").exists() {
@@ -39,7 +40,9 @@ pub async fn monitor(agent: &Agent) -> ActionResult {
 /// itself now, so Pacemaker promotes it right after starting it instead of
 /// waiting for a monitor round.
 async fn publish_wal_on_disk(agent: &Agent, o: &Observed) -> Result<(), Failure> {
-    let mine = instance::wal_end_on_disk(agent, &o.control, None).await?;
+    // Half of the probe's time at most: its answer is what Pacemaker waits for.
+    let until = Instant::now() + agent.time_left() / 2;
+    let mine = instance::wal_end_on_disk(agent, &o.control, None, until).await?;
     log::info!("WAL on disk ends at {} (timeline {})", mine.lsn, mine.timeline);
     let d = agent.deadline;
     agent.pcmk.set_private(ATTR_WAL_ON_DISK, &mine.to_attr(), d).await.map_err(tool)?;
@@ -203,7 +206,8 @@ async fn bootstrap_score(agent: &Agent, o: &Observed) -> Result<(), Failure> {
         return Ok(());
     }
     let status = o.status.as_ref().ok_or_else(|| Failure::generic("no status of the standby"))?;
-    let mine = instance::standby_position(agent, &o.control, status).await?;
+    let until = Instant::now() + agent.time_left() / 2;
+    let mine = instance::standby_position(agent, &o.control, status, until).await?;
     agent.pcmk.set_private(ATTR_LSN, &mine.to_attr(), agent.deadline).await.map_err(tool)?;
     raise_if_most_advanced(agent, &me, mine, &view).await
 }

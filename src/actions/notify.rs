@@ -86,7 +86,7 @@ async fn pre_promote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
     }
     let status =
         pg::status(client, agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
-    let pos = instance::standby_position(agent, &control, &status).await?;
+    let pos = instance::standby_position(agent, &control, &status, agent.deadline).await?;
     log::info!("this standby's position: timeline {} LSN {}", pos.timeline, pos.lsn);
     let position = pos.to_attr();
     if *target == me {
@@ -106,7 +106,7 @@ async fn publish_wal_on_disk(agent: &Agent, o: &instance::Observed) -> Result<()
     if matches!(o.role, Role::Broken(..)) {
         return Ok(());
     }
-    let p = instance::wal_end_on_disk(agent, &o.control, None).await?;
+    let p = instance::wal_end_on_disk(agent, &o.control, None, agent.deadline).await?;
     log::info!("WAL on disk ends at {} (timeline {})", p.lsn, p.timeline);
     agent.pcmk.set_private(ATTR_WAL_ON_DISK, &p.to_attr(), agent.deadline).await.map_err(tool)
 }

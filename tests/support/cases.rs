@@ -867,6 +867,48 @@ pub fn stopped_node_with_newer_wal_stops_the_promotion(v: u32) {
     assert_eq!(env.sql_ok(&s3, "SELECT count(*) FROM t"), "10000", "no row lost");
 }
 
+/// Whole-cluster start from cleanly stopped instances: each probe
+/// publishes the end of the WAL on its disk, and the most advanced node
+/// known scores itself at once, so Pacemaker promotes it right after the
+/// start. A node behind a published one does not; a node marked never to
+/// be promoted never does.
+pub fn probe_scores_the_most_advanced_at_cold_start(v: u32) {
+    let env = env_for!(v, "probe_cold_start");
+    let (p, s) = two_nodes(&env);
+    env.stop(&s, "fast");
+    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 1000) AS i");
+    env.stop(&p, "fast");
+    let probe = |inst: &Instance| {
+        env.agent_env(inst, "monitor", &[interval("0")])
+            .expect(OCF_NOT_RUNNING, "probe of a stopped instance");
+    };
+    probe(&p);
+    probe(&s);
+    assert_eq!((env.score("srv1"), env.score("srv2")), (Some("1".to_string()), None));
+    let lsn = |node: &str| -> u64 {
+        let (hi, lo) = published_lsn(&env, node, "wal_on_disk")
+            .expect("published")
+            .split_once('/')
+            .map(|(h, l)| (h.to_string(), l.to_string()))
+            .unwrap();
+        (u64::from_str_radix(&hi, 16).unwrap() << 32) | u64::from_str_radix(&lo, 16).unwrap()
+    };
+    let checkpoint = env.controldata(&p)["Latest checkpoint location"].clone();
+    let (hi, lo) = checkpoint.split_once('/').unwrap();
+    let checkpoint =
+        (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap();
+    assert!(lsn("srv1") > checkpoint, "the end of srv1's WAL is past its shutdown checkpoint");
+    assert!(lsn("srv2") < checkpoint, "srv2 stopped before the last writes");
+
+    // Marked never to be promoted: it publishes, and does not score itself.
+    env.remove_score("srv1");
+    let never = env.fake.join("perm/srv1");
+    fs::create_dir_all(&never).unwrap();
+    fs::write(never.join("pgsqlms-never-promote"), "true").unwrap();
+    probe(&p);
+    assert_eq!(env.score("srv1"), None);
+}
+
 /// A standby restarted while its primary is gone holds received WAL it has
 /// not replayed (here held back by recovery_min_apply_delay); its receive
 /// position is gone with the restart. Pre-promote publishes the end of the
