@@ -1076,6 +1076,10 @@ async fn sc_crash_primary(ctx: &mut Ctx) -> Result<(), String> {
 async fn sc_crash_primary_unscored(ctx: &mut Ctx) -> Result<(), String> {
     let p = ctx.primary.clone();
     let before = ctx.s.fences();
+    // The crashed primary stays out (its cluster stack does not start at
+    // boot), as in the incident: the standbys are on their own.
+    let autostart = format!("{}/nodes/{p}/autostart", ctx.s.state_dir);
+    std::fs::write(&autostart, "0\n").map_err(|e| e.to_string())?;
     ctx.fault();
     let out = script("crash.sh", &["--hang", &p], Duration::from_secs(30)).await;
     if !out.ok {
@@ -1103,6 +1107,11 @@ async fn sc_crash_primary_unscored(ctx: &mut Ctx) -> Result<(), String> {
         [promotion_score(&ctx.standbys[0]).await, promotion_score(&ctx.standbys[1]).await]
     ));
     ctx.expect_fenced_and_replaced(&p, &before).await;
+    // Bring the old primary back as an administrator would: re-clone it.
+    let out = script("rebuild.sh", &[&p], Duration::from_secs(240)).await;
+    if !out.ok {
+        ctx.fail(format!("rebuild.sh {p}: {}", out.stderr.trim()));
+    }
     Ok(())
 }
 
