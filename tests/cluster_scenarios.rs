@@ -1074,6 +1074,18 @@ async fn sc_crash_primary(ctx: &mut Ctx) -> Result<(), String> {
 /// that its monitor cannot score them again) and is fenced (power-cycled).
 /// A standby must raise itself and be promoted without a human.
 async fn sc_crash_primary_unscored(ctx: &mut Ctx) -> Result<(), String> {
+    // How many times the agent on NODE gave itself a score (its log).
+    async fn raises(node: &str) -> u32 {
+        let (pattern, log) =
+            ("is the most advanced known: scoring it", "/var/log/pacemaker/pacemaker.log");
+        let out =
+            script("on.sh", &[node, "grep", "-c", pattern, log], Duration::from_secs(30)).await;
+        out.stdout.trim().parse().unwrap_or(0)
+    }
+    let mut raises_before = Vec::new();
+    for s in &ctx.standbys {
+        raises_before.push(raises(s).await);
+    }
     let p = ctx.primary.clone();
     let before = ctx.s.fences();
     // The crashed primary stays out (its cluster stack does not start at
@@ -1107,6 +1119,18 @@ async fn sc_crash_primary_unscored(ctx: &mut Ctx) -> Result<(), String> {
         [promotion_score(&ctx.standbys[0]).await, promotion_score(&ctx.standbys[1]).await]
     ));
     ctx.expect_fenced_and_replaced(&p, &before).await;
+    // The promotion must have come from a standby raising itself: the
+    // stale scores held (otherwise this scenario tested nothing).
+    let mut raised = Vec::new();
+    for (s, before) in ctx.standbys.clone().into_iter().zip(raises_before) {
+        if raises(&s).await > before {
+            raised.push(s);
+        }
+    }
+    ctx.notes.push(format!("raised itself: {raised:?}"));
+    if raised.is_empty() {
+        ctx.fail("no standby raised its own score: the stale scores did not hold");
+    }
     // Bring the old primary back as an administrator would: re-clone it.
     let out = script("rebuild.sh", &[&p], Duration::from_secs(240)).await;
     if !out.ok {
