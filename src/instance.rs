@@ -9,7 +9,7 @@ use crate::lsn::Lsn;
 use crate::pg::{self, PgError, Status, Target};
 use crate::process::Cmd;
 use crate::role::{self, Contact, Postmaster, Role};
-use crate::waldump;
+use crate::waldump::{self, WalStop};
 use std::path::Path;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -75,7 +75,10 @@ pub fn newest_history_timeline(datadir: &Path) -> u32 {
 /// in memory) from `from`, or from the last checkpoint, on the newest
 /// timeline the instance knows (from its switch point). Unlike
 /// `pg_last_wal_receive_lsn()`, which starts again at the beginning of a
-/// segment after a restart, this never goes backwards. Ends by `until`.
+/// segment after a restart, this never goes backwards. The end is the end
+/// of the last valid record as PostgreSQL reports replayed positions, so a
+/// stopped node and a running one holding the same WAL publish the same
+/// position. Ends by `until`.
 pub async fn wal_end_on_disk(
     agent: &Agent,
     control: &ControlData,
@@ -98,15 +101,21 @@ pub async fn wal_end_on_disk(
             Lsn(0)
         };
         let start = control.checkpoint.max(switch_point).max(from.unwrap_or_default());
-        let out = Cmd::new(agent.params.bin("pg_waldump"))
-            .args(["--quiet", "--path"])
-            .arg(datadir.join("pg_wal").display().to_string())
-            .args(["--timeline", &tli.to_string(), "--start", &start.to_string()])
-            .run_as(agent.runas()?)
-            .run(until.min(agent.deadline))
-            .await
-            .map_err(|e| Failure::generic(e.to_string()))?;
-        match waldump::end_of_valid_wal(&out.stderr, segment_size(datadir)) {
+        let seg = segment_size(datadir);
+        let out = waldump_cmd(agent, tli, start, &["--quiet"], until).await?;
+        let end = match waldump::end_of_valid_wal(&out.stderr, seg) {
+            Some(WalStop::End(end)) => Some(end),
+            // Its end, as PostgreSQL reports replayed positions: the
+            // record's length is in a one-record dump.
+            Some(WalStop::LastRecordAt(last)) => {
+                let one = waldump_cmd(agent, tli, last, &["--limit", "1"], until).await?;
+                waldump::first_record(&one.stdout)
+                    .filter(|(at, _)| *at == last)
+                    .map(|(_, total)| waldump::record_end(last, total, seg))
+            }
+            None => None,
+        };
+        match end {
             Some(end) if end >= start => return Ok(Position { timeline: tli, lsn: end }),
             _ => log::debug!("no WAL end found on timeline {tli} from {start}: {}", out.message()),
         }
@@ -137,6 +146,25 @@ pub async fn standby_position(
         return Ok(live);
     }
     Ok(live.max(wal_end_on_disk(agent, control, Some(lsn), until).await?))
+}
+
+/// `pg_waldump` of this instance's pg_wal from `start` on `timeline`.
+async fn waldump_cmd(
+    agent: &Agent,
+    timeline: u32,
+    start: Lsn,
+    extra: &[&str],
+    until: Instant,
+) -> Result<crate::process::Output, Failure> {
+    Cmd::new(agent.params.bin("pg_waldump"))
+        .args(extra.iter().copied())
+        .arg("--path")
+        .arg(agent.params.datadir.join("pg_wal").display().to_string())
+        .args(["--timeline", &timeline.to_string(), "--start", &start.to_string()])
+        .run_as(agent.runas()?)
+        .run(until.min(agent.deadline))
+        .await
+        .map_err(|e| Failure::generic(e.to_string()))
 }
 
 /// The WAL segment size, from the size of a segment file in pg_wal (16 MB

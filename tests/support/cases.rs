@@ -909,6 +909,35 @@ pub fn probe_scores_the_most_advanced_at_cold_start(v: u32) {
     assert_eq!(env.score("srv1"), None);
 }
 
+/// The end of the WAL on disk a stopped standby publishes is exactly the
+/// position it reported as replayed while running: a stopped node and a
+/// running one holding the same WAL compare equal (neither is refused for
+/// the other).
+pub fn wal_on_disk_equals_the_replayed_position(v: u32) {
+    let env = env_for!(v, "wal_on_disk_exact");
+    let (p, s) = two_nodes(&env);
+    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 5000) AS i");
+    let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
+    env.wait_sql(&s, &format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'"), "t");
+    env.stop(&p, "fast"); // its shutdown checkpoint is the last record
+    // replayed up to the end of what it received (the checkpoint included)
+    let mut replayed = String::new();
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            replayed = env.sql_ok(
+                &s,
+                "SELECT pg_last_wal_replay_lsn() || ' ' || (pg_last_wal_replay_lsn() = pg_last_wal_receive_lsn())",
+            );
+            replayed.ends_with(" true")
+        }),
+        "replay did not catch up: {replayed}"
+    );
+    let replayed = replayed.split(' ').next().unwrap().to_string();
+    env.stop(&s, "fast");
+    env.agent_env(&s, "monitor", &[interval("0")]).expect(OCF_NOT_RUNNING, "probe");
+    assert_eq!(published_lsn(&env, "srv2", "wal_on_disk"), Some(replayed));
+}
+
 /// A standby restarted while its primary is gone holds received WAL it has
 /// not replayed (here held back by recovery_min_apply_delay); its receive
 /// position is gone with the restart. Pre-promote publishes the end of the

@@ -1216,6 +1216,7 @@ macro_rules! action_tests {
             stopped_node_with_newer_wal_stops_the_promotion,
             restarted_standby_publishes_its_wal_on_disk,
             probe_scores_the_most_advanced_at_cold_start,
+            wal_on_disk_equals_the_replayed_position,
             switchover,
             switchover_cancelled_without_shutdown_checkpoint,
             former_primary_diverged_refuses_start,
