@@ -18,6 +18,9 @@ pub struct ClusterView {
     /// The cluster property `sync_record_name(resource)`: who may hold
     /// acknowledged commits (`syncrep::Record` value), kept by the primary.
     pub sync_record: Option<String>,
+    /// Nodes whose attribute `pgsqlms-never-promote` is true (permanent or
+    /// transient): the operator's word that they must not be promoted.
+    pub never_promote: Vec<String>,
 }
 
 /// Name of the cluster property (crm_config) holding the synchronous
@@ -91,6 +94,14 @@ pub fn parse(xml: &str, resource: &str) -> Result<ClusterView, String> {
                     }
                 }
             }
+            "nvpair" if attr(e, "name").as_deref() == Some(crate::election::NEVER_PROMOTE) => {
+                if let (Some(node), Some(v)) = (&node_ctx, attr(e, "value"))
+                    && is_true(&v)
+                    && !view.never_promote.contains(node)
+                {
+                    view.never_promote.push(node.clone());
+                }
+            }
             _ => {}
         }
         if empty {
@@ -102,6 +113,11 @@ pub fn parse(xml: &str, resource: &str) -> Result<ClusterView, String> {
         }
     }
     Ok(view)
+}
+
+/// Pacemaker's booleans (crm_is_true).
+fn is_true(v: &str) -> bool {
+    matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "on" | "yes" | "y" | "1")
 }
 
 /// Pacemaker's score syntax: integers, with INFINITY spelled out.
@@ -132,7 +148,11 @@ mod tests {
           <nvpair id="nodes-2-master-pgsqld" name="master-pgsqld" value="1000"/>
         </instance_attributes>
       </node>
-      <node id="3" uname="srv3"/>
+      <node id="3" uname="srv3">
+        <instance_attributes id="nodes-3">
+          <nvpair id="nodes-3-never" name="pgsqlms-never-promote" value="true"/>
+        </instance_attributes>
+      </node>
     </nodes>
     <resources/>
     <constraints/>
@@ -143,6 +163,7 @@ mod tests {
         <instance_attributes id="status-1">
           <nvpair id="status-1-master-pgsqld" name="master-pgsqld" value="1001"/>
           <nvpair id="status-1-master-other" name="master-other" value="5"/>
+          <nvpair id="status-1-never" name="pgsqlms-never-promote" value="false"/>
         </instance_attributes>
       </transient_attributes>
       <lrm id="1"><lrm_resources/></lrm>
@@ -165,6 +186,7 @@ mod tests {
         assert_eq!(v.scores.get("srv3"), Some(&-1_000_000));
         assert_eq!(v.scores.get("srv2"), None);
         assert_eq!(v.permanent_scores.get("srv2"), Some(&1000));
+        assert_eq!(v.never_promote, vec!["srv3"]);
         let other = parse(CIB, "other").unwrap();
         assert_eq!(other.scores.get("srv1"), Some(&5));
         assert_eq!(other.scores.len(), 1);

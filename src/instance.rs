@@ -3,11 +3,14 @@
 
 use crate::agent::{Agent, Failure};
 use crate::controlfile::{self, ControlData, ControlError};
+use crate::election::Position;
 use crate::exit::OcfExit;
+use crate::lsn::Lsn;
 use crate::pg::{self, PgError, Status, Target};
 use crate::process::Cmd;
 use crate::role::{self, Contact, Postmaster, Role};
 use crate::safefs;
+use crate::waldump::{self, WalStop};
 use std::path::Path;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -75,6 +78,141 @@ pub fn newest_history_timeline(datadir: &Path) -> u32 {
                 .unwrap_or(0)
         })
         .unwrap_or(0)
+}
+
+/// Where the valid WAL this instance holds on disk ends: read by
+/// `pg_waldump --quiet` (it prints only where it stops: no output to hold
+/// in memory) from `from`, or from the last checkpoint, on the newest
+/// timeline the instance knows (from its switch point). Unlike
+/// `pg_last_wal_receive_lsn()`, which starts again at the beginning of a
+/// segment after a restart, this never goes backwards. The end is the end
+/// of the last valid record as PostgreSQL reports replayed positions, so a
+/// stopped node and a running one holding the same WAL publish the same
+/// position. Ends by `until`.
+pub async fn wal_end_on_disk(
+    agent: &Agent,
+    control: &ControlData,
+    from: Option<Lsn>,
+    until: Instant,
+) -> Result<Position, Failure> {
+    let datadir = &agent.params.datadir;
+    let newest = newest_history_timeline(datadir).max(control.timeline);
+    let mut tried = Vec::new();
+    for tli in [newest, control.timeline] {
+        if tried.contains(&tli) {
+            continue;
+        }
+        tried.push(tli);
+        let switch_point = if tli > control.timeline {
+            read_small(&datadir.join("pg_wal").join(format!("{tli:08X}.history")))
+                .and_then(|h| waldump::timeline_start(&h))
+                .unwrap_or_default()
+        } else {
+            Lsn(0)
+        };
+        let start = control.checkpoint.max(switch_point).max(from.unwrap_or_default());
+        let seg = segment_size(datadir);
+        let out = waldump_cmd(agent, tli, start, &["--quiet"], until).await?;
+        let end = match waldump::end_of_valid_wal(&out.stderr, seg) {
+            Some(WalStop::End(end)) => Some(end),
+            // Its end, as PostgreSQL reports replayed positions: the
+            // record's length is in a one-record dump.
+            Some(WalStop::LastRecordAt(last)) => {
+                let one = waldump_cmd(agent, tli, last, &["--limit", "1"], until).await?;
+                waldump::first_record(&one.stdout)
+                    .filter(|(at, _)| *at == last)
+                    .map(|(_, total)| waldump::record_end(last, total, seg))
+            }
+            None => None,
+        };
+        match end {
+            Some(end) if end >= start => return Ok(Position { timeline: tli, lsn: end }),
+            _ => log::debug!("no WAL end found on timeline {tli} from {start}: {}", out.message()),
+        }
+    }
+    Err(Failure::generic(format!(
+        "could not find where the WAL in {} ends (pg_waldump from the checkpoint at {})",
+        datadir.join("pg_wal").display(),
+        control.checkpoint
+    )))
+}
+
+/// A running standby's position: the most it received or replayed, and,
+/// when it is not streaming (a restart makes the received position start
+/// again at a segment boundary; replay may still be going through WAL on
+/// disk), the end of the valid WAL on its disk beyond that. Streaming, it
+/// forks nothing.
+pub async fn standby_position(
+    agent: &Agent,
+    control: &ControlData,
+    status: &Status,
+    until: Instant,
+) -> Result<Position, Failure> {
+    let lsn = status
+        .lsn
+        .ok_or_else(|| Failure::generic("standby reports no received or replayed LSN"))?;
+    let live = Position { timeline: status.received_tli.unwrap_or(0).max(control.timeline), lsn };
+    if status.receiver.as_deref() == Some("streaming") {
+        return Ok(live);
+    }
+    Ok(live.max(wal_end_on_disk(agent, control, Some(lsn), until).await?))
+}
+
+/// `pg_waldump` of this instance's pg_wal from `start` on `timeline`.
+async fn waldump_cmd(
+    agent: &Agent,
+    timeline: u32,
+    start: Lsn,
+    extra: &[&str],
+    until: Instant,
+) -> Result<crate::process::Output, Failure> {
+    Cmd::new(agent.params.bin("pg_waldump"))
+        .args(extra.iter().copied())
+        .arg("--path")
+        .arg(agent.params.datadir.join("pg_wal").display().to_string())
+        .args(["--timeline", &timeline.to_string(), "--start", &start.to_string()])
+        .run_as(agent.runas()?)
+        .run(until.min(agent.deadline))
+        .await
+        .map_err(|e| Failure::generic(e.to_string()))
+}
+
+/// The WAL segment size, from the size of a segment file in pg_wal (16 MB
+/// when there is none to look at).
+fn segment_size(datadir: &Path) -> u64 {
+    std::fs::read_dir(datadir.join("pg_wal"))
+        .ok()
+        .and_then(|entries| {
+            entries.flatten().find_map(|e| {
+                let name = e.file_name();
+                let name = name.to_str()?;
+                let meta = e.path().symlink_metadata().ok()?;
+                (name.len() == 24
+                    && name.bytes().all(|b| b.is_ascii_hexdigit())
+                    && meta.file_type().is_file())
+                .then_some(meta.len())
+                .filter(|l| l.is_power_of_two())
+            })
+        })
+        .unwrap_or(16 * 1024 * 1024)
+}
+
+/// A small file of the data directory: not through a symbolic link, at
+/// most 64 kB.
+fn read_small(path: &Path) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits() | nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+        .ok()?;
+    if !f.metadata().ok()?.file_type().is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    f.take(64 * 1024).read_to_string(&mut text).ok()?;
+    Some(text)
 }
 
 /// Whether `postmaster.pid` names a live postgres process.

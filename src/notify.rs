@@ -115,13 +115,14 @@ impl Transition {
     }
 
     /// Nodes whose standby takes part in an election: active or starting,
-    /// and not stopping.
+    /// and not stopping for good (a node stopped and started again, as
+    /// after a failed probe of a node that comes back, counts).
     pub fn election_nodes(&self) -> Vec<String> {
         let mut v: Vec<String> = self
             .active
             .iter()
             .chain(self.start.iter())
-            .filter(|n| !has(&self.stop, n))
+            .filter(|n| !has(&self.stop, n) || has(&self.start, n))
             .cloned()
             .collect();
         v.sort();
@@ -259,5 +260,30 @@ mod tests {
             t.stop = v("c");
         });
         assert_eq!(tr.election_nodes(), v("a b"));
+    }
+
+    /// Every combination of one node's presence in the three lists.
+    #[test]
+    fn a_node_counts_unless_it_stops_for_good() {
+        for bits in 0..8u8 {
+            let (active, start, stop) = (bits & 1 != 0, bits & 2 != 0, bits & 4 != 0);
+            let tr = t(|t| {
+                if active {
+                    t.active = v("x");
+                }
+                if start {
+                    t.start = v("x");
+                }
+                if stop {
+                    t.stop = v("x");
+                }
+            });
+            let counts = start || active && !stop;
+            assert_eq!(
+                tr.election_nodes().len() == 1,
+                counts,
+                "active {active} start {start} stop {stop}"
+            );
+        }
     }
 }

@@ -37,6 +37,10 @@ pub const ATTR_LSN: &str = "lsn_location";
 pub const ATTR_NODES: &str = "nodes";
 pub const ATTR_CANCEL_SWITCHOVER: &str = "cancel_switchover";
 pub const ATTR_RECOVER_PRIMARY: &str = "recover_primary";
+/// End of the valid WAL on the disk of a node whose instance is not
+/// running (published at its probe and at pre-promote): its WAL counts in
+/// every election until it starts.
+pub const ATTR_WAL_ON_DISK: &str = "wal_on_disk";
 
 impl Pacemaker {
     fn tool(&self, name: &str) -> Cmd<'static> {

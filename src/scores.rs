@@ -21,6 +21,8 @@ pub const NOT_READY: i32 = -1;
 pub const TOO_FAR_BEHIND: i32 = -100;
 /// Cluster node with no replication connection to the primary.
 pub const NOT_CONNECTED: i32 = -1000;
+/// Marked never to be promoted by the operator (Pacemaker's -INFINITY).
+pub const NEVER_PROMOTE: i32 = -1_000_000;
 
 /// One row of `pg_stat_replication`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +39,7 @@ pub enum Reason {
     TooFarBehind { lag: u64, maxlag: u64 },
     NotReady { state: String },
     NotConnected,
+    NeverPromote,
 }
 
 impl std::fmt::Display for Reason {
@@ -55,6 +58,9 @@ impl std::fmt::Display for Reason {
             }
             Reason::NotReady { state } => write!(f, "standby is in replication state \"{state}\""),
             Reason::NotConnected => write!(f, "it has no replication connection to the primary"),
+            Reason::NeverPromote => {
+                write!(f, "it is marked {}", crate::election::NEVER_PROMOTE)
+            }
         }
     }
 }
@@ -161,6 +167,56 @@ pub fn changes<'a>(table: &'a Table, current: &HashMap<String, i32>) -> Vec<(&'a
         .filter(|(node, s)| current.get(node.as_str()) != Some(&s.value))
         .map(|(n, s)| (n.as_str(), s))
         .collect()
+}
+
+/// Nodes the operator marked never to be promoted get -INFINITY, whatever
+/// their replication state.
+pub fn bar(table: &mut Table, never: &[String]) {
+    for (node, score) in table.scores.iter_mut() {
+        if never.contains(node) && score.value != PRIMARY {
+            *score = Score { value: NEVER_PROMOTE, reason: Reason::NeverPromote };
+        }
+    }
+}
+
+/// What a running standby without a replication connection knows when it
+/// asks whether to give itself a promotion score.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphan<'a> {
+    /// Promotion scores in the cluster now, by node.
+    pub scores: &'a HashMap<String, i32>,
+    pub me: &'a str,
+    /// Marked never to be promoted.
+    pub never_promote: bool,
+}
+
+/// Without a primary, Pacemaker promotes a node only if one has a positive
+/// score. Scores come from the primary's monitor: when the primary dies
+/// before it scored the standbys that had just connected (first interval
+/// after a start or a promotion), or at a whole-cluster start, nobody has
+/// one and nobody would ever be promoted. Then a standby may raise itself
+/// to `LOWEST_STANDBY`, if it is the most advanced it knows of (the caller
+/// compares positions); the election at promotion compares every node's
+/// fresh position, running or on disk, and hands over to a better one or
+/// refuses. A score of `NOT_CONNECTED` does not hold a standby back (PAF
+/// never promotes a disconnected standby, and leaves the cluster without a
+/// primary): it may be stale (set before the standby connected), and after
+/// the primary's loss every standby is disconnected. The maxlag flag does.
+/// Returns why not, if not.
+pub fn may_raise_itself(o: &Orphan) -> Result<(), &'static str> {
+    if o.never_promote {
+        return Err("it is marked never to be promoted");
+    }
+    if o.scores.values().any(|s| *s > 0) {
+        return Err("a node has a positive promotion score");
+    }
+    match o.scores.get(o.me) {
+        Some(&s) if s <= TOO_FAR_BEHIND && s > NOT_CONNECTED => {
+            return Err("the last primary monitor flagged it beyond maxlag");
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -288,5 +344,61 @@ mod tests {
         assert_eq!((ch[0].0, ch[0].1.value), ("s", 1000));
         current.insert("s".to_string(), 1000);
         assert!(changes(&t, &current).is_empty());
+    }
+
+    #[test]
+    fn never_promote_nodes_get_minus_infinity_except_a_primary() {
+        let rows = [row("s", "streaming", Some("0/2")), row("n", "streaming", Some("0/2"))];
+        let mut t = compute("p", &nodes(&["p", "s", "n", "x"]), &rows, Lsn(2), 0);
+        bar(&mut t, &nodes(&["n", "x", "p"]));
+        assert_eq!(
+            values(&t),
+            vec![("n", NEVER_PROMOTE), ("p", PRIMARY), ("s", 1000), ("x", NEVER_PROMOTE)]
+        );
+        assert_eq!(t.scores["n"].reason.to_string(), "it is marked pgsqlms-never-promote");
+    }
+
+    /// Every combination of the inputs that matter.
+    #[test]
+    fn a_standby_raises_itself_only_when_nobody_could_be_promoted() {
+        let values = [
+            None,
+            Some(PRIMARY),
+            Some(BEST_STANDBY),
+            Some(LOWEST_STANDBY),
+            Some(0),
+            Some(NOT_READY),
+            Some(TOO_FAR_BEHIND),
+            Some(-500),
+            Some(NOT_CONNECTED),
+            Some(NEVER_PROMOTE),
+        ];
+        for mine in values {
+            for other in values {
+                for never_promote in [false, true] {
+                    let mut scores = HashMap::new();
+                    if let Some(v) = mine {
+                        scores.insert("me".to_string(), v);
+                    }
+                    if let Some(v) = other {
+                        scores.insert("other".to_string(), v);
+                    }
+                    let o = Orphan { scores: &scores, me: "me", never_promote };
+                    let flagged =
+                        matches!(mine, Some(v) if v <= TOO_FAR_BEHIND && v > NOT_CONNECTED);
+                    let expected = !never_promote
+                        && mine.is_none_or(|v| v <= 0)
+                        && other.is_none_or(|v| v <= 0)
+                        && !flagged;
+                    assert_eq!(may_raise_itself(&o).is_ok(), expected, "{o:?}");
+                }
+            }
+        }
+        // The case seen: the primary's score went with its node, both
+        // standbys still hold the score of before they connected.
+        let scores =
+            HashMap::from([("me".to_string(), NOT_CONNECTED), ("b".to_string(), NOT_CONNECTED)]);
+        let o = Orphan { scores: &scores, me: "me", never_promote: false };
+        assert_eq!(may_raise_itself(&o), Ok(()));
     }
 }

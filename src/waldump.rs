@@ -1,5 +1,6 @@
-//! Reading `pg_waldump` output for the switchover check: did this standby
-//! receive the old primary's shutdown checkpoint? Pure.
+//! Reading `pg_waldump` output: did this standby receive the old primary's
+//! shutdown checkpoint (switchover check), and where does the valid WAL a
+//! node holds on disk end (election and cold start)? Pure.
 
 use crate::lsn::Lsn;
 
@@ -68,6 +69,117 @@ pub fn tail_window_start(end: Lsn) -> Lsn {
     Lsn(end.0.saturating_sub(WINDOW).max(segment_start))
 }
 
+/// Where `pg_waldump --quiet` stopped reading the valid WAL in a directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalStop {
+    /// The record starting here is the last valid one (`error in WAL record
+    /// at <lsn>: ...`): the end is that record's end.
+    LastRecordAt(Lsn),
+    /// The valid WAL ends here: at a segment's end (the next segment's file
+    /// does not exist), or at the start of the read when no valid record
+    /// follows it (the start is where a standby's received WAL ends).
+    End(Lsn),
+}
+
+/// Where the valid WAL ends, from what `pg_waldump --quiet` prints when it
+/// stops. `segment_size` turns a missing file's name into a position.
+/// `None`: the output says neither (a read error, no WAL at the start):
+/// the caller cannot know the end.
+pub fn end_of_valid_wal(stderr: &str, segment_size: u64) -> Option<WalStop> {
+    const RECORD: &str = "error in WAL record at ";
+    if let Some(i) = stderr.find(RECORD) {
+        return lsns_in(stderr[i + RECORD.len()..].lines().next().unwrap_or(""))
+            .next()
+            .map(WalStop::LastRecordAt);
+    }
+    const NO_RECORD: &str = "could not find a valid record after ";
+    if let Some(i) = stderr.find(NO_RECORD) {
+        return lsns_in(stderr[i + NO_RECORD.len()..].lines().next().unwrap_or(""))
+            .next()
+            .map(WalStop::End);
+    }
+    const MISSING: &str = "could not find file \"";
+    let i = stderr.find(MISSING)?;
+    let name = stderr[i + MISSING.len()..].split('"').next()?;
+    segment_start(name, segment_size).map(WalStop::End)
+}
+
+/// Start and total length of the first record of a dump:
+/// `rmgr: Transaction len (rec/tot):    405/   405, tx: 724, lsn: 0/01526058, ...`
+pub fn first_record(output: &str) -> Option<(Lsn, u64)> {
+    let line = output.lines().find(|l| l.starts_with("rmgr: "))?;
+    let lsn = field(line, "lsn: ")?.parse().ok()?;
+    let lens = line.split_once("len (rec/tot):")?.1;
+    let total = lens.split_once('/')?.1.split(',').next()?.trim().parse().ok()?;
+    Some((lsn, total))
+}
+
+/// WAL page size (XLOG_BLCKSZ, 8 kB unless PostgreSQL was built otherwise)
+/// and the sizes of a page header: long at a segment's start, short else.
+const PAGE: u64 = 8192;
+const LONG_HEADER: u64 = 40;
+const SHORT_HEADER: u64 = 24;
+
+/// Where a record of `total` bytes starting at `start` ends, as PostgreSQL
+/// counts it (`pg_last_wal_replay_lsn()`, the receive and insert
+/// positions): its bytes plus the headers of the pages it continues on,
+/// aligned to 8 bytes (MAXALIGN), where the next record would start.
+pub fn record_end(start: Lsn, total: u64, segment_size: u64) -> Lsn {
+    let align = |p: u64| p.checked_add(7).map_or(p, |v| v & !7);
+    let (mut pos, mut left) = (start.0, total);
+    while left > 0 {
+        let room = PAGE - pos % PAGE;
+        if left <= room {
+            return Lsn(align(pos.saturating_add(left)));
+        }
+        left -= room;
+        pos = pos.saturating_add(room);
+        pos = pos.saturating_add(if segment_size > 0 && pos % segment_size == 0 {
+            LONG_HEADER
+        } else {
+            SHORT_HEADER
+        });
+    }
+    Lsn(pos)
+}
+
+/// Every `<hex>/<hex>` token of a message.
+fn lsns_in(msg: &str) -> impl Iterator<Item = Lsn> + '_ {
+    msg.split(|c: char| c.is_whitespace() || c == ',' || c == ':' || c == ';' || c == '"')
+        .filter(|w| w.contains('/'))
+        .filter_map(|w| w.parse::<Lsn>().ok())
+}
+
+/// Start of the WAL segment file `name` (24 hex digits: timeline, then the
+/// segment number split in "xlogid" and segment within it).
+pub fn segment_start(name: &str, segment_size: u64) -> Option<Lsn> {
+    if name.len() != 24
+        || !name.bytes().all(|b| b.is_ascii_hexdigit())
+        || !segment_size.is_power_of_two()
+        || !(1 << 20..=1 << 30).contains(&segment_size)
+    {
+        return None;
+    }
+    let hi = u64::from_str_radix(&name[8..16], 16).ok()?;
+    let lo = u64::from_str_radix(&name[16..24], 16).ok()?;
+    if hi > u64::from(u32::MAX) || lo >= (1u64 << 32) / segment_size {
+        return None;
+    }
+    Some(Lsn((hi << 32) | (lo * segment_size)))
+}
+
+/// Where timeline `tli` begins, from its history file (`<tli>.history`):
+/// its last line names the parent timeline and the switch point,
+/// `<parent>\t<lsn>\t<reason>`. Comments and blank lines are skipped.
+pub fn timeline_start(history: &str) -> Option<Lsn> {
+    history
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty() && !l.starts_with('#'))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|l| l.parse().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +244,107 @@ rmgr: XLOG        len (rec/tot):    114/   114, tx:          0, lsn: 0/03000060,
         assert_eq!(tail_window_start(Lsn(0x0400_0000)), Lsn(0x03FF_C000));
         assert_eq!(tail_window_start(Lsn(100)), Lsn(0));
         assert_eq!(tail_window_start(Lsn(0)), Lsn(0));
+    }
+
+    const SEG: u64 = 16 * 1024 * 1024;
+
+    /// What pg_waldump 15 and 18 print where the valid WAL ends.
+    #[test]
+    fn end_of_valid_wal_from_real_messages() {
+        use WalStop::*;
+        let l = |s: &str| s.parse::<Lsn>().unwrap();
+        let cases = [
+            (
+                "pg_waldump: error: error in WAL record at 0/1526058: invalid record length at 0/15261F0: wanted 24, got 0",
+                Some(LastRecordAt(l("0/1526058"))),
+            ),
+            (
+                "pg_waldump: error: error in WAL record at 0/5FFFF88: unexpected pageaddr 0/1000000 in WAL segment 000000010000000000000006, LSN 0/6000000, offset 0",
+                Some(LastRecordAt(l("0/5FFFF88"))),
+            ),
+            (
+                "pg_waldump: error: could not find file \"000000010000000000000002\": No such file or directory",
+                Some(End(l("0/2000000"))),
+            ),
+            (
+                "pg_waldump: error: could not find file \"0000000300000001000000FF\": No such file or directory",
+                Some(End(l("1/FF000000"))),
+            ),
+            (
+                "first record is after 0/1526100, at 0/15261F0, skipping over 240 bytes\npg_waldump: error: could not find a valid record after 0/1526100",
+                Some(End(l("0/1526100"))),
+            ),
+            ("pg_waldump: error: could not read file \"x\": Permission denied", None),
+            ("", None),
+        ];
+        for (msg, want) in cases {
+            assert_eq!(end_of_valid_wal(msg, SEG), want, "{msg}");
+        }
+    }
+
+    #[test]
+    fn first_record_of_a_dump() {
+        let line = "rmgr: Transaction len (rec/tot):    405/   405, tx:        724, lsn: 0/01526058, prev 0/01526018, desc: COMMIT";
+        assert_eq!(first_record(line), Some(("0/1526058".parse().unwrap(), 405)));
+        assert_eq!(first_record(PG15), Some(("0/3000028".parse().unwrap(), 50)));
+        assert_eq!(first_record("pg_waldump: error: x"), None);
+    }
+
+    /// The record seen in the real dump above ends where PostgreSQL's
+    /// invalid-record message put the next one (0/15261F0, aligned).
+    #[test]
+    fn record_ends_across_pages_and_segments() {
+        assert_eq!(record_end(Lsn(0x1526058), 405, SEG), Lsn(0x15261F0));
+        // fits exactly in its page: no header counted
+        assert_eq!(record_end(Lsn(8192 - 104), 104, SEG), Lsn(8192));
+        assert_eq!(record_end(Lsn(8192 - 104), 100, SEG), Lsn(8192));
+        // one byte on the next page: a short header
+        assert_eq!(record_end(Lsn(8192 - 104), 105, SEG), Lsn(8192 + 32));
+        // on into the next segment: a long header
+        assert_eq!(record_end(Lsn(SEG - 16), 24, SEG), Lsn(SEG + 40 + 8));
+        // over two page boundaries
+        assert_eq!(record_end(Lsn(104), 2 * 8192, SEG), Lsn(104 + 2 * 8192 + 2 * 24));
+        let _ = record_end(Lsn(u64::MAX - 5), 100, SEG);
+    }
+
+    #[test]
+    fn segment_names_and_sizes() {
+        assert_eq!(segment_start("000000010000000000000002", SEG), Some(Lsn(0x0200_0000)));
+        assert_eq!(segment_start("000000010000000000000002", 1 << 30), Some(Lsn(1 << 31)));
+        assert_eq!(segment_start("000000010000000000000100", SEG), None, "beyond an xlogid");
+        for bad in
+            ["", "00000001000000000000000", "00000001000000000000000G", "0000000100000000000000020"]
+        {
+            assert_eq!(segment_start(bad, SEG), None, "{bad}");
+        }
+        assert_eq!(segment_start("000000010000000000000002", 3 << 20), None);
+        assert_eq!(segment_start("000000010000000000000002", 1 << 19), None);
+    }
+
+    #[test]
+    fn timeline_start_is_the_last_switch_point() {
+        let h = "1\t0/3000108\tno recovery target specified\n\n2\t0/5000A0\tno recovery target specified\n";
+        assert_eq!(timeline_start(h), Some("0/5000A0".parse().unwrap()));
+        assert_eq!(timeline_start("# comment\n1\t0/30\tx"), Some(Lsn(0x30)));
+        assert_eq!(timeline_start(""), None);
+        assert_eq!(timeline_start("1 garbage"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsers_never_panic(s in "\\PC*", size in proptest::num::u64::ANY) {
+            let _ = end_of_valid_wal(&s, size);
+            let _ = segment_start(&s, size);
+            let _ = timeline_start(&s);
+        }
+
+        /// A record's end is past its start, never before its bytes.
+        #[test]
+        fn a_record_ends_after_its_bytes(start in 0u64..1 << 40, total in 1u64..1 << 20) {
+            let end = record_end(Lsn(start), total, SEG).0;
+            proptest::prop_assert!(end >= start + total);
+            proptest::prop_assert!(end.is_multiple_of(8));
+            proptest::prop_assert!(end <= start + total + (total / (PAGE - 40) + 1) * 40 + 7);
+        }
     }
 }

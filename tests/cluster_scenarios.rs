@@ -125,6 +125,16 @@ fn s13_recipe_cleanup() {
 fn s14_recipe_migrate_from_paf() {
     scenario("recipe_migrate_from_paf");
 }
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s20_crash_primary_unscored() {
+    scenario("crash_primary_unscored");
+}
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s21_double_failure_returning_node() {
+    scenario("double_failure_returning_node");
+}
 
 // Synchronous replication (src/syncrep.rs): the primary and its synchronous
 // standby lose power together.
@@ -776,6 +786,8 @@ async fn run_scenario(name: &str) -> Outcome {
                 "bootstrap" => sc_bootstrap(&mut ctx).await,
                 "kill_primary" => sc_kill_primary(&mut ctx).await,
                 "crash_primary" => sc_crash_primary(&mut ctx).await,
+                "crash_primary_unscored" => sc_crash_primary_unscored(&mut ctx).await,
+                "double_failure_returning_node" => sc_double_failure(&mut ctx).await,
                 "switchover" => sc_switchover(&mut ctx).await,
                 "kill_standby" => sc_kill_standby(&mut ctx).await,
                 "election" => sc_election(&mut ctx).await,
@@ -1068,6 +1080,135 @@ async fn sc_crash_primary(ctx: &mut Ctx) -> Result<(), String> {
         return Err(format!("crash.sh: {}", out.stderr.trim()));
     }
     ctx.expect_fenced_and_replaced(&p, &before).await;
+    Ok(())
+}
+
+/// Power loss of the primary node before its monitor scored the standbys
+/// (its first interval after a start or a promotion): every standby holds
+/// the score of before it connected (-1000). The node hangs (frozen, so
+/// that its monitor cannot score them again) and is fenced (power-cycled).
+/// A standby must raise itself and be promoted without a human.
+async fn sc_crash_primary_unscored(ctx: &mut Ctx) -> Result<(), String> {
+    // How many times the agent on NODE gave itself a score (its log).
+    async fn raises(node: &str) -> u32 {
+        let (pattern, log) =
+            ("is the most advanced known: scoring it", "/var/log/pacemaker/pacemaker.log");
+        let out =
+            script("on.sh", &[node, "grep", "-c", pattern, log], Duration::from_secs(30)).await;
+        out.stdout.trim().parse().unwrap_or(0)
+    }
+    let mut raises_before = Vec::new();
+    for s in &ctx.standbys {
+        raises_before.push(raises(s).await);
+    }
+    let p = ctx.primary.clone();
+    let before = ctx.s.fences();
+    // The crashed primary stays out (its cluster stack does not start at
+    // boot), as in the incident: the standbys are on their own.
+    let autostart = format!("{}/nodes/{p}/autostart", ctx.s.state_dir);
+    std::fs::write(&autostart, "0\n").map_err(|e| e.to_string())?;
+    ctx.fault();
+    let out = script("crash.sh", &["--hang", &p], Duration::from_secs(30)).await;
+    if !out.ok {
+        return Err(format!("crash.sh --hang: {}", out.stderr.trim()));
+    }
+    for s in ctx.standbys.clone() {
+        let args = [
+            s.as_str(),
+            "crm_attribute",
+            "--promotion=pgsqld",
+            "--node",
+            s.as_str(),
+            "--lifetime",
+            "reboot",
+            "--update",
+            "-1000",
+        ];
+        let out = script("on.sh", &args, Duration::from_secs(60)).await;
+        if !out.ok {
+            return Err(format!("setting the stale score of {s}: {}", out.stderr.trim()));
+        }
+    }
+    ctx.notes.push(format!(
+        "standby scores set before the fence: {:?}",
+        [promotion_score(&ctx.standbys[0]).await, promotion_score(&ctx.standbys[1]).await]
+    ));
+    ctx.expect_fenced_and_replaced(&p, &before).await;
+    // The promotion must have come from a standby raising itself: the
+    // stale scores held (otherwise this scenario tested nothing).
+    let mut raised = Vec::new();
+    for (s, before) in ctx.standbys.clone().into_iter().zip(raises_before) {
+        if raises(&s).await > before {
+            raised.push(s);
+        }
+    }
+    ctx.notes.push(format!("raised itself: {raised:?}"));
+    if raised.is_empty() {
+        ctx.fail("no standby raised its own score: the stale scores did not hold");
+    }
+    // Bring the old primary back as an administrator would: re-clone it.
+    let out = script("rebuild.sh", &[&p], Duration::from_secs(240)).await;
+    if !out.ok {
+        ctx.fail(format!("rebuild.sh {p}: {}", out.stderr.trim()));
+    }
+    Ok(())
+}
+
+/// The primary's node and the node of the most advanced standby lose power
+/// together; the lagging standby (still scored, its link slowed down) is
+/// left without quorum. The most advanced one comes back 20 s later: it
+/// must be the one promoted (its WAL on disk counts in the election), not
+/// the laggard, with no acknowledged commit lost.
+async fn sc_double_failure(ctx: &mut Ctx) -> Result<(), String> {
+    if ctx.standbys.len() < 2 {
+        return Err("needs at least 2 standbys".into());
+    }
+    let good = ctx.standbys[0].clone();
+    let lagging = ctx.standbys[1].clone();
+    script("slow-replication.sh", &[&lagging, "64kbit"], Duration::from_secs(30)).await;
+    ctx.bulk_write(6000).await;
+    let lag = write_lag(&ctx.s, &ctx.primary).await;
+    ctx.notes.push(format!("lag before the power loss: {lag:?}"));
+    if lag.get(&lagging).copied().unwrap_or(0) < 1_000_000 {
+        ctx.fail(format!("{lagging} is not lagging: {lag:?}"));
+    }
+    ctx.notes.push(format!("score of {lagging}: {:?}", promotion_score(&lagging).await));
+    // The old primary stays out (its cluster stack does not start at boot).
+    let p = ctx.primary.clone();
+    let autostart = format!("{}/nodes/{p}/autostart", ctx.s.state_dir);
+    std::fs::write(&autostart, "0\n").map_err(|e| e.to_string())?;
+    ctx.fault();
+    let (off_p, off_good) = (["off", p.as_str()], ["off", good.as_str()]);
+    let (a, b) = tokio::join!(
+        script("power.sh", &off_p, Duration::from_secs(30)),
+        script("power.sh", &off_good, Duration::from_secs(30)),
+    );
+    if !a.ok || !b.ok {
+        return Err(format!("power.sh off: {} {}", a.stderr.trim(), b.stderr.trim()));
+    }
+    script("heal.sh", &[], Duration::from_secs(30)).await;
+    sleep(Duration::from_secs(20)).await;
+    let out = script("power.sh", &["on", &good], Duration::from_secs(60)).await;
+    if !out.ok {
+        return Err(format!("power.sh on {good}: {}", out.stderr.trim()));
+    }
+    let deadline = Instant::now() + WRITABLE_LIMIT;
+    while ctx.first_promoted().is_none() && Instant::now() < deadline {
+        sleep(Duration::from_millis(200)).await;
+    }
+    let first = ctx.first_promoted();
+    ctx.notes.push(format!("promoted: {}", first.as_deref().unwrap_or("-")));
+    if first.as_deref() != Some(good.as_str()) {
+        ctx.fail(format!(
+            "expected {good}, which holds the most WAL, promoted; got {first:?} ({lagging} lagged)"
+        ));
+    }
+    ctx.wait_writable_after_outage(WRITABLE_LIMIT).await;
+    // Bring the old primary back as an administrator would: re-clone it.
+    let out = script("rebuild.sh", &[&p], Duration::from_secs(240)).await;
+    if !out.ok {
+        ctx.fail(format!("rebuild.sh {p}: {}", out.stderr.trim()));
+    }
     Ok(())
 }
 

@@ -3,10 +3,12 @@
 use crate::actions::{checks, rejoin};
 use crate::agent::{ActionResult, Agent, Failure};
 use crate::controlfile::{ControlData, DbState};
-use crate::election::{self, Candidate, Verdict};
+use crate::election::{self, Barred, Candidate, Holder, Verdict};
 use crate::exit::OcfExit;
 use crate::instance::{self, POLL};
-use crate::pacemaker::{ATTR_CANCEL_SWITCHOVER, ATTR_LSN, ATTR_NODES, ATTR_RECOVER_PRIMARY};
+use crate::pacemaker::{
+    ATTR_CANCEL_SWITCHOVER, ATTR_LSN, ATTR_NODES, ATTR_RECOVER_PRIMARY, ATTR_WAL_ON_DISK,
+};
 use crate::pg;
 use crate::role::{Postmaster, Role};
 use crate::scores;
@@ -58,7 +60,12 @@ pub async fn start_standby(agent: &Agent) -> ActionResult {
                 log::info!("instance started as a standby");
                 Ok(OcfExit::Success)
             }
-        })
+        })?;
+    // Running, it publishes live positions: the WAL-on-disk one would go stale.
+    if let Err(e) = agent.pcmk.delete_private(ATTR_WAL_ON_DISK, agent.deadline).await {
+        log::warn!("could not delete the published end of the WAL on disk: {e}");
+    }
+    Ok(OcfExit::Success)
 }
 
 /// The control file of an instance that last ran as a primary.
@@ -207,11 +214,12 @@ pub async fn promote(agent: &Agent) -> ActionResult {
     // Everything the decision reads, at once: each tool call is a round trip
     // to attrd or the CIB, and the VIP waits for this promotion.
     let d = agent.deadline;
-    let (cancel, recovering, nodes_attr, published, view) = tokio::join!(
+    let (cancel, recovering, nodes_attr, published, on_disk, view) = tokio::join!(
         pcmk.private_all(ATTR_CANCEL_SWITCHOVER, d),
         pcmk.private_all(ATTR_RECOVER_PRIMARY, d),
         pcmk.private_all(ATTR_NODES, d),
         pcmk.private_all(ATTR_LSN, d),
+        pcmk.private_all(ATTR_WAL_ON_DISK, d),
         pcmk.cluster_view(d),
     );
     if let Some(why) = cancel.map_err(tool)?.get(&me) {
@@ -221,8 +229,11 @@ pub async fn promote(agent: &Agent) -> ActionResult {
     if recovering.map_err(tool)?.contains_key(&me) {
         log::info!("recovering the primary in place: no election");
     } else {
-        let published =
-            Published { nodes: nodes_attr.map_err(tool)?, positions: published.map_err(tool)? };
+        let published = Published {
+            nodes: nodes_attr.map_err(tool)?,
+            positions: published.map_err(tool)?,
+            on_disk: on_disk.map_err(tool)?,
+        };
         elect(agent, &me, published, view.map_err(tool)?).await?;
     }
 
@@ -268,9 +279,15 @@ async fn sync_guard(
     agent: &Agent,
     view: &crate::cib::ClusterView,
     candidates: &[Candidate],
+    holders: &[Holder],
 ) -> Result<(), Failure> {
-    let survivors: Vec<(String, election::Position)> =
-        candidates.iter().map(|c| (c.node.clone(), c.position)).collect();
+    // Nodes holding WAL without a running standby survive too: what they
+    // hold is on disk (the election waits for them when they are ahead).
+    let survivors: Vec<(String, election::Position)> = candidates
+        .iter()
+        .map(|c| (c.node.clone(), c.position))
+        .chain(holders.iter().map(|h| (h.node.clone(), h.position)))
+        .collect();
     match syncrep::guard(view.sync_record.as_deref(), agent.params.sync_failover, &survivors) {
         Guard::NoRecord => Ok(()),
         Guard::Allow(why) => {
@@ -308,6 +325,8 @@ struct Published {
     nodes: std::collections::HashMap<String, String>,
     /// positions of every node
     positions: std::collections::HashMap<String, String>,
+    /// end of the WAL on disk of nodes whose instance is not running
+    on_disk: std::collections::HashMap<String, String>,
 }
 
 /// Compare fresh positions published in pre-promote; fail the promotion in
@@ -369,8 +388,27 @@ async fn elect(
             score: view.scores.get(n).copied(),
         });
     }
-    sync_guard(agent, &view, &candidates).await?;
-    match election::elect(me, &candidates) {
+    // Every other node holding WAL counts: instances not running (WAL on
+    // disk, or a position published before they stopped).
+    let holders: Vec<Holder> = first
+        .on_disk
+        .iter()
+        .chain(positions.iter().filter(|(n, _)| !nodes.contains(n)))
+        .filter(|(n, _)| view.nodes.contains(n) && !candidates.iter().any(|c| &c.node == *n))
+        .filter_map(|(n, v)| {
+            let position = election::Position::from_attr(v)?;
+            Some(Holder { node: n.clone(), position, barred: Barred::NotRunning })
+        })
+        .collect();
+    for h in &holders {
+        log::info!(
+            "election: {} runs no standby but holds WAL up to {}",
+            h.node,
+            h.position.to_attr()
+        );
+    }
+    sync_guard(agent, &view, &candidates, &holders).await?;
+    match election::elect_among(me, &candidates, &view.never_promote, &holders) {
         Verdict::Proceed => {
             log::info!(
                 "election: this node is the most advanced of {} ({})",
@@ -384,7 +422,9 @@ async fn elect(
             Ok(())
         }
         Verdict::HandOver { node, position } => {
-            pcmk.set_score(me, 1, agent.deadline).await.map_err(tool)?;
+            let mine =
+                if view.never_promote.iter().any(|n| n == me) { scores::NEVER_PROMOTE } else { 1 };
+            pcmk.set_score(me, mine, agent.deadline).await.map_err(tool)?;
             pcmk.set_score(&node, scores::BEST_STANDBY, agent.deadline).await.map_err(tool)?;
             Err(Failure::generic(format!(
                 "{node} is more advanced ({}) than this node: promotion handed over to it",

@@ -7,11 +7,12 @@ use crate::agent::{ActionResult, Agent, Failure};
 use crate::election::Position;
 use crate::exit::OcfExit;
 use crate::instance::{self, Observed};
-use crate::pacemaker::ATTR_LSN;
+use crate::pacemaker::{ATTR_LSN, ATTR_WAL_ON_DISK};
 use crate::pg;
 use crate::role::Role;
 use crate::scores;
 use crate::syncrep::{self, Change};
+use tokio::time::Instant;
 
 pub async fn monitor(agent: &Agent) -> ActionResult {
     // Anything at that name (a link, a FIFO) is looked at, and refused, by
@@ -25,6 +26,14 @@ pub async fn monitor(agent: &Agent) -> ActionResult {
         return Ok(OcfExit::NotRunning);
     }
     let o = instance::settle(agent).await?;
+    if agent.is_probe()
+        && matches!(o.role, Role::Stopped | Role::CrashedStandby | Role::CrashedPrimary)
+        && let Err(e) = publish_wal_on_disk(agent, &o).await
+    {
+        // The probe's answer is the role; what it could not publish, the
+        // election waits for or refuses without.
+        log::warn!("could not publish the end of the WAL on disk: {}", e.reason);
+    }
     report(agent, o).await
 }
 
@@ -36,6 +45,82 @@ fn control_file_present(agent: &Agent) -> bool {
         Err(crate::safefs::FsError::NotFound) => false,
         Err(_) => true,
     }
+}
+
+/// A node whose instance is not running still holds WAL: publish where it
+/// ends so that every election counts it. At a whole-cluster start (no
+/// promotion score anywhere) the most advanced node known also scores
+/// itself now, so Pacemaker promotes it right after starting it instead of
+/// waiting for a monitor round.
+async fn publish_wal_on_disk(agent: &Agent, o: &Observed) -> Result<(), Failure> {
+    // Half of the probe's time at most: its answer is what Pacemaker waits for.
+    let until = Instant::now() + agent.time_left() / 2;
+    let mine = instance::wal_end_on_disk(agent, &o.control, None, until).await?;
+    log::info!("WAL on disk ends at {} (timeline {})", mine.lsn, mine.timeline);
+    let d = agent.deadline;
+    agent.pcmk.set_private(ATTR_WAL_ON_DISK, &mine.to_attr(), d).await.map_err(tool)?;
+    let view = agent.pcmk.cluster_view(d).await.map_err(tool)?;
+    let me = agent.node().await?.to_string();
+    let orphan = scores::Orphan {
+        scores: &view.scores,
+        me: &me,
+        never_promote: view.never_promote.contains(&me),
+    };
+    if let Err(why) = scores::may_raise_itself(&orphan) {
+        log::debug!("not scoring this node at its probe: {why}");
+        return Ok(());
+    }
+    raise_if_most_advanced(agent, &me, mine, &view).await
+}
+
+/// Score this node `LOWEST_STANDBY` if no other node published a position
+/// ahead of `mine` (running standbys and WAL on disk alike).
+async fn raise_if_most_advanced(
+    agent: &Agent,
+    me: &str,
+    mine: Position,
+    view: &crate::cib::ClusterView,
+) -> Result<(), Failure> {
+    let d = agent.deadline;
+    let (live, disk) = tokio::join!(
+        agent.pcmk.private_all(ATTR_LSN, d),
+        agent.pcmk.private_all(ATTR_WAL_ON_DISK, d)
+    );
+    let (live, disk) = (live.map_err(tool)?, disk.map_err(tool)?);
+    // Every other node's best known position: running standbys and WAL on disk.
+    let mut others: std::collections::BTreeMap<String, Position> = Default::default();
+    for (n, v) in live.iter().chain(disk.iter()) {
+        if n.as_str() == me || !view.nodes.contains(n) {
+            continue;
+        }
+        if let Some(p) = Position::from_attr(v) {
+            let e = others.entry(n.clone()).or_insert(p);
+            *e = (*e).max(p);
+        }
+    }
+    let others: Vec<(String, Position)> = others.into_iter().collect();
+    if !sync_allows_promotion(agent, view, &others, (me, mine)) {
+        return Ok(());
+    }
+    let best_other = others.iter().map(|(n, p)| (*p, n)).max();
+    if let Some((best, node)) = best_other.filter(|(b, _)| *b > mine) {
+        log::info!(
+            "no node may be promoted, but {node} is more advanced ({}) than this one ({}): not scoring this node",
+            best.to_attr(),
+            mine.to_attr()
+        );
+        return Ok(());
+    }
+    log::info!(
+        "no node may be promoted and this one ({}) is the most advanced known: scoring it {}",
+        mine.to_attr(),
+        scores::LOWEST_STANDBY
+    );
+    agent.pcmk.set_score(me, scores::LOWEST_STANDBY, d).await.map_err(tool)
+}
+
+fn tool(e: crate::pacemaker::ToolError) -> Failure {
+    Failure::generic(e.to_string())
 }
 
 /// Turn an observed role into the monitor's answer, doing the role's duties.
@@ -92,7 +177,8 @@ async fn update_scores(agent: &Agent, o: &Observed) -> Result<(), Failure> {
     if let Err(e) = keep_sync_record(agent, me, &view, &repl.synchronous_standby_names).await {
         log::error!("could not update the synchronous replication record: {}", e.reason);
     }
-    let table = scores::compute(me, &view.nodes, &rows, primary_lsn, agent.params.maxlag);
+    let mut table = scores::compute(me, &view.nodes, &rows, primary_lsn, agent.params.maxlag);
+    scores::bar(&mut table, &view.never_promote);
     if !table.foreign_clients.is_empty() {
         log::debug!(
             "ignoring replication clients that are not cluster nodes: {}",
@@ -162,16 +248,12 @@ async fn keep_sync_record(
 fn sync_allows_promotion(
     agent: &Agent,
     view: &crate::cib::ClusterView,
-    published: &std::collections::HashMap<String, String>,
+    others: &[(String, Position)],
     (me, mine): (&str, Position),
 ) -> bool {
     // Our own update may not be visible in attrd's answer yet.
-    let survivors: Vec<(String, Position)> = published
-        .iter()
-        .filter(|(n, _)| n.as_str() != me)
-        .filter_map(|(n, v)| Some((n.clone(), Position::from_attr(v)?)))
-        .chain([(me.to_string(), mine)])
-        .collect();
+    let survivors: Vec<(String, Position)> =
+        others.iter().cloned().chain([(me.to_string(), mine)]).collect();
     match syncrep::guard(view.sync_record.as_deref(), agent.params.sync_failover, &survivors) {
         syncrep::Guard::Refuse(why) => {
             log::info!("no promotion score: {why}");
@@ -181,52 +263,30 @@ fn sync_allows_promotion(
     }
 }
 
-/// Whole-cluster start: no primary, no promotion score anywhere, so
-/// Pacemaker would promote nobody (PAF's issue 147). Each standby publishes
-/// its position; the most advanced one among those published gives itself a
-/// small score. The election at promotion time settles any tie or race.
+/// A standby without a replication connection. If no node has a positive
+/// promotion score (whole-cluster start, or the primary died before its
+/// monitor scored the standbys that had just connected), Pacemaker would
+/// promote nobody: publish this standby's position, and score it if it is
+/// the most advanced known (`scores::may_raise_itself` says when). The
+/// election at promotion compares every node's fresh position.
 async fn bootstrap_score(agent: &Agent, o: &Observed) -> Result<(), Failure> {
-    let view = agent
-        .pcmk
-        .cluster_view(agent.deadline)
-        .await
-        .map_err(|e| Failure::generic(e.to_string()))?;
-    if !view.scores.is_empty() {
+    let view = agent.pcmk.cluster_view(agent.deadline).await.map_err(tool)?;
+    if view.scores.values().any(|s| *s > 0) {
         return Ok(());
     }
     let me = agent.node().await?.to_string();
-    let timeline =
-        o.status.as_ref().and_then(|s| s.received_tli).unwrap_or(0).max(o.control.timeline);
-    let lsn = o.status.as_ref().and_then(|s| s.lsn).unwrap_or(o.control.checkpoint);
-    let mine = Position { timeline, lsn };
-    agent
-        .pcmk
-        .set_private(ATTR_LSN, &mine.to_attr(), agent.deadline)
-        .await
-        .map_err(|e| Failure::generic(e.to_string()))?;
-    let published = agent
-        .pcmk
-        .private_all(ATTR_LSN, agent.deadline)
-        .await
-        .map_err(|e| Failure::generic(e.to_string()))?;
-    if !sync_allows_promotion(agent, &view, &published, (&me, mine)) {
+    let orphan = scores::Orphan {
+        scores: &view.scores,
+        me: &me,
+        never_promote: view.never_promote.contains(&me),
+    };
+    if let Err(why) = scores::may_raise_itself(&orphan) {
+        log::debug!("no primary, but not scoring this standby: {why}");
         return Ok(());
     }
-    let best_other = published
-        .iter()
-        .filter(|(n, _)| **n != me)
-        .filter_map(|(_, v)| Position::from_attr(v))
-        .max();
-    if best_other.is_none_or(|b| mine >= b) {
-        log::info!(
-            "no promotion score in the cluster and no primary: this standby ({}) is the most advanced known, scoring it 1",
-            mine.to_attr()
-        );
-        agent
-            .pcmk
-            .set_score(&me, 1, agent.deadline)
-            .await
-            .map_err(|e| Failure::generic(e.to_string()))?;
-    }
-    Ok(())
+    let status = o.status.as_ref().ok_or_else(|| Failure::generic("no status of the standby"))?;
+    let until = Instant::now() + agent.time_left() / 2;
+    let mine = instance::standby_position(agent, &o.control, status, until).await?;
+    agent.pcmk.set_private(ATTR_LSN, &mine.to_attr(), agent.deadline).await.map_err(tool)?;
+    raise_if_most_advanced(agent, &me, mine, &view).await
 }

@@ -3,11 +3,13 @@
 //! left for the following action to act upon.
 
 use crate::agent::{ActionResult, Agent, Failure};
-use crate::election::{NO_POSITION, Position};
+use crate::election::NO_POSITION;
 use crate::exit::OcfExit;
 use crate::instance;
 use crate::notify::{self, Notification, Operation, When};
-use crate::pacemaker::{ATTR_CANCEL_SWITCHOVER, ATTR_LSN, ATTR_NODES, ATTR_RECOVER_PRIMARY};
+use crate::pacemaker::{
+    ATTR_CANCEL_SWITCHOVER, ATTR_LSN, ATTR_NODES, ATTR_RECOVER_PRIMARY, ATTR_WAL_ON_DISK,
+};
 use crate::pg;
 use crate::process::Cmd;
 use crate::role::Role;
@@ -66,8 +68,12 @@ async fn pre_promote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
         (Role::Standby, Some(c)) => c,
         (r, _) => {
             log::info!("not a running standby ({r:?}): not a candidate for this promotion");
-            pcmk.set_private(ATTR_LSN, NO_POSITION, agent.deadline).await.map_err(tool)?;
-            return Ok(());
+            // Its WAL still counts: the election refuses to lose it.
+            let (a, b) = tokio::join!(
+                pcmk.set_private(ATTR_LSN, NO_POSITION, agent.deadline),
+                publish_wal_on_disk(agent, &o),
+            );
+            return a.map_err(tool).and(b);
         }
     };
     // A standby that followed a promotion records the new timeline in its
@@ -80,12 +86,7 @@ async fn pre_promote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
     }
     let status =
         pg::status(client, agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
-    let pos = Position {
-        timeline: status.received_tli.unwrap_or(0).max(control.timeline),
-        lsn: status
-            .lsn
-            .ok_or_else(|| Failure::generic("standby reports no received or replayed LSN"))?,
-    };
+    let pos = instance::standby_position(agent, &control, &status, agent.deadline).await?;
     log::info!("this standby's position: timeline {} LSN {}", pos.timeline, pos.lsn);
     let position = pos.to_attr();
     if *target == me {
@@ -98,6 +99,16 @@ async fn pre_promote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
     } else {
         pcmk.set_private(ATTR_LSN, &position, agent.deadline).await.map_err(tool)
     }
+}
+
+/// Publish the end of the WAL on this node's disk (instance not running).
+async fn publish_wal_on_disk(agent: &Agent, o: &instance::Observed) -> Result<(), Failure> {
+    if matches!(o.role, Role::Broken(..)) {
+        return Ok(());
+    }
+    let p = instance::wal_end_on_disk(agent, &o.control, None, agent.deadline).await?;
+    log::info!("WAL on disk ends at {} (timeline {})", p.lsn, p.timeline);
+    agent.pcmk.set_private(ATTR_WAL_ON_DISK, &p.to_attr(), agent.deadline).await.map_err(tool)
 }
 
 /// After a promotion, on every node. The controller waits for every node's

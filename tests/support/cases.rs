@@ -783,6 +783,197 @@ pub fn failover_election_hands_over_to_most_advanced(v: u32) {
     }
 }
 
+/// Published `<timeline>#<lsn>` of `node`'s private attribute `name`.
+fn published_lsn(env: &TestEnv, node: &str, name: &str) -> Option<String> {
+    let v = env.private_values(node, name);
+    v.first().map(|p| {
+        p.split_once('#').unwrap_or_else(|| panic!("{name} of {node}: {p:?}")).1.to_string()
+    })
+}
+
+/// The double failure seen in a cluster: the primary's node and the node
+/// of its most advanced standby lose power; the lagging standby is the one
+/// Pacemaker would promote. The node that comes back publishes the end of
+/// the WAL on its disk at its probe (its instance crashed), and the
+/// election counts it: the promotion of the laggard is refused, naming it,
+/// until it runs a standby again, then handed over to it. Marked never to
+/// be promoted, it is not chosen, and its WAL still stops the promotion.
+pub fn stopped_node_with_newer_wal_stops_the_promotion(v: u32) {
+    let env = env_for!(v, "wal_on_disk");
+    let (p, s2, s3) = three_nodes(&env);
+    env.stop(&s2, "fast");
+    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 10000) AS i");
+    let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
+    env.wait_sql(&s3, &format!("SELECT pg_last_wal_receive_lsn() >= '{lsn}'"), "t");
+    env.kill9(&p);
+    env.stop(&s3, "immediate"); // power cut: a crashed standby
+    fs::write(env.fake.join("offline"), "srv1\n").unwrap();
+    env.start(&s2);
+
+    // srv3 comes back: its probe publishes the end of its WAL on disk.
+    let r = env.agent_env(&s3, "monitor", &[interval("0")]);
+    assert_ne!(r.code, OCF_SUCCESS, "probe of a crashed standby\n{}", r.describe());
+    let on_disk = published_lsn(&env, "srv3", "wal_on_disk")
+        .unwrap_or_else(|| panic!("srv3's probe published no WAL end\n{}", r.describe()));
+    assert_eq!(
+        env.sql_ok(&s2, &format!("SELECT '{on_disk}'::pg_lsn >= '{lsn}'")),
+        "t",
+        "srv3's WAL on disk ({on_disk}) must reach what it received ({lsn})"
+    );
+
+    // Pacemaker promotes srv2 without starting srv3: refused, naming srv3.
+    let mut n = Notify::new("pre", "promote", &["srv1", "srv2", "srv3"]);
+    n.active = names(&["srv2"]);
+    n.unpromoted = names(&["srv2"]);
+    n.promote = names(&["srv2"]);
+    env.notify_all(&[&s2], &n);
+    let r = env.agent(&s2, "promote");
+    r.expect(OCF_ERR_GENERIC, "promote of the laggard while srv3 holds more WAL");
+    assert!(
+        r.exit_reasons()[0].contains("election: srv3 holds the newest WAL"),
+        "{}",
+        r.describe()
+    );
+    assert!(env.in_recovery(&s2), "srv2 must stay a standby");
+
+    // srv3 starts in the next transition; marked never to be promoted,
+    // its WAL still counts.
+    env.agent(&s3, "start").expect(OCF_SUCCESS, "start of srv3");
+    assert_eq!(published_lsn(&env, "srv3", "wal_on_disk"), None, "start clears it");
+    let never = env.fake.join("perm/srv3");
+    fs::create_dir_all(&never).unwrap();
+    fs::write(never.join("pgsqlms-never-promote"), "true").unwrap();
+    n.active = names(&["srv2"]);
+    n.start = names(&["srv3"]);
+    n.unpromoted = names(&["srv2"]);
+    env.notify_all(&[&s2, &s3], &n);
+    let r = env.agent(&s2, "promote");
+    r.expect(OCF_ERR_GENERIC, "promote of srv2 while srv3, never to be promoted, is ahead");
+    assert!(
+        r.exit_reasons()[0].contains("srv3") && r.exit_reasons()[0].contains("never"),
+        "{}",
+        r.describe()
+    );
+
+    // The operator lifts the mark: the promotion is handed over to srv3.
+    fs::remove_file(never.join("pgsqlms-never-promote")).unwrap();
+    env.notify_all(&[&s2, &s3], &n);
+    let r = env.agent(&s2, "promote");
+    r.expect(OCF_ERR_GENERIC, "promote of srv2 hands over");
+    assert!(r.exit_reasons()[0].contains(":srv3 is more advanced"), "{}", r.describe());
+    n.promote = names(&["srv3"]);
+    env.notify_all(&[&s2, &s3], &n);
+    env.agent(&s3, "promote").expect(OCF_SUCCESS, "promote of srv3");
+    assert_eq!(env.sql_ok(&s3, "SELECT count(*) FROM t"), "10000", "no row lost");
+}
+
+/// Whole-cluster start from cleanly stopped instances: each probe
+/// publishes the end of the WAL on its disk, and the most advanced node
+/// known scores itself at once, so Pacemaker promotes it right after the
+/// start. A node behind a published one does not; a node marked never to
+/// be promoted never does.
+pub fn probe_scores_the_most_advanced_at_cold_start(v: u32) {
+    let env = env_for!(v, "probe_cold_start");
+    let (p, s) = two_nodes(&env);
+    env.stop(&s, "fast");
+    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 1000) AS i");
+    env.stop(&p, "fast");
+    let probe = |inst: &Instance| {
+        env.agent_env(inst, "monitor", &[interval("0")])
+            .expect(OCF_NOT_RUNNING, "probe of a stopped instance");
+    };
+    probe(&p);
+    probe(&s);
+    assert_eq!((env.score("srv1"), env.score("srv2")), (Some("1".to_string()), None));
+    let lsn = |node: &str| -> u64 {
+        let (hi, lo) = published_lsn(&env, node, "wal_on_disk")
+            .expect("published")
+            .split_once('/')
+            .map(|(h, l)| (h.to_string(), l.to_string()))
+            .unwrap();
+        (u64::from_str_radix(&hi, 16).unwrap() << 32) | u64::from_str_radix(&lo, 16).unwrap()
+    };
+    let checkpoint = env.controldata(&p)["Latest checkpoint location"].clone();
+    let (hi, lo) = checkpoint.split_once('/').unwrap();
+    let checkpoint =
+        (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap();
+    assert!(lsn("srv1") > checkpoint, "the end of srv1's WAL is past its shutdown checkpoint");
+    assert!(lsn("srv2") < checkpoint, "srv2 stopped before the last writes");
+
+    // Marked never to be promoted: it publishes, and does not score itself.
+    env.remove_score("srv1");
+    let never = env.fake.join("perm/srv1");
+    fs::create_dir_all(&never).unwrap();
+    fs::write(never.join("pgsqlms-never-promote"), "true").unwrap();
+    probe(&p);
+    assert_eq!(env.score("srv1"), None);
+}
+
+/// The end of the WAL on disk a stopped standby publishes is exactly the
+/// position it reported as replayed while running: a stopped node and a
+/// running one holding the same WAL compare equal (neither is refused for
+/// the other).
+pub fn wal_on_disk_equals_the_replayed_position(v: u32) {
+    let env = env_for!(v, "wal_on_disk_exact");
+    let (p, s) = two_nodes(&env);
+    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 5000) AS i");
+    let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
+    env.wait_sql(&s, &format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'"), "t");
+    env.stop(&p, "fast"); // its shutdown checkpoint is the last record
+    // replayed up to the end of what it received (the checkpoint included)
+    let mut replayed = String::new();
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            replayed = env.sql_ok(
+                &s,
+                "SELECT pg_last_wal_replay_lsn() || ' ' || (pg_last_wal_replay_lsn() = pg_last_wal_receive_lsn())",
+            );
+            replayed.ends_with(" true")
+        }),
+        "replay did not catch up: {replayed}"
+    );
+    let replayed = replayed.split(' ').next().unwrap().to_string();
+    env.stop(&s, "fast");
+    env.agent_env(&s, "monitor", &[interval("0")]).expect(OCF_NOT_RUNNING, "probe");
+    assert_eq!(published_lsn(&env, "srv2", "wal_on_disk"), Some(replayed));
+}
+
+/// A standby restarted while its primary is gone holds received WAL it has
+/// not replayed (here held back by recovery_min_apply_delay); its receive
+/// position is gone with the restart. Pre-promote publishes the end of the
+/// WAL on its disk, not the replayed position.
+pub fn restarted_standby_publishes_its_wal_on_disk(v: u32) {
+    let env = env_for!(v, "restarted_standby");
+    let (p, s) = two_nodes(&env);
+    append(&s.conf(), "recovery_min_apply_delay = '1h'\n");
+    env.stop(&s, "fast");
+    env.start(&s);
+    env.wait_streaming(&p, &s);
+    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 1000) AS i");
+    let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
+    env.wait_sql(&s, &format!("SELECT pg_last_wal_receive_lsn() >= '{lsn}'"), "t");
+    env.stop(&p, "immediate");
+    env.stop(&s, "fast");
+    env.start(&s);
+    let replayed = env.sql_ok(&s, "SELECT pg_last_wal_replay_lsn()");
+    assert_eq!(
+        env.sql_ok(&s, &format!("SELECT '{replayed}'::pg_lsn < '{lsn}'")),
+        "t",
+        "the apply delay must hold replay back for this test"
+    );
+    let mut n = Notify::new("pre", "promote", &["srv1", "srv2"]);
+    n.active = names(&["srv2"]);
+    n.unpromoted = names(&["srv2"]);
+    n.promote = names(&["srv2"]);
+    env.notify(&s, &n).expect(OCF_SUCCESS, "pre-promote");
+    let published = published_lsn(&env, "srv2", "lsn_location").expect("a position");
+    assert_eq!(
+        env.sql_ok(&s, &format!("SELECT '{published}'::pg_lsn >= '{lsn}'")),
+        "t",
+        "published {published}, received {lsn}, replayed {replayed}"
+    );
+}
+
 /// The notifications and actions of a switchover srv1 -> srv2.
 fn switchover_transition(env: &TestEnv, p: &Instance, s: &Instance) -> AgentRun {
     let mut n = Notify::new("pre", "demote", &["srv1", "srv2"]);
@@ -1262,14 +1453,40 @@ pub fn standby_monitor_bootstraps_score_without_primary(v: u32) {
     );
     assert_eq!(env.private_values("srv2", "lsn_location").len(), 1);
 
-    // a score exists somewhere: the monitor leaves everything alone
+    // Stale scores only (the primary died before it scored the standbys
+    // that had just connected): srv2 raises itself all the same.
     env.remove_score("srv2");
     env.set_private("srv2", "lsn_location", "");
+    env.set_score("srv2", "-1000");
     env.set_score("srv3", "-1000");
+    let r = env.agent_env(&s, "monitor", &mon);
+    r.expect(OCF_SUCCESS, "monitor of a standby without primary, stale scores");
+    assert_eq!(
+        scores(&env),
+        vec![None, Some("1".to_string()), Some("-1000".to_string())],
+        "srv2 must raise itself over stale scores\n{}",
+        r.describe()
+    );
+
+    // Flagged beyond maxlag by the last primary monitor: never.
+    env.set_score("srv2", "-100");
+    let r = env.agent_env(&s, "monitor", &mon);
+    r.expect(OCF_SUCCESS, "monitor of a standby flagged beyond maxlag");
+    assert_eq!(scores(&env)[1].as_deref(), Some("-100"), "{}", r.describe());
+
+    // A positive score exists somewhere: the monitor only reads the CIB.
+    env.set_score("srv2", "-1000");
+    env.set_private("srv2", "lsn_location", "");
+    env.set_score("srv3", "990");
     env.clear_calls();
     let r = env.agent_env(&s, "monitor", &mon);
-    r.expect(OCF_SUCCESS, "monitor of a standby without primary, a score present");
-    assert_eq!(scores(&env), vec![None, None, Some("-1000".to_string())], "{}", r.describe());
+    r.expect(OCF_SUCCESS, "monitor of a standby without primary, a positive score present");
+    assert_eq!(
+        scores(&env),
+        vec![None, Some("-1000".to_string()), Some("990".to_string())],
+        "{}",
+        r.describe()
+    );
     assert_eq!(
         env.calls(),
         vec!["cibadmin --query".to_string()],
