@@ -106,6 +106,8 @@ pub struct Cmd<'a> {
     pub clean_env: bool,
     /// Variables removed from an inherited environment.
     pub env_remove: Vec<&'static str>,
+    /// Variables set for the child (a password: never in its arguments).
+    pub env_set: Vec<(&'static str, String)>,
 }
 
 impl<'a> Cmd<'a> {
@@ -117,6 +119,7 @@ impl<'a> Cmd<'a> {
             stdout: Stdout::Capture,
             clean_env: false,
             env_remove: Vec::new(),
+            env_set: Vec::new(),
         }
     }
 
@@ -148,6 +151,11 @@ impl<'a> Cmd<'a> {
         self
     }
 
+    pub fn env(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.env_set.push((name, value.into()));
+        self
+    }
+
     pub fn stdout_until_exit(mut self) -> Self {
         self.stdout = Stdout::UntilExit;
         self
@@ -170,6 +178,9 @@ impl<'a> Cmd<'a> {
         }
         for name in &self.env_remove {
             c.env_remove(name);
+        }
+        for (name, value) in &self.env_set {
+            c.env(name, value);
         }
         c.args(&self.args)
             .env("LC_ALL", "C")

@@ -5,6 +5,7 @@ use crate::agent::{ActionResult, Agent, Failure};
 use crate::controlfile::{ControlData, DbState};
 use crate::election::{self, Candidate, Verdict};
 use crate::exit::OcfExit;
+use crate::hang::Liveness;
 use crate::instance::{self, POLL};
 use crate::pacemaker::{ATTR_CANCEL_SWITCHOVER, ATTR_LSN, ATTR_NODES, ATTR_RECOVER_PRIMARY};
 use crate::pg;
@@ -94,21 +95,56 @@ async fn check_former_primary(
 }
 
 pub async fn stop(agent: &Agent) -> ActionResult {
-    checks::binaries_and_user(agent)?;
     // Stop whatever runs, whatever state it is in: a failed stop gets the
     // node fenced, so never refuse one that can be done.
-    if let Postmaster::NotRunning = instance::postmaster(&agent.params.datadir) {
-        let c = instance::control_data(agent).await;
-        match c {
-            Ok(c) => {
-                log::info!("instance already stopped (control file: \"{}\")", c.state.as_str())
+    let datadir = &agent.params.datadir;
+    let pid = match instance::postmaster(datadir) {
+        Postmaster::Running(pid) => pid,
+        Postmaster::NotRunning if !datadir.is_dir() => return stop_without_datadir(agent).await,
+        Postmaster::NotRunning => {
+            match instance::control_data(agent).await {
+                Ok(c) => {
+                    log::info!("instance already stopped (control file: \"{}\")", c.state.as_str())
+                }
+                Err(e) => log::info!("instance already stopped ({})", e.reason),
             }
-            Err(e) => log::info!("instance already stopped ({})", e.reason),
+            return Ok(OcfExit::Success);
         }
+    };
+    // A server that cannot make progress would not answer a shutdown
+    // request either: waiting out the timeout only delays the failover.
+    if let Liveness::Hung(why) = instance::liveness(pid).await {
+        log::error!("PostgreSQL is hung: {why}; killing it (the next start does crash recovery)");
+        instance::kill_tree(agent, pid).await?;
+        log::info!("hung instance killed");
         return Ok(OcfExit::Success);
     }
+    checks::binaries_and_user(agent)?;
     stop_running(agent).await?;
     log::info!("instance stopped");
+    Ok(OcfExit::Success)
+}
+
+/// The data directory is missing. On a node where the resource was never
+/// installed, Pacemaker's probes and cleanups run stop too and need "stopped"
+/// (0): anything else would fence a node for a resource it never ran. But
+/// a server still running in a data directory that was removed under it
+/// must not be called stopped: kill it, and fail if it survives.
+async fn stop_without_datadir(agent: &Agent) -> ActionResult {
+    let datadir = &agent.params.datadir;
+    let orphans = crate::procfs::postgres_in_removed_dir(datadir);
+    if orphans.is_empty() {
+        log::warn!(
+            "data directory {} not found, and no PostgreSQL process works in it: nothing to stop here",
+            datadir.display()
+        );
+        return Ok(OcfExit::Success);
+    }
+    log::error!(
+        "data directory {} was removed while PostgreSQL ran in it: killing its processes",
+        datadir.display()
+    );
+    instance::kill_processes(agent, orphans).await?;
     Ok(OcfExit::Success)
 }
 
@@ -140,6 +176,18 @@ async fn wait_postmaster_gone(agent: &Agent) -> Result<(), Failure> {
 
 pub async fn demote(agent: &Agent) -> ActionResult {
     checks::binaries_and_user(agent)?;
+    // A hung primary would never shut down cleanly: kill it now and fail,
+    // so that the stop that follows finds it stopped and another node
+    // takes over in seconds rather than after this action's timeout.
+    if let Postmaster::Running(pid) = instance::postmaster(&agent.params.datadir)
+        && let Liveness::Hung(why) = instance::liveness(pid).await
+    {
+        log::error!("PostgreSQL is hung: {why}; killing it");
+        instance::kill_tree(agent, pid).await?;
+        return Err(Failure::generic(format!(
+            "PostgreSQL hung ({why}): killed it; it restarts as a standby"
+        )));
+    }
     let o = instance::settle(agent).await?;
     match o.role {
         Role::Standby => {

@@ -1226,6 +1226,12 @@ macro_rules! action_tests {
             monitor_of_a_hung_postmaster_is_bounded,
             stop_with_short_timeout,
             stop_falls_back_to_immediate_shutdown,
+            foreign_postmaster_pid_is_not_ours,
+            stop_despite_configuration_errors,
+            stop_without_data_directory,
+            hung_primary_is_dealt_with_in_seconds,
+            conninfo_password_not_in_arguments,
+            server_output_kept_without_logging_collector,
         );
     };
     (@each $v:expr; $($case:ident),* $(,)?) => {
