@@ -126,6 +126,12 @@ fn s14_recipe_migrate_from_paf() {
     scenario("recipe_migrate_from_paf");
 }
 
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s15_hung_primary() {
+    scenario("hung_primary");
+}
+
 fn say(msg: &str) {
     // Straight to the process's stderr: libtest does not capture this, so a
     // skipped test says so even without --nocapture.
@@ -774,6 +780,7 @@ async fn run_scenario(name: &str) -> Outcome {
                 "recipe_failover" => sc_recipe_failover(&mut ctx).await,
                 "recipe_cleanup" => sc_recipe_cleanup(&mut ctx).await,
                 "recipe_migrate_from_paf" => sc_recipe_migrate_from_paf(&mut ctx).await,
+                "hung_primary" => sc_hung_primary(&mut ctx).await,
                 other => panic!("unknown scenario {other}"),
             };
             if let Err(e) = fault_result {
@@ -1040,6 +1047,24 @@ async fn sc_kill_primary(ctx: &mut Ctx) -> Result<(), String> {
     ctx.wait_writable_after_outage(WRITABLE_LIMIT).await;
     let r = roles().await;
     ctx.notes.push(format!("primary after: {}", r.promoted.join(",")));
+    Ok(())
+}
+
+/// Every process of the primary's PostgreSQL stopped (SIGSTOP, as on a
+/// dead disk) while its node stays healthy: the agent recognises it as hung
+/// and kills it instead of waiting out its timeouts; nobody is fenced.
+async fn sc_hung_primary(ctx: &mut Ctx) -> Result<(), String> {
+    let p = ctx.primary.clone();
+    let before = ctx.s.fences();
+    ctx.fault();
+    let out = script("hang-postgres.sh", &[&p, "STOP"], Duration::from_secs(30)).await;
+    if !out.ok {
+        return Err(format!("hang-postgres.sh: {}", out.stderr.trim()));
+    }
+    ctx.wait_writable_after_outage(WRITABLE_LIMIT).await;
+    let r = roles().await;
+    ctx.notes.push(format!("primary after: {}", r.promoted.join(",")));
+    ctx.expect_no_fencing(&before);
     Ok(())
 }
 
