@@ -317,6 +317,7 @@ pub async fn pg_ctl_start(agent: &Agent) -> Result<(), Failure> {
         cmd = cmd.arg("-l").arg(path.display().to_string());
     }
     wait_unreaped_postmaster(agent).await;
+    remove_foreign_pid_file(&agent.params.datadir);
     let out = cmd.run(agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
     if !out.success() {
         let logged = log.map(|(path, from)| log_since(&path, from)).unwrap_or_default();
@@ -437,6 +438,35 @@ async fn wait_unreaped_postmaster(agent: &Agent) {
 
 fn zombie_postmaster(datadir: &Path) -> Option<i32> {
     pid_file_process(datadir).filter(|(_, state)| *state == 'Z').map(|(pid, _)| pid)
+}
+
+/// A `postmaster.pid` naming a live process that works elsewhere (a PID
+/// recycled after a crash and a reboot, maybe another instance's
+/// postmaster): PostgreSQL would refuse to start for as long as that
+/// process lives. Removed, but only when no process at all works in the
+/// data directory: orphaned backends of the old server would still hold its
+/// shared memory, which the lock file lets PostgreSQL detect.
+fn remove_foreign_pid_file(datadir: &Path) {
+    let Some(pid) = procfs::pid_file_pid(datadir) else { return };
+    let alive_elsewhere = procfs::stat(pid).is_some_and(|s| s.state != 'Z' && s.state != 'X')
+        && procfs::works_in(pid, datadir) == Some(false);
+    if !alive_elsewhere {
+        return;
+    }
+    let inside = procfs::working_in(datadir);
+    if !inside.is_empty() {
+        log::warn!(
+            "postmaster.pid names PID {pid}, which works elsewhere, but processes still work in the data directory ({}): leaving it",
+            inside.iter().map(|s| s.pid.to_string()).collect::<Vec<_>>().join(",")
+        );
+        return;
+    }
+    match std::fs::remove_file(datadir.join("postmaster.pid")) {
+        Ok(()) => log::warn!(
+            "removed a stale postmaster.pid naming PID {pid}, a process of another directory"
+        ),
+        Err(e) => log::warn!("cannot remove the stale postmaster.pid: {e}"),
+    }
 }
 
 /// `pg_ctl stop -m <mode>`, waiting until the server is down or `until`.

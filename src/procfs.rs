@@ -95,6 +95,19 @@ pub fn descendants(root: i32, all: &[Stat]) -> Vec<Stat> {
     out
 }
 
+/// Every live process working in `dir` (same device and inode).
+pub fn working_in(dir: &Path) -> Vec<Stat> {
+    let Ok(d) = std::fs::metadata(dir) else { return Vec::new() };
+    all_stats()
+        .into_iter()
+        .filter(|s| s.state != 'Z' && s.state != 'X')
+        .filter(|s| {
+            std::fs::metadata(format!("/proc/{}/cwd", s.pid))
+                .is_ok_and(|c| c.dev() == d.dev() && c.ino() == d.ino())
+        })
+        .collect()
+}
+
 /// Postgres processes still working in `dir` although it was removed: the
 /// kernel shows their current directory as `<dir> (deleted)`.
 pub fn postgres_in_removed_dir(dir: &Path) -> Vec<Stat> {

@@ -132,6 +132,12 @@ fn s15_hung_primary() {
     scenario("hung_primary");
 }
 
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s16_frozen_primary_node() {
+    scenario("frozen_primary_node");
+}
+
 fn say(msg: &str) {
     // Straight to the process's stderr: libtest does not capture this, so a
     // skipped test says so even without --nocapture.
@@ -781,6 +787,7 @@ async fn run_scenario(name: &str) -> Outcome {
                 "recipe_cleanup" => sc_recipe_cleanup(&mut ctx).await,
                 "recipe_migrate_from_paf" => sc_recipe_migrate_from_paf(&mut ctx).await,
                 "hung_primary" => sc_hung_primary(&mut ctx).await,
+                "frozen_primary_node" => sc_frozen_primary_node(&mut ctx).await,
                 other => panic!("unknown scenario {other}"),
             };
             if let Err(e) = fault_result {
@@ -1065,6 +1072,21 @@ async fn sc_hung_primary(ctx: &mut Ctx) -> Result<(), String> {
     let r = roles().await;
     ctx.notes.push(format!("primary after: {}", r.promoted.join(",")));
     ctx.expect_no_fencing(&before);
+    Ok(())
+}
+
+/// Every process of the primary's node frozen (cgroup.freeze: a hung
+/// kernel): the agent there is frozen too, so only the membership loss and
+/// fencing can resolve it; a standby is promoted, the node power-cycled.
+async fn sc_frozen_primary_node(ctx: &mut Ctx) -> Result<(), String> {
+    let p = ctx.primary.clone();
+    let before = ctx.s.fences();
+    ctx.fault();
+    let out = script("crash.sh", &["--hang", &p], Duration::from_secs(30)).await;
+    if !out.ok {
+        return Err(format!("crash.sh --hang: {}", out.stderr.trim()));
+    }
+    ctx.expect_fenced_and_replaced(&p, &before).await;
     Ok(())
 }
 

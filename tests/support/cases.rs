@@ -1531,6 +1531,12 @@ pub fn foreign_postmaster_pid_is_not_ours(v: u32) {
     assert!(pid_alive(other), "stop of srv1 killed srv2's postmaster");
     assert_eq!(b.postmaster_pid(), Some(other));
     assert_eq!(env.sql_ok(&b, "SELECT 1"), "1", "srv2 must still answer");
+    // PostgreSQL itself would refuse to start while the PID lives: the
+    // stale lock file goes, nothing working in srv1's directory.
+    env.agent(&a, "start").expect(OCF_SUCCESS, "start of srv1 over a stale postmaster.pid");
+    assert!(env.in_recovery(&a));
+    assert_eq!(b.postmaster_pid(), Some(other));
+    assert_eq!(env.sql_ok(&b, "SELECT 1"), "1", "srv2 must still answer");
 }
 
 /// Every configuration error that makes other actions return 6 (bad meta
