@@ -193,10 +193,10 @@ pub async fn observe(agent: &Agent) -> Result<Observed, Failure> {
     let connected = if pm == Postmaster::NotRunning && t.host.starts_with('/') {
         Err(PgError::Contact(Contact::Unreachable))
     } else {
-        pg::connect(&t, agent.deadline).await
+        unless_hung(pm, pg::connect(&t, agent.deadline)).await?
     };
     let (contact, client, status) = match connected {
-        Ok(client) => match pg::status(&client, agent.deadline).await {
+        Ok(client) => match unless_hung(pm, pg::status(&client, agent.deadline)).await? {
             Ok(st) => (Contact::Answered { in_recovery: st.in_recovery }, Some(client), Some(st)),
             Err(PgError::TimedOut) => {
                 return Err(Failure::generic(
@@ -221,6 +221,27 @@ pub async fn observe(agent: &Agent) -> Result<Observed, Failure> {
     );
     Ok(Observed { role, control, client, status })
 }
+
+/// `work` (a connection, a query), abandoned as soon as the instance is
+/// seen hung while it waits: a server that stopped making progress would
+/// otherwise hold the action until its timeout.
+async fn unless_hung<T>(pm: Postmaster, work: impl Future<Output = T>) -> Result<T, Failure> {
+    let watch = async {
+        loop {
+            tokio::time::sleep(HANG_WATCH_EVERY).await;
+            if let Err(f) = fail_if_hung(pm).await {
+                return f;
+            }
+        }
+    };
+    tokio::select! {
+        r = work => Ok(r),
+        f = watch => Err(f),
+    }
+}
+
+/// How often an unanswered connection or query looks at the processes.
+const HANG_WATCH_EVERY: Duration = Duration::from_millis(500);
 
 /// Look until the role is settled (not starting, stopping or recovering),
 /// or the deadline comes.

@@ -1614,10 +1614,12 @@ pub fn hung_primary_is_dealt_with_in_seconds(v: u32) {
     r.expect(OCF_ERR_GENERIC, "monitor of a hung primary");
     assert!(r.exit_reasons()[0].contains("hung"), "{}", r.describe());
     assert!(r.elapsed < Duration::from_secs(10), "monitor took {:?}", r.elapsed);
+    let monitor_took = r.elapsed;
 
     let r = env.agent_env(&p, "demote", &[short]);
     r.expect(OCF_ERR_GENERIC, "demote of a hung primary");
     assert!(r.elapsed < Duration::from_secs(10), "demote took {:?}\n{}", r.elapsed, r.describe());
+    let demote_took = r.elapsed;
     assert!(
         eventually(Duration::from_secs(5), || {
             reap_orphans();
@@ -1643,6 +1645,10 @@ pub fn hung_primary_is_dealt_with_in_seconds(v: u32) {
         }),
         "stop of a hung instance left processes: {:?}",
         pids_under(&p.pgdata)
+    );
+    eprintln!(
+        "hung instance: monitor {:?}, demote {:?}, stop {:?} (timeouts 20 s)",
+        monitor_took, demote_took, r.elapsed
     );
     env.agent(&p, "start").expect(OCF_SUCCESS, "start after the hung stop");
     assert_eq!(env.sql_ok(&p, "SELECT count(*) FROM t"), "1000");
