@@ -119,10 +119,36 @@ pub async fn stop(agent: &Agent) -> ActionResult {
         log::info!("hung instance killed");
         return Ok(OcfExit::Success);
     }
-    checks::binaries_and_user(agent)?;
+    if let Err(e) = checks::binaries_and_user(agent) {
+        // No pg_ctl to ask: the postmaster is ours (checked above), signal
+        // it the way pg_ctl would rather than fail the stop.
+        log::error!("{}: stopping the postmaster (PID {pid}) with signals", e.reason);
+        signal_stop(agent, pid).await?;
+        log::info!("instance stopped");
+        return Ok(OcfExit::Success);
+    }
     stop_running(agent).await?;
     log::info!("instance stopped");
     Ok(OcfExit::Success)
+}
+
+/// pg_ctl's fast shutdown (SIGINT), then its immediate one (SIGQUIT), then
+/// SIGKILL of the whole tree, each given part of the time left.
+async fn signal_stop(agent: &Agent, pid: i32) -> Result<(), Failure> {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    for (sig, share) in [(Signal::SIGINT, 2), (Signal::SIGQUIT, 3)] {
+        let _ = kill(Pid::from_raw(pid), sig);
+        let until = Instant::now() + agent.time_left() / share;
+        while Instant::now() < until {
+            if let Postmaster::NotRunning = instance::postmaster(&agent.params.datadir) {
+                return Ok(());
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        log::warn!("the postmaster did not stop after {sig}");
+    }
+    instance::kill_tree(agent, pid).await
 }
 
 /// The data directory is missing. On a node where the resource was never

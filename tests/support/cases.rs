@@ -1566,6 +1566,18 @@ pub fn stop_despite_configuration_errors(v: u32) {
     }
 }
 
+/// bindir pointing nowhere (or an unknown tool set) while the instance
+/// runs: stop still stops it, cleanly, by signalling its postmaster.
+pub fn stop_without_binaries(v: u32) {
+    let env = env_for!(v, "stop_no_binaries");
+    let inst = env.init_instance("srv1");
+    env.start(&inst);
+    env.agent_env(&inst, "stop", &[("OCF_RESKEY_bindir", Some("/nonexistent/bin"))])
+        .expect(OCF_SUCCESS, "stop with a wrong bindir");
+    assert!(!env.is_running(&inst), "stop with a wrong bindir left PostgreSQL running");
+    assert_eq!(env.cluster_state(&inst), "shut down", "a fast shutdown, as pg_ctl's");
+}
+
 /// stop where the data directory does not exist: 0 (a node where the
 /// resource was never installed), saying what it did not find; but a
 /// server still running in a removed data directory is killed first.

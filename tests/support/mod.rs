@@ -1229,6 +1229,7 @@ macro_rules! action_tests {
             foreign_postmaster_pid_is_not_ours,
             stop_despite_configuration_errors,
             stop_without_data_directory,
+            stop_without_binaries,
             hung_primary_is_dealt_with_in_seconds,
             conninfo_password_not_in_arguments,
             server_output_kept_without_logging_collector,
