@@ -128,13 +128,13 @@ fn s14_recipe_migrate_from_paf() {
 
 #[test]
 #[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
-fn s15_hung_primary() {
+fn s30_hung_primary() {
     scenario("hung_primary");
 }
 
 #[test]
 #[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
-fn s16_frozen_primary_node() {
+fn s31_frozen_primary_node() {
     scenario("frozen_primary_node");
 }
 
