@@ -373,29 +373,33 @@ fn server_log(agent: &Agent) -> Option<(std::path::PathBuf, u64)> {
         return None;
     }
     let runas = agent.runas().ok()?;
-    let opened = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
-        .open(&path)
-        .and_then(|f| Ok((f.metadata()?, f)));
+    // Created here (O_EXCL) and given to system_user, or an existing file
+    // of system_user's: never a file of someone else's given away.
+    let open = |create: bool| {
+        let mut o = std::fs::OpenOptions::new();
+        o.append(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC);
+        if create {
+            o.create_new(true);
+        }
+        o.open(&path).and_then(|f| Ok((f.metadata()?, f, create)))
+    };
+    let opened = match open(true) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => open(false),
+        other => other,
+    };
     let why = match opened {
         Err(e) => e.to_string(),
-        Ok((m, _)) if !m.is_file() || m.nlink() != 1 => {
+        Ok((m, _, _)) if !m.is_file() || m.nlink() != 1 => {
             "not a regular file with a single link".to_string()
         }
-        Ok((m, _)) if m.uid() != 0 && m.uid() != runas.uid.as_raw() => {
-            format!("owned by uid {}, neither root nor {}", m.uid(), runas.name)
-        }
-        Ok((m, f)) => {
-            if m.uid() == runas.uid.as_raw()
-                || nix::unistd::fchown(&f, Some(runas.uid), Some(runas.gid)).is_ok()
-            {
-                return Some((path, m.len()));
-            }
-            format!("cannot give it to {}", runas.name)
-        }
+        Ok((m, _, _)) if m.uid() == runas.uid.as_raw() => return Some((path, m.len())),
+        Ok((_, f, true)) => match nix::unistd::fchown(&f, Some(runas.uid), Some(runas.gid)) {
+            Ok(()) => return Some((path, 0)),
+            Err(e) => format!("cannot give it to {}: {e}", runas.name),
+        },
+        Ok((m, _, false)) => format!("owned by uid {}, not by {}", m.uid(), runas.name),
     };
     log::warn!("server log {text}: {why}; starting without a server log file");
     None

@@ -1741,4 +1741,15 @@ pub fn server_output_kept_without_logging_collector(v: u32) {
     r.expect(OCF_SUCCESS, "start with a link in place of the server log");
     assert_eq!(fs::read_to_string(&victim).unwrap(), "root's\n", "the link was followed");
     assert!(r.log.contains("server log"), "the refusal must be logged\n{}", r.describe());
+    env.agent(&p, "stop").expect(OCF_SUCCESS, "stop");
+
+    // A file of someone else's in its place is neither used nor given away.
+    fs::remove_file(&log).unwrap();
+    fs::write(&log, "root's\n").unwrap();
+    let r = env.agent(&p, "start");
+    r.expect(OCF_SUCCESS, "start with a root file in place of the server log");
+    let m = fs::symlink_metadata(&log).unwrap();
+    assert_eq!(m.uid(), 0, "root's file was given to postgres");
+    assert_eq!(fs::read_to_string(&log).unwrap(), "root's\n", "root's file was written");
+    assert!(r.log.contains("server log"), "the refusal must be logged\n{}", r.describe());
 }
