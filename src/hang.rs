@@ -44,6 +44,31 @@ pub fn judge(samples: &[Vec<char>]) -> Liveness {
     Liveness::Alive
 }
 
+/// One look at the process tree: state letter and CPU ticks used so far of
+/// each process, the postmaster first.
+pub type Look = Vec<(char, u64)>;
+
+/// A server that has not answered (a connection, a query, a shutdown) over
+/// `looks` taken at regular intervals: stalled when it used no CPU at all
+/// meanwhile, nothing was runnable, and some process waited on the disk
+/// (D) at every look, as when its disk stops answering while the
+/// postmaster itself sleeps. Asked only about a server that did not answer:
+/// an idle one answers at once.
+pub fn stalled(looks: &[Look]) -> Option<String> {
+    let (first, last) = (looks.first()?, looks.last()?);
+    let cpu = |l: &Look| l.iter().map(|(_, c)| *c).sum::<u64>();
+    let steady = looks.iter().all(|l| l.len() == first.len() && !l.is_empty());
+    let in_d = looks.iter().all(|l| l.iter().any(|(s, _)| *s == 'D'));
+    let none_runs = looks.iter().all(|l| l.iter().all(|(s, _)| *s != 'R'));
+    (looks.len() >= 2 && steady && in_d && none_runs && cpu(first) == cpu(last)).then(|| {
+        format!(
+            "no CPU used by its {} processes over {} looks, some in uninterruptible sleep (D) throughout",
+            last.len(),
+            looks.len()
+        )
+    })
+}
+
 /// Whether one look is worth confirming with more (cheap first test).
 pub fn suspicious(sample: &[char]) -> bool {
     sample.first().is_some_and(|pm| *pm == 'D' || stopped(*pm))
@@ -99,6 +124,30 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn looks(v: &[&[(char, u64)]]) -> Vec<Look> {
+        v.iter().map(|l| l.to_vec()).collect()
+    }
+
+    #[test]
+    fn a_server_stuck_on_its_disk_is_stalled() {
+        let stuck: &[(char, u64)] = &[('S', 5), ('D', 40), ('D', 7), ('S', 1)];
+        assert!(stalled(&looks(&[stuck, stuck, stuck])).is_some());
+        // Any CPU used in between: progress (a slow disk, not a dead one).
+        let later: &[(char, u64)] = &[('S', 5), ('D', 41), ('D', 7), ('S', 1)];
+        assert!(stalled(&looks(&[stuck, stuck, later])).is_none());
+        // Nobody waits on the disk: a server blocked elsewhere, not this.
+        let idle: &[(char, u64)] = &[('S', 5), ('S', 40)];
+        assert!(stalled(&looks(&[idle, idle, idle])).is_none());
+        // Runnable, or a process came or went: not stalled.
+        let runs: &[(char, u64)] = &[('S', 5), ('D', 40), ('R', 7), ('S', 1)];
+        assert!(stalled(&looks(&[stuck, runs, stuck])).is_none());
+        let fewer: &[(char, u64)] = &[('S', 5), ('D', 40), ('D', 7)];
+        assert!(stalled(&looks(&[stuck, fewer])).is_none());
+        assert!(stalled(&looks(&[stuck])).is_none());
+        assert!(stalled(&[]).is_none());
+        assert!(stalled(&looks(&[&[], &[]])).is_none());
     }
 
     #[test]

@@ -222,15 +222,31 @@ pub async fn observe(agent: &Agent) -> Result<Observed, Failure> {
     Ok(Observed { role, control, client, status })
 }
 
-/// `work` (a connection, a query), abandoned as soon as the instance is
-/// seen hung while it waits: a server that stopped making progress would
+/// `work` (a connection, a query, a shutdown), abandoned as soon as the
+/// instance is seen hung while it waits: its postmaster stopped, or, after
+/// `STALL_WINDOW` without an answer, no CPU used by any of its processes
+/// while some wait on the disk. A server that stopped making progress would
 /// otherwise hold the action until its timeout.
-async fn unless_hung<T>(pm: Postmaster, work: impl Future<Output = T>) -> Result<T, Failure> {
+pub async fn unless_hung<T>(pm: Postmaster, work: impl Future<Output = T>) -> Result<T, Failure> {
+    let Postmaster::Running(pid) = pm else { return Ok(work.await) };
     let watch = async {
+        let mut looks: Vec<hang::Look> = Vec::new();
+        let keep = (STALL_WINDOW.as_millis() / HANG_WATCH_EVERY.as_millis()) as usize + 1;
         loop {
             tokio::time::sleep(HANG_WATCH_EVERY).await;
             if let Err(f) = fail_if_hung(pm).await {
                 return f;
+            }
+            looks.push(procfs::tree(pid).iter().map(|s| (s.state, s.cpu)).collect());
+            if looks.len() > keep {
+                looks.remove(0);
+            }
+            if looks.len() == keep
+                && let Some(why) = hang::stalled(&looks)
+            {
+                return Failure::generic(format!(
+                    "PostgreSQL is hung: {why} (postmaster PID {pid})"
+                ));
             }
         }
     };
@@ -242,6 +258,9 @@ async fn unless_hung<T>(pm: Postmaster, work: impl Future<Output = T>) -> Result
 
 /// How often an unanswered connection or query looks at the processes.
 const HANG_WATCH_EVERY: Duration = Duration::from_millis(500);
+/// How long a server may use no CPU, waiting on its disk, before it is
+/// called hung.
+const STALL_WINDOW: Duration = Duration::from_secs(5);
 
 /// Look until the role is settled (not starting, stopping or recovering),
 /// or the deadline comes.

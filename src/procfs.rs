@@ -31,6 +31,8 @@ pub struct Stat {
     pub comm: String,
     pub state: char,
     pub ppid: i32,
+    /// CPU time used so far (utime + stime, clock ticks); 0 when unknown.
+    pub cpu: u64,
 }
 
 /// `pid (comm) state ppid ...`: comm may hold spaces and parentheses.
@@ -41,7 +43,11 @@ pub fn parse_stat(pid: i32, stat: &str) -> Option<Stat> {
     let mut rest = stat.get(close + 1..)?.split_whitespace();
     let state = rest.next()?.chars().next()?;
     let ppid = rest.next()?.parse().ok()?;
-    Some(Stat { pid, comm, state, ppid })
+    // fields 14 and 15 of proc(5): 9 more after ppid, then utime, stime
+    let mut rest = rest.skip(9);
+    let mut tick = || rest.next().and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
+    let cpu = tick().saturating_add(tick());
+    Some(Stat { pid, comm, state, ppid, cpu })
 }
 
 pub fn stat(pid: i32) -> Option<Stat> {
@@ -131,8 +137,10 @@ mod tests {
     fn stat_lines() {
         assert_eq!(
             parse_stat(123, "123 (postgres) S 1 2 3"),
-            Some(Stat { pid: 123, comm: "postgres".into(), state: 'S', ppid: 1 })
+            Some(Stat { pid: 123, comm: "postgres".into(), state: 'S', ppid: 1, cpu: 0 })
         );
+        let real = "4242 (postgres) D 4241 4242 4242 0 -1 4194560 120 0 3 0 17 5 0 0 20 0 1 0";
+        assert_eq!(parse_stat(4242, real).map(|s| (s.state, s.ppid, s.cpu)), Some(('D', 4241, 22)));
         assert_eq!(parse_stat(9, "9 (a (b) c) T 7 1").map(|s| (s.comm, s.state, s.ppid)), {
             Some(("a (b) c".to_string(), 'T', 7))
         });
@@ -151,7 +159,7 @@ mod tests {
     }
 
     fn st(pid: i32, ppid: i32) -> Stat {
-        Stat { pid, comm: "postgres".into(), state: 'S', ppid }
+        Stat { pid, comm: "postgres".into(), state: 'S', ppid, cpu: 0 }
     }
 
     #[test]

@@ -127,7 +127,7 @@ pub async fn stop(agent: &Agent) -> ActionResult {
         log::info!("instance stopped");
         return Ok(OcfExit::Success);
     }
-    stop_running(agent).await?;
+    stop_running(agent, pid).await?;
     log::info!("instance stopped");
     Ok(OcfExit::Success)
 }
@@ -177,13 +177,28 @@ async fn stop_without_datadir(agent: &Agent) -> ActionResult {
 /// Fast shutdown; if it cannot finish in time, immediate shutdown so the
 /// stop still succeeds (crash recovery at next start is safe; fencing the
 /// node is not cheaper).
-async fn stop_running(agent: &Agent) -> Result<(), Failure> {
+/// A server found hung while it shuts down (its disk stopped answering) is
+/// killed rather than waited for.
+async fn stop_running(agent: &Agent, pid: i32) -> Result<(), Failure> {
     let reserve = (agent.time_left() / 4).min(Duration::from_secs(5));
     let fast_deadline = agent.deadline - reserve;
-    let fast = instance::pg_ctl_stop_until(agent, "fast", fast_deadline).await;
-    if let Err(e) = fast {
-        log::warn!("fast shutdown did not complete ({}); using immediate shutdown", e.reason);
-        instance::pg_ctl_stop_until(agent, "immediate", agent.deadline).await?;
+    let pm = Postmaster::Running(pid);
+    let hung = |f: Failure| async move {
+        log::error!("{}: killing it", f.reason);
+        instance::kill_tree(agent, pid).await
+    };
+    match instance::unless_hung(pm, instance::pg_ctl_stop_until(agent, "fast", fast_deadline)).await
+    {
+        Err(f) => return hung(f).await,
+        Ok(Err(e)) => {
+            log::warn!("fast shutdown did not complete ({}); using immediate shutdown", e.reason);
+            let immediate = instance::pg_ctl_stop_until(agent, "immediate", agent.deadline);
+            match instance::unless_hung(pm, immediate).await {
+                Err(f) => return hung(f).await,
+                Ok(r) => r?,
+            }
+        }
+        Ok(Ok(())) => {}
     }
     wait_postmaster_gone(agent).await
 }
