@@ -11,6 +11,7 @@ node=${1:-}
 [ -n "$node" ] || die "usage: ${0##*/} NODE [STOP|CONT]"
 check_node "$node"
 sig=${2:-STOP}
+# shellcheck disable=SC2016  # expanded by the sh on the node
 on_node "$node" sh -c '
   pm=$(head -n 1 "$1/postmaster.pid" 2>/dev/null) || { echo "no postmaster.pid in $1" >&2; exit 1; }
   # the postmaster first: it forks nothing new once stopped
