@@ -5,9 +5,11 @@ use crate::agent::{Agent, Failure};
 use crate::controlfile::{self, ControlData, ControlError};
 use crate::election::Position;
 use crate::exit::OcfExit;
+use crate::hang::{self, Liveness};
 use crate::lsn::Lsn;
 use crate::pg::{self, PgError, Status, Target};
 use crate::process::Cmd;
+use crate::procfs;
 use crate::role::{self, Contact, Postmaster, Role};
 use crate::safefs;
 use crate::waldump::{self, WalStop};
@@ -215,7 +217,7 @@ fn read_small(path: &Path) -> Option<String> {
     Some(text)
 }
 
-/// Whether `postmaster.pid` names a live postgres process.
+/// Whether `postmaster.pid` names a live postmaster of this data directory.
 pub fn postmaster(datadir: &Path) -> Postmaster {
     // A stale pid file can name a reused PID: check it is a postgres, and
     // not a zombie nobody reaped yet (a dead postmaster).
@@ -226,25 +228,103 @@ pub fn postmaster(datadir: &Path) -> Postmaster {
 }
 
 /// The postgres process `postmaster.pid` names, if any, with its state
-/// letter from /proc (R, S, Z...).
+/// letter from /proc (R, S, Z...). A postgres that works in another
+/// directory is not ours: a recycled PID, maybe another instance's
+/// postmaster, which neither monitor nor stop may take for this one.
 fn pid_file_process(datadir: &Path) -> Option<(i32, char)> {
-    let text = String::from_utf8_lossy(
-        &crate::safefs::read_in(datadir, "postmaster.pid", crate::safefs::SMALL).ok()?,
-    )
-    .into_owned();
-    let pid = text.lines().next()?.trim().parse::<i32>().ok().filter(|p| *p > 0)?;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (comm, state) = parse_proc_stat(&stat)?;
-    (comm.starts_with("postgres") || comm.starts_with("postmaster")).then_some((pid, state))
+    let pid = procfs::pid_file_pid(datadir)?;
+    let st = procfs::stat(pid)?;
+    if !(st.comm.starts_with("postgres") || st.comm.starts_with("postmaster")) {
+        return None;
+    }
+    // A zombie has no working directory left: it is dead whoever it was.
+    if st.state == 'Z' || st.state == 'X' {
+        return Some((pid, st.state));
+    }
+    match procfs::works_in(pid, datadir) {
+        Some(true) => Some((pid, st.state)),
+        Some(false) => {
+            log::warn!(
+                "postmaster.pid names PID {pid}, a postgres process serving another directory: not this instance"
+            );
+            None
+        }
+        None => None,
+    }
 }
 
-/// `pid (comm) state ...`: comm may hold spaces and parentheses.
-fn parse_proc_stat(stat: &str) -> Option<(&str, char)> {
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let comm = stat.get(open + 1..close)?;
-    let state = stat.get(close + 1..)?.trim_start().chars().next()?;
-    Some((comm, state))
+/// How long to look at a suspicious instance before calling it hung.
+const HANG_LOOKS: usize = 3;
+const HANG_LOOK_EVERY: Duration = Duration::from_millis(300);
+
+/// Whether the instance whose postmaster is `pid` can make progress. One
+/// /proc read when the postmaster is fine; a few looks at the whole process
+/// tree otherwise.
+pub async fn liveness(pid: i32) -> Liveness {
+    let look = || procfs::tree(pid).iter().map(|s| s.state).collect::<Vec<char>>();
+    let pm = procfs::stat(pid).map(|s| s.state);
+    if !pm.is_some_and(|s| hang::suspicious(&[s])) {
+        return Liveness::Alive;
+    }
+    let mut samples = vec![look()];
+    while samples.len() < HANG_LOOKS && !matches!(hang::judge(&samples), Liveness::Hung(_)) {
+        tokio::time::sleep(HANG_LOOK_EVERY).await;
+        samples.push(look());
+    }
+    hang::judge(&samples)
+}
+
+/// SIGKILL of the postmaster `pid` and of every process under it: what a
+/// hung server gets. Nothing committed is lost (the WAL is on disk); the
+/// next start does crash recovery. Fails when a process outlives the kill
+/// (uninterruptible sleep on a dead disk): only fencing ends it then.
+pub async fn kill_tree(agent: &Agent, pid: i32) -> Result<(), Failure> {
+    kill_processes(agent, procfs::tree(pid)).await
+}
+
+/// SIGKILL of `procs`, waiting (a bounded moment) until they are gone.
+pub async fn kill_processes(agent: &Agent, procs: Vec<procfs::Stat>) -> Result<(), Failure> {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    log::warn!(
+        "SIGKILL to {} PostgreSQL processes (PID:state {})",
+        procs.len(),
+        procs.iter().map(|s| format!("{}:{}", s.pid, s.state)).collect::<Vec<_>>().join(" ")
+    );
+    for s in &procs {
+        let _ = kill(Pid::from_raw(s.pid), Signal::SIGKILL);
+    }
+    let give_up = Instant::now() + (agent.time_left() / 2).min(Duration::from_secs(10));
+    loop {
+        // Same PID, same parent: still that process (a recycled PID would
+        // have another parent, or at least not be a child of the tree).
+        let left: Vec<procfs::Stat> = procs
+            .iter()
+            .filter_map(|s| procfs::stat(s.pid).filter(|n| n.ppid == s.ppid || n.comm == s.comm))
+            .filter(|s| s.state != 'Z' && s.state != 'X')
+            .collect();
+        if left.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= give_up {
+            return Err(Failure::generic(format!(
+                "PostgreSQL processes survive SIGKILL (PID:state {}): the node must be fenced",
+                left.iter().map(|s| format!("{}:{}", s.pid, s.state)).collect::<Vec<_>>().join(" ")
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Fails at once when the instance cannot answer, instead of waiting for a
+/// connection or a shutdown that will never come.
+pub async fn fail_if_hung(pm: Postmaster) -> Result<(), Failure> {
+    if let Postmaster::Running(pid) = pm
+        && let Liveness::Hung(why) = liveness(pid).await
+    {
+        return Err(Failure::generic(format!("PostgreSQL is hung: {why} (postmaster PID {pid})")));
+    }
+    Ok(())
 }
 
 pub fn target(agent: &Agent) -> Result<Target<'_>, Failure> {
@@ -255,15 +335,16 @@ pub fn target(agent: &Agent) -> Result<Target<'_>, Failure> {
 pub async fn observe(agent: &Agent) -> Result<Observed, Failure> {
     let control = control_data(agent).await?;
     let pm = postmaster(&agent.params.datadir);
+    fail_if_hung(pm).await?;
     let t = target(agent)?;
     // Nothing to connect to: skip the attempt (and its timeout) entirely.
     let connected = if pm == Postmaster::NotRunning && t.host.starts_with('/') {
         Err(PgError::Contact(Contact::Unreachable))
     } else {
-        pg::connect(&t, agent.deadline).await
+        unless_hung(pm, pg::connect(&t, agent.deadline)).await?
     };
     let (contact, client, status) = match connected {
-        Ok(client) => match pg::status(&client, agent.deadline).await {
+        Ok(client) => match unless_hung(pm, pg::status(&client, agent.deadline)).await? {
             Ok(st) => (Contact::Answered { in_recovery: st.in_recovery }, Some(client), Some(st)),
             Err(PgError::TimedOut) => {
                 return Err(Failure::generic(
@@ -288,6 +369,46 @@ pub async fn observe(agent: &Agent) -> Result<Observed, Failure> {
     );
     Ok(Observed { role, control, client, status })
 }
+
+/// `work` (a connection, a query, a shutdown), abandoned as soon as the
+/// instance is seen hung while it waits: its postmaster stopped, or, after
+/// `STALL_WINDOW` without an answer, no CPU used by any of its processes
+/// while some wait on the disk. A server that stopped making progress would
+/// otherwise hold the action until its timeout.
+pub async fn unless_hung<T>(pm: Postmaster, work: impl Future<Output = T>) -> Result<T, Failure> {
+    let Postmaster::Running(pid) = pm else { return Ok(work.await) };
+    let watch = async {
+        let mut looks: Vec<hang::Look> = Vec::new();
+        let keep = (STALL_WINDOW.as_millis() / HANG_WATCH_EVERY.as_millis()) as usize + 1;
+        loop {
+            tokio::time::sleep(HANG_WATCH_EVERY).await;
+            if let Err(f) = fail_if_hung(pm).await {
+                return f;
+            }
+            looks.push(procfs::tree(pid).iter().map(|s| (s.state, s.cpu)).collect());
+            if looks.len() > keep {
+                looks.remove(0);
+            }
+            if looks.len() == keep
+                && let Some(why) = hang::stalled(&looks)
+            {
+                return Failure::generic(format!(
+                    "PostgreSQL is hung: {why} (postmaster PID {pid})"
+                ));
+            }
+        }
+    };
+    tokio::select! {
+        r = work => Ok(r),
+        f = watch => Err(f),
+    }
+}
+
+/// How often an unanswered connection or query looks at the processes.
+const HANG_WATCH_EVERY: Duration = Duration::from_millis(500);
+/// How long a server may use no CPU, waiting on its disk, before it is
+/// called hung.
+const STALL_WINDOW: Duration = Duration::from_secs(5);
 
 /// Look until the role is settled (not starting, stopping or recovering),
 /// or the deadline comes.
@@ -376,22 +497,114 @@ pub async fn pg_ctl_start(agent: &Agent) -> Result<(), Failure> {
     // a postmaster is.
     let mut opts = vec!["-D".to_string(), p.pgdata.display().to_string()];
     opts.extend(crate::actions::checks::config_file_opts(agent, &words));
-    let cmd = Cmd::new(p.bin("pg_ctl"))
+    let mut cmd = Cmd::new(p.bin("pg_ctl"))
         .args(["start", "-w", "-t"])
         .arg(secs_left(agent))
         .args(["-o".to_string(), shell_words::join(&opts)])
         .run_as(agent.runas()?)
         .env("PGDATA", p.pgdata.display().to_string())
         .stdout_until_exit();
+    // pg_ctl puts the -l path between double quotes in its shell command:
+    // a path a shell would change is not given (the server's output is then
+    // lost, as without the agent's log; said in the log).
+    let log = server_log(agent).filter(|(path, _)| {
+        let text = path.display().to_string();
+        let safe = !text.contains(['$', '`', '"', '\\', '\n']);
+        if !safe {
+            log::warn!("not keeping the server's output in {text}: pg_ctl would hand it to a shell");
+        }
+        safe
+    });
+    if let Some((path, _)) = &log {
+        cmd = cmd.arg("-l").arg(path.display().to_string());
+    }
     wait_unreaped_postmaster(agent).await;
+    remove_foreign_pid_file(&agent.params.datadir);
     let out = cmd.run(agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
     if !out.success() {
+        let logged = log.map(|(path, from)| log_since(&path, from)).unwrap_or_default();
         return Err(Failure::generic(format!(
             "pg_ctl start failed: {}",
-            start_failure(&out.stdout, &out.message())
+            start_failure(&format!("{logged}\n{}", out.stdout), &out.message())
         )));
     }
     Ok(())
+}
+
+/// Where the server's own output goes (`pg_ctl -l`): without it, a server
+/// with logging_collector off writes to a pipe that closes with pg_ctl, and
+/// nothing would say why it crashed later. `<datadir>.server.log`, beside
+/// the data directory (not in it: base backups copy the data directory).
+pub fn server_log_path(datadir: &Path) -> Option<std::path::PathBuf> {
+    let name = datadir.file_name()?.to_str()?;
+    Some(datadir.with_file_name(format!("{name}.server.log")))
+}
+
+/// The server log, opened (created) safely by root: no symbolic link
+/// followed, mode 0600, a regular file with one link, owned by system_user;
+/// with its current size. `None` (and a warning) when it cannot be: the
+/// start goes on, as before, without a log file.
+fn server_log(agent: &Agent) -> Option<(std::path::PathBuf, u64)> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let path = server_log_path(&agent.params.datadir)?;
+    // pg_ctl hands the path to /bin/sh between double quotes.
+    let text = path.to_str()?;
+    if text.contains(['"', '$', '`', '\\', '\n']) {
+        log::warn!("server log {text}: the path holds shell characters; not writing a server log");
+        return None;
+    }
+    let runas = agent.runas().ok()?;
+    // Created here (O_EXCL) and given to system_user, or an existing file
+    // of system_user's: never a file of someone else's given away.
+    let open = |create: bool| {
+        let mut o = std::fs::OpenOptions::new();
+        o.append(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC);
+        if create {
+            o.create_new(true);
+        }
+        o.open(&path).and_then(|f| Ok((f.metadata()?, f, create)))
+    };
+    let opened = match open(true) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => open(false),
+        other => other,
+    };
+    let why = match opened {
+        Err(e) => e.to_string(),
+        Ok((m, _, _)) if !m.is_file() || m.nlink() != 1 => {
+            "not a regular file with a single link".to_string()
+        }
+        Ok((m, _, _)) if m.uid() == runas.uid.as_raw() => return Some((path, m.len())),
+        Ok((_, f, true)) => match nix::unistd::fchown(&f, Some(runas.uid), Some(runas.gid)) {
+            Ok(()) => return Some((path, 0)),
+            Err(e) => format!("cannot give it to {}: {e}", runas.name),
+        },
+        Ok((m, _, false)) => format!("owned by uid {}, not by {}", m.uid(), runas.name),
+    };
+    log::warn!("server log {text}: {why}; starting without a server log file");
+    None
+}
+
+/// What the server wrote to its log from `offset` on (at most 64 KiB).
+fn log_since(path: &Path, offset: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::OpenOptionsExt;
+    const CAP: u64 = 64 * 1024;
+    let Ok(mut f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+    else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let from = offset.max(len.saturating_sub(CAP)).min(len);
+    let mut buf = Vec::new();
+    if f.seek(SeekFrom::Start(from)).is_ok() {
+        let _ = f.take(CAP).read_to_end(&mut buf);
+    }
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// The server's own words (its FATAL line) say more than pg_ctl's "Examine
@@ -431,6 +644,35 @@ async fn wait_unreaped_postmaster(agent: &Agent) {
 
 fn zombie_postmaster(datadir: &Path) -> Option<i32> {
     pid_file_process(datadir).filter(|(_, state)| *state == 'Z').map(|(pid, _)| pid)
+}
+
+/// A `postmaster.pid` naming a live process that works elsewhere (a PID
+/// recycled after a crash and a reboot, maybe another instance's
+/// postmaster): PostgreSQL would refuse to start for as long as that
+/// process lives. Removed, but only when no process at all works in the
+/// data directory: orphaned backends of the old server would still hold its
+/// shared memory, which the lock file lets PostgreSQL detect.
+fn remove_foreign_pid_file(datadir: &Path) {
+    let Some(pid) = procfs::pid_file_pid(datadir) else { return };
+    let alive_elsewhere = procfs::stat(pid).is_some_and(|s| s.state != 'Z' && s.state != 'X')
+        && procfs::works_in(pid, datadir) == Some(false);
+    if !alive_elsewhere {
+        return;
+    }
+    let inside = procfs::working_in(datadir);
+    if !inside.is_empty() {
+        log::warn!(
+            "postmaster.pid names PID {pid}, which works elsewhere, but processes still work in the data directory ({}): leaving it",
+            inside.iter().map(|s| s.pid.to_string()).collect::<Vec<_>>().join(",")
+        );
+        return;
+    }
+    match std::fs::remove_file(datadir.join("postmaster.pid")) {
+        Ok(()) => log::warn!(
+            "removed a stale postmaster.pid naming PID {pid}, a process of another directory"
+        ),
+        Err(e) => log::warn!("cannot remove the stale postmaster.pid: {e}"),
+    }
 }
 
 /// `pg_ctl stop -m <mode>`, waiting until the server is down or `until`.
@@ -491,13 +733,6 @@ mod tests {
     }
 
     #[test]
-    fn proc_stat_parsing() {
-        assert_eq!(parse_proc_stat("123 (postgres) S 1 2 3"), Some(("postgres", 'S')));
-        assert_eq!(parse_proc_stat("9 (a (b) c) Z 1"), Some(("a (b) c", 'Z')));
-        assert_eq!(parse_proc_stat("garbage"), None);
-    }
-
-    #[test]
     fn this_process_is_not_a_postmaster() {
         let dir = std::env::temp_dir().join(format!("pgsqlms-pm-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -513,7 +748,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn proc_stat_parsing_never_panics(s in "\\PC*") {
-            let _ = parse_proc_stat(&s);
+            let _ = crate::procfs::parse_stat(1, &s);
         }
     }
 }

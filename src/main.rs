@@ -4,10 +4,12 @@
 mod actions;
 mod agent;
 mod cib;
+mod conninfo;
 mod controlfile;
 mod divergence;
 mod election;
 mod exit;
+mod hang;
 mod instance;
 mod logging;
 mod lsn;
@@ -17,6 +19,7 @@ mod pacemaker;
 mod params;
 mod pg;
 mod process;
+mod procfs;
 mod role;
 mod safefs;
 mod scores;
@@ -141,8 +144,24 @@ fn run(action: Option<&str>, env: HashMap<String, String>) -> OcfExit {
         return OcfExit::ErrUnimplemented;
     }
     let started = tokio::time::Instant::now();
-    let params = match params::Params::from_env(&env) {
-        Ok(p) => p,
+    // stop needs only where the instance is and who runs it: a bad value
+    // of a parameter it does not use must not keep it from stopping
+    // (actions::stop_despite_configuration says why).
+    let (params, deferred) = match params::Params::from_env(&env) {
+        Ok(p) => (p, None),
+        Err(e) if action == "stop" => {
+            let mut lenient = env.clone();
+            for unused in ["OCF_RESKEY_maxlag", "OCF_RESKEY_pgport"] {
+                lenient.remove(unused);
+            }
+            match params::Params::from_env(&lenient) {
+                Ok(p) => (p, Some(e.0)),
+                Err(_) => {
+                    logging::exit_reason(&env, &e.0);
+                    return OcfExit::ErrConfigured;
+                }
+            }
+        }
         Err(e) => {
             logging::exit_reason(&env, &e.0);
             return OcfExit::ErrConfigured;
@@ -156,7 +175,10 @@ fn run(action: Option<&str>, env: HashMap<String, String>) -> OcfExit {
         }
     };
     let agent = agent::Agent::new(env, params, started);
-    let result = runtime.block_on(actions::dispatch(action, &agent));
+    let result = match deferred {
+        Some(why) => runtime.block_on(actions::stop_despite_configuration(&agent, Some(&why))),
+        None => runtime.block_on(actions::dispatch(action, &agent)),
+    };
     let code = match result {
         Ok(code) => code,
         Err(f) => {

@@ -149,6 +149,18 @@ fn s16_sync_loss_any() {
     scenario("sync_loss_any");
 }
 
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s30_hung_primary() {
+    scenario("hung_primary");
+}
+
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s31_frozen_primary_node() {
+    scenario("frozen_primary_node");
+}
+
 fn say(msg: &str) {
     // Straight to the process's stderr: libtest does not capture this, so a
     // skipped test says so even without --nocapture.
@@ -801,6 +813,8 @@ async fn run_scenario(name: &str) -> Outcome {
                 "recipe_migrate_from_paf" => sc_recipe_migrate_from_paf(&mut ctx).await,
                 "sync_loss_first" => sc_sync_loss(&mut ctx, true).await,
                 "sync_loss_any" => sc_sync_loss(&mut ctx, false).await,
+                "hung_primary" => sc_hung_primary(&mut ctx).await,
+                "frozen_primary_node" => sc_frozen_primary_node(&mut ctx).await,
                 other => panic!("unknown scenario {other}"),
             };
             if let Err(e) = fault_result {
@@ -1067,6 +1081,39 @@ async fn sc_kill_primary(ctx: &mut Ctx) -> Result<(), String> {
     ctx.wait_writable_after_outage(WRITABLE_LIMIT).await;
     let r = roles().await;
     ctx.notes.push(format!("primary after: {}", r.promoted.join(",")));
+    Ok(())
+}
+
+/// Every process of the primary's PostgreSQL stopped (SIGSTOP, as on a
+/// dead disk) while its node stays healthy: the agent recognises it as hung
+/// and kills it instead of waiting out its timeouts; nobody is fenced.
+async fn sc_hung_primary(ctx: &mut Ctx) -> Result<(), String> {
+    let p = ctx.primary.clone();
+    let before = ctx.s.fences();
+    ctx.fault();
+    let out = script("hang-postgres.sh", &[&p, "STOP"], Duration::from_secs(30)).await;
+    if !out.ok {
+        return Err(format!("hang-postgres.sh: {}", out.stderr.trim()));
+    }
+    ctx.wait_writable_after_outage(WRITABLE_LIMIT).await;
+    let r = roles().await;
+    ctx.notes.push(format!("primary after: {}", r.promoted.join(",")));
+    ctx.expect_no_fencing(&before);
+    Ok(())
+}
+
+/// Every process of the primary's node frozen (cgroup.freeze: a hung
+/// kernel): the agent there is frozen too, so only the membership loss and
+/// fencing can resolve it; a standby is promoted, the node power-cycled.
+async fn sc_frozen_primary_node(ctx: &mut Ctx) -> Result<(), String> {
+    let p = ctx.primary.clone();
+    let before = ctx.s.fences();
+    ctx.fault();
+    let out = script("crash.sh", &["--hang", &p], Duration::from_secs(30)).await;
+    if !out.ok {
+        return Err(format!("crash.sh --hang: {}", out.stderr.trim()));
+    }
+    ctx.expect_fenced_and_replaced(&p, &before).await;
     Ok(())
 }
 

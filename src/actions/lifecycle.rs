@@ -5,6 +5,7 @@ use crate::agent::{ActionResult, Agent, Failure};
 use crate::controlfile::{ControlData, DbState};
 use crate::election::{self, Barred, Candidate, Holder, Verdict};
 use crate::exit::OcfExit;
+use crate::hang::Liveness;
 use crate::instance::{self, POLL};
 use crate::pacemaker::{
     ATTR_CANCEL_SWITCHOVER, ATTR_LSN, ATTR_NODES, ATTR_RECOVER_PRIMARY, ATTR_WAL_ON_DISK,
@@ -102,34 +103,110 @@ async fn check_former_primary(
 }
 
 pub async fn stop(agent: &Agent) -> ActionResult {
-    checks::binaries_and_user(agent)?;
     // Stop whatever runs, whatever state it is in: a failed stop gets the
     // node fenced, so never refuse one that can be done.
-    if let Postmaster::NotRunning = instance::postmaster(&agent.params.datadir) {
-        let c = instance::control_data(agent).await;
-        match c {
-            Ok(c) => {
-                log::info!("instance already stopped (control file: \"{}\")", c.state.as_str())
+    let datadir = &agent.params.datadir;
+    let pid = match instance::postmaster(datadir) {
+        Postmaster::Running(pid) => pid,
+        Postmaster::NotRunning if !datadir.is_dir() => return stop_without_datadir(agent).await,
+        Postmaster::NotRunning => {
+            match instance::control_data(agent).await {
+                Ok(c) => {
+                    log::info!("instance already stopped (control file: \"{}\")", c.state.as_str())
+                }
+                Err(e) => log::info!("instance already stopped ({})", e.reason),
             }
-            Err(e) => log::info!("instance already stopped ({})", e.reason),
+            return Ok(OcfExit::Success);
         }
+    };
+    // A server that cannot make progress would not answer a shutdown
+    // request either: waiting out the timeout only delays the failover.
+    if let Liveness::Hung(why) = instance::liveness(pid).await {
+        log::error!("PostgreSQL is hung: {why}; killing it (the next start does crash recovery)");
+        instance::kill_tree(agent, pid).await?;
+        log::info!("hung instance killed");
         return Ok(OcfExit::Success);
     }
-    stop_running(agent).await?;
+    if let Err(e) = checks::binaries_and_user(agent) {
+        // No pg_ctl to ask: the postmaster is ours (checked above), signal
+        // it the way pg_ctl would rather than fail the stop.
+        log::error!("{}: stopping the postmaster (PID {pid}) with signals", e.reason);
+        signal_stop(agent, pid).await?;
+        log::info!("instance stopped");
+        return Ok(OcfExit::Success);
+    }
+    stop_running(agent, pid).await?;
     log::info!("instance stopped");
+    Ok(OcfExit::Success)
+}
+
+/// pg_ctl's fast shutdown (SIGINT), then its immediate one (SIGQUIT), then
+/// SIGKILL of the whole tree, each given part of the time left.
+async fn signal_stop(agent: &Agent, pid: i32) -> Result<(), Failure> {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    for (sig, share) in [(Signal::SIGINT, 2), (Signal::SIGQUIT, 3)] {
+        let _ = kill(Pid::from_raw(pid), sig);
+        let until = Instant::now() + agent.time_left() / share;
+        while Instant::now() < until {
+            if let Postmaster::NotRunning = instance::postmaster(&agent.params.datadir) {
+                return Ok(());
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        log::warn!("the postmaster did not stop after {sig}");
+    }
+    instance::kill_tree(agent, pid).await
+}
+
+/// The data directory is missing. On a node where the resource was never
+/// installed, Pacemaker's probes and cleanups run stop too and need "stopped"
+/// (0): anything else would fence a node for a resource it never ran. But
+/// a server still running in a data directory that was removed under it
+/// must not be called stopped: kill it, and fail if it survives.
+async fn stop_without_datadir(agent: &Agent) -> ActionResult {
+    let datadir = &agent.params.datadir;
+    let orphans = crate::procfs::postgres_in_removed_dir(datadir);
+    if orphans.is_empty() {
+        log::warn!(
+            "data directory {} not found, and no PostgreSQL process works in it: nothing to stop here",
+            datadir.display()
+        );
+        return Ok(OcfExit::Success);
+    }
+    log::error!(
+        "data directory {} was removed while PostgreSQL ran in it: killing its processes",
+        datadir.display()
+    );
+    instance::kill_processes(agent, orphans).await?;
     Ok(OcfExit::Success)
 }
 
 /// Fast shutdown; if it cannot finish in time, immediate shutdown so the
 /// stop still succeeds (crash recovery at next start is safe; fencing the
 /// node is not cheaper).
-async fn stop_running(agent: &Agent) -> Result<(), Failure> {
+/// A server found hung while it shuts down (its disk stopped answering) is
+/// killed rather than waited for.
+async fn stop_running(agent: &Agent, pid: i32) -> Result<(), Failure> {
     let reserve = (agent.time_left() / 4).min(Duration::from_secs(5));
     let fast_deadline = agent.deadline - reserve;
-    let fast = instance::pg_ctl_stop_until(agent, "fast", fast_deadline).await;
-    if let Err(e) = fast {
-        log::warn!("fast shutdown did not complete ({}); using immediate shutdown", e.reason);
-        instance::pg_ctl_stop_until(agent, "immediate", agent.deadline).await?;
+    let pm = Postmaster::Running(pid);
+    let hung = |f: Failure| async move {
+        log::error!("{}: killing it", f.reason);
+        instance::kill_tree(agent, pid).await
+    };
+    match instance::unless_hung(pm, instance::pg_ctl_stop_until(agent, "fast", fast_deadline)).await
+    {
+        Err(f) => return hung(f).await,
+        Ok(Err(e)) => {
+            log::warn!("fast shutdown did not complete ({}); using immediate shutdown", e.reason);
+            let immediate = instance::pg_ctl_stop_until(agent, "immediate", agent.deadline);
+            match instance::unless_hung(pm, immediate).await {
+                Err(f) => return hung(f).await,
+                Ok(r) => r?,
+            }
+        }
+        Ok(Ok(())) => {}
     }
     wait_postmaster_gone(agent).await
 }
@@ -147,6 +224,18 @@ async fn wait_postmaster_gone(agent: &Agent) -> Result<(), Failure> {
 }
 
 pub async fn demote(agent: &Agent) -> ActionResult {
+    // A hung primary would never shut down cleanly: kill it now and fail,
+    // so that the stop that follows finds it stopped and another node
+    // takes over in seconds rather than after this action's timeout.
+    if let Postmaster::Running(pid) = instance::postmaster(&agent.params.datadir)
+        && let Liveness::Hung(why) = instance::liveness(pid).await
+    {
+        log::error!("PostgreSQL is hung: {why}; killing it");
+        instance::kill_tree(agent, pid).await?;
+        return Err(Failure::generic(format!(
+            "PostgreSQL hung ({why}): killed it; it restarts as a standby"
+        )));
+    }
     // The same ownership and version checks as start: demote starts it.
     checks::setup(agent).await?;
     let o = instance::settle(agent).await?;

@@ -16,6 +16,28 @@ pub async fn validate_all(agent: &Agent) -> ActionResult {
     Ok(OcfExit::Success)
 }
 
+/// Stop first, then report what is wrong with the resource definition
+/// (`deferred`: a parameter that could not be parsed, found by the caller).
+/// A stop returning an error, 6 included, is a failed stop: Pacemaker fences
+/// the node, a reboot that fixes no configuration, and could not stop the
+/// instance either if the agent refused to. So a stop that stopped returns
+/// 0 and logs the configuration error loudly; the error itself reaches
+/// Pacemaker through the next start, probe or monitor, which return 6 and
+/// keep the resource from running anywhere until it is fixed.
+pub async fn stop_despite_configuration(agent: &Agent, deferred: Option<&str>) -> ActionResult {
+    let problem = deferred
+        .map(str::to_string)
+        .or_else(|| validate::check_resource(&agent.params, &agent.env).err().map(|p| p.reason));
+    if let Some(why) = &problem {
+        log::error!("configuration error (stopping anyway): {why}");
+    }
+    let r = lifecycle::stop(agent).await;
+    if let (Ok(_), Some(why)) = (&r, &problem) {
+        log::error!("instance stopped, but the resource is misconfigured: {why}");
+    }
+    r
+}
+
 pub async fn reload(_agent: &Agent) -> ActionResult {
     // Parameters are read at every action: nothing to restart.
     log::info!("parameters reloaded");
@@ -23,6 +45,9 @@ pub async fn reload(_agent: &Agent) -> ActionResult {
 }
 
 pub async fn dispatch(action: &str, agent: &Agent) -> ActionResult {
+    if action == "stop" {
+        return stop_despite_configuration(agent, None).await;
+    }
     // The resource definition is checked before anything touches PostgreSQL.
     validate::check_resource(&agent.params, &agent.env)?;
     match action {

@@ -86,12 +86,16 @@ async fn replication_command(
     command: &str,
     until: Instant,
 ) -> Result<Output, Failure> {
-    Cmd::new(agent.params.bin("psql"))
-        .args(["-X", "-A", "-t", "-F", "|", "-d", conninfo, "-c", command])
-        .run_as(agent.runas()?)
-        .run(until)
-        .await
-        .map_err(|e| Failure::generic(e.to_string()))
+    // Anyone can read a process's arguments: a password in primary_conninfo
+    // goes to psql in its environment, which only its owner can read.
+    let (conninfo, password) = crate::conninfo::take_password(conninfo);
+    let mut cmd = Cmd::new(agent.params.bin("psql"))
+        .args(["-X", "-A", "-t", "-F", "|", "-d", &conninfo, "-c", command])
+        .run_as(agent.runas()?);
+    if let Some(pw) = password {
+        cmd = cmd.env("PGPASSWORD", pw);
+    }
+    cmd.run(until).await.map_err(|e| Failure::generic(e.to_string()))
 }
 
 /// Start of the last record this instance wrote: its checkpoint after a

@@ -2185,3 +2185,249 @@ pub fn validate_refuses_setups_that_cannot_work(v: u32) {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// fail closed: identity, stop despite configuration, hung servers, secrets
+
+/// postmaster.pid naming the postmaster of ANOTHER running instance (a
+/// recycled PID): monitor sees this instance stopped, and stop leaves the
+/// other instance alone (pg_ctl stop would have shut it down).
+pub fn foreign_postmaster_pid_is_not_ours(v: u32) {
+    let env = env_for!(v, "foreign_postmaster_pid");
+    let a = env.init_instance("srv1");
+    let b = env.init_instance("srv2");
+    env.start(&a);
+    env.start(&b);
+    env.stop(&a, "fast");
+    let other = b.postmaster_pid().expect("srv2's postmaster.pid");
+    fs::write(a.pid_file(), format!("{other}\n{}\n", a.pgdata.display())).unwrap();
+    chown_pg(&a.pid_file());
+    env.agent(&a, "monitor").expect(OCF_NOT_RUNNING, "probe of srv1 naming srv2's postmaster");
+    env.agent_env(&a, "monitor", &[interval("15000")])
+        .expect(OCF_NOT_RUNNING, "monitor of srv1 naming srv2's postmaster");
+    env.agent(&a, "stop").expect(OCF_SUCCESS, "stop of srv1 naming srv2's postmaster");
+    assert!(pid_alive(other), "stop of srv1 killed srv2's postmaster");
+    assert_eq!(b.postmaster_pid(), Some(other));
+    assert_eq!(env.sql_ok(&b, "SELECT 1"), "1", "srv2 must still answer");
+    // PostgreSQL itself would refuse to start while the PID lives: the
+    // stale lock file goes, nothing working in srv1's directory.
+    env.agent(&a, "start").expect(OCF_SUCCESS, "start of srv1 over a stale postmaster.pid");
+    assert!(env.in_recovery(&a));
+    assert_eq!(b.postmaster_pid(), Some(other));
+    assert_eq!(env.sql_ok(&b, "SELECT 1"), "1", "srv2 must still answer");
+}
+
+/// Every configuration error that makes other actions return 6 (bad meta
+/// attributes, recovery_template, an unparsable maxlag): stop still stops
+/// and returns 0 (a failed stop would fence the node), and says why.
+pub fn stop_despite_configuration_errors(v: u32) {
+    let env = env_for!(v, "stop_despite_config");
+    let inst = env.init_instance("srv1");
+    let bad: [(&str, &str); 4] = [
+        ("OCF_RESKEY_CRM_meta_notify", "false"),
+        ("OCF_RESKEY_CRM_meta_promoted_max", "2"),
+        ("OCF_RESKEY_recovery_template", "/etc/recovery.conf"),
+        ("OCF_RESKEY_maxlag", "lots"),
+    ];
+    for (k, val) in bad {
+        env.start(&inst);
+        env.agent_env(&inst, "monitor", &[(k, Some(val))])
+            .expect(OCF_ERR_CONFIGURED, &format!("monitor with {k}={val}"));
+        let r = env.agent_env(&inst, "stop", &[(k, Some(val))]);
+        r.expect(OCF_SUCCESS, &format!("stop with {k}={val}"));
+        assert!(!env.is_running(&inst), "stop with {k}={val} left PostgreSQL running");
+        assert!(
+            r.log.contains("configuration error"),
+            "stop with {k}={val} must log the configuration error\n{}",
+            r.describe()
+        );
+    }
+}
+
+/// bindir pointing nowhere (or an unknown tool set) while the instance
+/// runs: stop still stops it, cleanly, by signalling its postmaster.
+pub fn stop_without_binaries(v: u32) {
+    let env = env_for!(v, "stop_no_binaries");
+    let inst = env.init_instance("srv1");
+    env.start(&inst);
+    env.agent_env(&inst, "stop", &[("OCF_RESKEY_bindir", Some("/nonexistent/bin"))])
+        .expect(OCF_SUCCESS, "stop with a wrong bindir");
+    assert!(!env.is_running(&inst), "stop with a wrong bindir left PostgreSQL running");
+    assert_eq!(env.cluster_state(&inst), "shut down", "a fast shutdown, as pg_ctl's");
+}
+
+/// stop where the data directory does not exist: 0 (a node where the
+/// resource was never installed), saying what it did not find; but a
+/// server still running in a removed data directory is killed first.
+pub fn stop_without_data_directory(v: u32) {
+    let env = env_for!(v, "stop_no_datadir");
+    let inst = env.init_instance("srv1");
+    let missing = env.dir.join("never-created");
+    let r = env.agent_env(&inst, "stop", &[("OCF_RESKEY_pgdata", Some(missing.to_str().unwrap()))]);
+    r.expect(OCF_SUCCESS, "stop with a data directory that never existed");
+    assert!(r.log.contains("not found"), "stop must say what it did not find\n{}", r.describe());
+
+    env.start(&inst);
+    let pm = inst.postmaster_pid().unwrap();
+    fs::remove_dir_all(&inst.pgdata).unwrap();
+    assert!(pid_alive(pm), "PostgreSQL keeps running in a removed directory");
+    env.agent(&inst, "stop")
+        .expect(OCF_SUCCESS, "stop of a server whose data directory was removed");
+    reap_orphans();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            reap_orphans();
+            !pid_alive(pm)
+        }),
+        "the server of the removed data directory still runs"
+    );
+}
+
+/// SIGSTOP of every process of a primary (a dead disk, a frozen host
+/// process): monitor and demote fail at once saying it is hung, demote
+/// kills it, and stop of a hung instance kills it and succeeds quickly;
+/// nothing committed is lost, the next start recovers it as a standby.
+pub fn hung_primary_is_dealt_with_in_seconds(v: u32) {
+    let env = env_for!(v, "hung_primary");
+    let p = env.init_instance("srv1");
+    env.start(&p);
+    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 1000) AS i");
+    let hang = |env: &TestEnv| {
+        for pid in pids_under(&p.pgdata) {
+            env.pause(pid);
+        }
+    };
+    let short = ("OCF_RESKEY_CRM_meta_timeout", Some("20000"));
+
+    hang(&env);
+    let r = env.agent_env(&p, "monitor", &[interval("15000"), short]);
+    r.expect(OCF_ERR_GENERIC, "monitor of a hung primary");
+    assert!(r.exit_reasons()[0].contains("hung"), "{}", r.describe());
+    assert!(r.elapsed < Duration::from_secs(10), "monitor took {:?}", r.elapsed);
+    let monitor_took = r.elapsed;
+
+    let r = env.agent_env(&p, "demote", &[short]);
+    r.expect(OCF_ERR_GENERIC, "demote of a hung primary");
+    assert!(r.elapsed < Duration::from_secs(10), "demote took {:?}\n{}", r.elapsed, r.describe());
+    let demote_took = r.elapsed;
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            reap_orphans();
+            pids_under(&p.pgdata).is_empty()
+        }),
+        "demote of a hung primary must kill it: {:?}",
+        pids_under(&p.pgdata)
+    );
+    env.agent(&p, "stop").expect(OCF_SUCCESS, "stop after the demote killed it");
+
+    env.agent(&p, "start").expect(OCF_SUCCESS, "start after the kill: crash recovery");
+    assert!(env.in_recovery(&p));
+    assert_eq!(env.sql_ok(&p, "SELECT count(*) FROM t"), "1000", "committed rows lost");
+
+    hang(&env);
+    let r = env.agent_env(&p, "stop", &[short]);
+    r.expect(OCF_SUCCESS, "stop of a hung standby");
+    assert!(r.elapsed < Duration::from_secs(10), "stop took {:?}\n{}", r.elapsed, r.describe());
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            reap_orphans();
+            pids_under(&p.pgdata).is_empty()
+        }),
+        "stop of a hung instance left processes: {:?}",
+        pids_under(&p.pgdata)
+    );
+    eprintln!(
+        "hung instance: monitor {:?}, demote {:?}, stop {:?} (timeouts 20 s)",
+        monitor_took, demote_took, r.elapsed
+    );
+    env.agent(&p, "start").expect(OCF_SUCCESS, "start after the hung stop");
+    assert_eq!(env.sql_ok(&p, "SELECT count(*) FROM t"), "1000");
+}
+
+/// A password in primary_conninfo reaches psql (the former primary's
+/// divergence check) in its environment, never in its arguments.
+pub fn conninfo_password_not_in_arguments(v: u32) {
+    let env = env_for!(v, "password_not_in_argv");
+    let p = env.init_instance("srv1");
+    append(
+        &p.conf(),
+        &format!(
+            "primary_conninfo = 'host={} port={} user=postgres password=s3cretpw application_name=srv1'\n",
+            env.sock.display(),
+            p.port + 5000
+        ),
+    );
+    // bindir: the real binaries, psql wrapped to record how it was called.
+    let bin = env.dir.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    for e in fs::read_dir(&env.pg.bindir).unwrap().flatten() {
+        if e.file_name() != "psql" {
+            std::os::unix::fs::symlink(e.path(), bin.join(e.file_name())).unwrap();
+        }
+    }
+    let record = env.dir.join("psql-calls");
+    fs::write(
+        bin.join("psql"),
+        format!(
+            "#!/bin/sh\nprintf 'argv:%s\\n' \"$*\" >> {rec}\nprintf 'env:%s\\n' \"$PGPASSWORD\" >> {rec}\nexec {real} \"$@\"\n",
+            rec = record.display(),
+            real = env.pg.bin("psql").display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(bin.join("psql"), fs::Permissions::from_mode(0o755)).unwrap();
+    env.agent_env(&p, "start", &[("OCF_RESKEY_bindir", Some(bin.to_str().unwrap()))])
+        .expect(OCF_SUCCESS, "start of a former primary (divergence check through psql)");
+    let calls = fs::read_to_string(&record).expect("psql was not called");
+    assert!(calls.contains("argv:"), "{calls}");
+    assert!(
+        !calls.lines().filter(|l| l.starts_with("argv:")).any(|l| l.contains("s3cretpw")),
+        "the password is in psql's arguments:\n{calls}"
+    );
+    assert!(calls.contains("env:s3cretpw"), "psql did not get the password: {calls}");
+}
+
+/// logging_collector off and no log file of its own: the server's output
+/// goes to <datadir>.server.log (mode 0600, owned by postgres), where its
+/// messages after the start can still be read.
+pub fn server_output_kept_without_logging_collector(v: u32) {
+    let env = env_for!(v, "server_log");
+    let p = env.init_instance("srv1");
+    append(&p.conf(), "logging_collector = off\n");
+    env.agent(&p, "start").expect(OCF_SUCCESS, "start");
+    env.sql_ok(&p, "DO $$BEGIN RAISE LOG 'pgsqlms-marker-after-start'; END$$");
+    let log = p.pgdata.with_file_name("srv1.server.log");
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            fs::read_to_string(&log).is_ok_and(|l| l.contains("pgsqlms-marker-after-start"))
+        }),
+        "the server's output after the start is lost (log {}: {:?})",
+        log.display(),
+        fs::read_to_string(&log)
+    );
+    let m = fs::symlink_metadata(&log).unwrap();
+    assert_eq!(m.mode() & 0o777, 0o600);
+    assert_eq!(m.uid(), pg_user().uid);
+    env.agent(&p, "stop").expect(OCF_SUCCESS, "stop");
+
+    // A link planted in its place is not followed.
+    fs::remove_file(&log).unwrap();
+    let victim = env.dir.join("victim");
+    fs::write(&victim, "root's\n").unwrap();
+    std::os::unix::fs::symlink(&victim, &log).unwrap();
+    let r = env.agent(&p, "start");
+    r.expect(OCF_SUCCESS, "start with a link in place of the server log");
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "root's\n", "the link was followed");
+    assert!(r.log.contains("server log"), "the refusal must be logged\n{}", r.describe());
+    env.agent(&p, "stop").expect(OCF_SUCCESS, "stop");
+
+    // A file of someone else's in its place is neither used nor given away.
+    fs::remove_file(&log).unwrap();
+    fs::write(&log, "root's\n").unwrap();
+    let r = env.agent(&p, "start");
+    r.expect(OCF_SUCCESS, "start with a root file in place of the server log");
+    let m = fs::symlink_metadata(&log).unwrap();
+    assert_eq!(m.uid(), 0, "root's file was given to postgres");
+    assert_eq!(fs::read_to_string(&log).unwrap(), "root's\n", "root's file was written");
+    assert!(r.log.contains("server log"), "the refusal must be logged\n{}", r.describe());
+}

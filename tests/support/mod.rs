@@ -1242,6 +1242,13 @@ macro_rules! action_tests {
             fifo_control_file_is_a_bounded_error,
             corrupt_control_file_is_an_error,
             validate_refuses_setups_that_cannot_work,
+            foreign_postmaster_pid_is_not_ours,
+            stop_despite_configuration_errors,
+            stop_without_data_directory,
+            stop_without_binaries,
+            hung_primary_is_dealt_with_in_seconds,
+            conninfo_password_not_in_arguments,
+            server_output_kept_without_logging_collector,
         );
     };
     (@each $v:expr; $($case:ident),* $(,)?) => {
