@@ -141,23 +141,14 @@ pub fn decode(bytes: &[u8]) -> Result<ControlData, ControlError> {
     })
 }
 
-/// Read and decode `<datadir>/global/pg_control`. PostgreSQL rewrites the
-/// file in place; a read racing a write shows a bad CRC, so retry a few times.
+/// Read and decode `<datadir>/global/pg_control`, once. PostgreSQL
+/// rewrites the file in place: a read racing a write shows a bad CRC, and
+/// the caller reads again (without blocking the runtime).
 pub fn read(datadir: &Path) -> Result<ControlData, ControlError> {
     let path = datadir.join("global").join("pg_control");
-    let mut last = ControlError::BadCrc;
-    for _ in 0..3 {
-        let bytes = std::fs::read(&path)
-            .map_err(|e| ControlError::Io(format!("{}: {e}", path.display())))?;
-        match decode(&bytes) {
-            Err(ControlError::BadCrc) => {
-                last = ControlError::BadCrc;
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            other => return other,
-        }
-    }
-    Err(last)
+    let bytes =
+        std::fs::read(&path).map_err(|e| ControlError::Io(format!("{}: {e}", path.display())))?;
+    decode(&bytes)
 }
 
 /// Parse `pg_controldata` output (run with LC_ALL=C).

@@ -177,6 +177,10 @@ impl<'a> Cmd<'a> {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own process group: at the deadline the whole group is
+            // killed, not only the direct child (a shell's children, a
+            // hung helper of pg_ctl).
+            .process_group(0)
             .kill_on_drop(true);
         if let Some(r) = self.run_as {
             c.env("HOME", &r.home).env("USER", &r.name).env("LOGNAME", &r.name);
@@ -193,6 +197,7 @@ impl<'a> Cmd<'a> {
             }
         }
         let child = c.spawn().map_err(|e| CmdError::Spawn(self.program.clone(), e))?;
+        let group = child.id().map(|pid| GroupKiller(nix::unistd::Pid::from_raw(pid as i32)));
         let work = async {
             match self.stdout {
                 Stdout::Capture => {
@@ -201,7 +206,13 @@ impl<'a> Cmd<'a> {
                 Stdout::UntilExit => read_until_exit(child).await,
             }
         };
-        match tokio::time::timeout_at(deadline, work).await {
+        let r = tokio::time::timeout_at(deadline, work).await;
+        // Done in time: its group (a postmaster forked by pg_ctl start lives
+        // in a session of its own) is left alone.
+        if r.is_ok() {
+            std::mem::forget(group);
+        }
+        match r {
             Err(_) => Err(CmdError::TimedOut(self.program.clone())),
             Ok(Err(e)) => Err(CmdError::Spawn(self.program.clone(), e)),
             Ok(Ok((status, stdout, stderr))) => Ok(Output {
@@ -210,6 +221,18 @@ impl<'a> Cmd<'a> {
                 stderr: String::from_utf8_lossy(&stderr).into_owned(),
             }),
         }
+    }
+}
+
+/// Kills the process group of a command that did not finish, when dropped:
+/// at the deadline or when the action is abandoned. The leader is not
+/// reaped yet then (`wait` did not return), so its pid, the group id, is
+/// not reused.
+struct GroupKiller(nix::unistd::Pid);
+
+impl Drop for GroupKiller {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::killpg(self.0, nix::sys::signal::Signal::SIGKILL);
     }
 }
 
@@ -301,6 +324,33 @@ mod tests {
             assert!(matches!(r, Err(CmdError::TimedOut(_))));
             assert!(start.elapsed() < Duration::from_secs(5));
         });
+    }
+
+    /// Gone, or a zombie waiting for its reaper.
+    fn dead(pid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
+            .unwrap_or(true)
+    }
+
+    #[test]
+    fn the_deadline_kills_grandchildren_too() {
+        let file = std::env::temp_dir().join(format!("pgsqlms-grandchild-{}", std::process::id()));
+        let script = format!("sleep 30 & echo $! > {}; wait", file.display());
+        rt().block_on(async {
+            let r = Cmd::new("/bin/sh")
+                .args(["-c", &script])
+                .run(Instant::now() + Duration::from_millis(300))
+                .await;
+            assert!(matches!(r, Err(CmdError::TimedOut(_))), "{r:?}");
+        });
+        let pid = std::fs::read_to_string(&file).unwrap().trim().to_string();
+        std::fs::remove_file(&file).unwrap();
+        let t0 = std::time::Instant::now();
+        while !dead(&pid) && t0.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(dead(&pid), "the grandchild {pid} still runs after the deadline");
     }
 
     #[test]

@@ -1436,6 +1436,56 @@ pub fn monitor_of_a_hung_postmaster_is_bounded(v: u32) {
     .expect(OCF_RUNNING_PROMOTED, "monitor once the postmaster runs again");
 }
 
+/// A hung postmaster whose listen backlog is full: a connect() to its socket
+/// would block in the kernel. The monitor still ends before its timeout,
+/// with its own exit reason.
+pub fn monitor_with_a_full_listen_backlog_is_bounded(v: u32) {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
+    use std::os::fd::AsRawFd;
+    let env = env_for!(v, "monitor_full_backlog");
+    let p = env.init_instance("srv1");
+    env.start(&p);
+    let pm = p.postmaster_pid().expect("postmaster.pid");
+    env.pause(pm);
+    let addr = UnixAddr::new(&env.sock.join(format!(".s.PGSQL.{}", p.port))).unwrap();
+    let mut queued = Vec::new();
+    loop {
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        match connect(fd.as_raw_fd(), &addr) {
+            Ok(()) => queued.push(fd),
+            Err(nix::errno::Errno::EAGAIN) => break,
+            Err(e) => panic!("filling the backlog after {} connections: {e}", queued.len()),
+        }
+        assert!(queued.len() < 15000, "the listen backlog never filled");
+    }
+    let t0 = std::time::Instant::now();
+    let r = env.agent_env(
+        &p,
+        "monitor",
+        &[interval("15000"), ("OCF_RESKEY_CRM_meta_timeout", Some("3000"))],
+    );
+    let wall = t0.elapsed();
+    r.expect(OCF_ERR_GENERIC, "monitor of a hung postmaster with a full backlog");
+    assert!(
+        wall < Duration::from_millis(3000),
+        "the monitor took {wall:?} with a 3 s timeout\n{}",
+        r.describe()
+    );
+    assert!(
+        r.exit_reasons().iter().any(|l| l.contains("before the action timeout")),
+        "the monitor must give its own reason\n{}",
+        r.describe()
+    );
+    drop(queued);
+    env.resume(pm);
+}
+
 /// A healthy instance stops well within a short timeout.
 pub fn stop_with_short_timeout(v: u32) {
     let env = env_for!(v, "stop_short_timeout");

@@ -1226,6 +1226,7 @@ macro_rules! action_tests {
             monitor_of_a_hung_postmaster_is_bounded,
             stop_with_short_timeout,
             stop_falls_back_to_immediate_shutdown,
+            monitor_with_a_full_listen_backlog_is_bounded,
         );
     };
     (@each $v:expr; $($case:ident),* $(,)?) => {
