@@ -56,12 +56,21 @@ impl Output {
         self.status.success()
     }
 
-    /// The command's own words, for an exit reason: last stderr line, or stdout's.
+    /// The command's own words, for an exit reason: its stderr on one line,
+    /// the first line (the cause: "could not start server") before what
+    /// follows ("Examine the log output."); else stdout's last line.
     pub fn message(&self) -> String {
-        let pick =
-            |s: &str| s.lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_string());
-        pick(&self.stderr)
-            .or_else(|| pick(&self.stdout))
+        let stderr: Vec<&str> =
+            self.stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        if !stderr.is_empty() {
+            return stderr.join(" ");
+        }
+        self.stdout
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(str::to_string)
             .unwrap_or_else(|| format!("exit status {}", self.status))
     }
 }
@@ -310,6 +319,14 @@ mod tests {
             assert_eq!(o.stdout, "out\n");
             assert_eq!(o.message(), "err");
             assert_eq!(o.status.code(), Some(3));
+            // pg_ctl start: the cause comes first, not its last line only
+            let o = Cmd::new("/bin/sh")
+                .args(["-c", "echo 'waiting for server to start.... stopped waiting'; \
+                    printf 'pg_ctl: could not start server\\nExamine the log output.\\n' >&2; exit 1"])
+                .run(Instant::now() + Duration::from_secs(5))
+                .await
+                .unwrap();
+            assert_eq!(o.message(), "pg_ctl: could not start server Examine the log output.");
         });
     }
 

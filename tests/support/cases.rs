@@ -1486,6 +1486,29 @@ pub fn monitor_with_a_full_listen_backlog_is_bounded(v: u32) {
     env.resume(pm);
 }
 
+/// A timeout under a second: the agent finishes within what it was given
+/// (no floor above it), and says why in at most 128 bytes.
+pub fn monitor_with_a_subsecond_timeout_is_bounded(v: u32) {
+    let env = env_for!(v, "monitor_subsecond_timeout");
+    let p = env.init_instance("srv1");
+    env.start(&p);
+    let pm = p.postmaster_pid().expect("postmaster.pid");
+    env.pause(pm);
+    let t0 = std::time::Instant::now();
+    let r = env.agent_env(
+        &p,
+        "monitor",
+        &[interval("15000"), ("OCF_RESKEY_CRM_meta_timeout", Some("400"))],
+    );
+    let wall = t0.elapsed();
+    r.expect(OCF_ERR_GENERIC, "monitor of a hung postmaster with a 400 ms timeout");
+    assert!(wall < Duration::from_millis(400), "took {wall:?}\n{}", r.describe());
+    let reasons = r.exit_reasons();
+    assert_eq!(reasons.len(), 1, "{}", r.describe());
+    assert!(reasons[0].len() <= "ocf-exit-reason:".len() + 128, "{}", reasons[0]);
+    env.resume(pm);
+}
+
 /// A healthy instance stops well within a short timeout.
 pub fn stop_with_short_timeout(v: u32) {
     let env = env_for!(v, "stop_short_timeout");

@@ -1227,6 +1227,7 @@ macro_rules! action_tests {
             stop_with_short_timeout,
             stop_falls_back_to_immediate_shutdown,
             monitor_with_a_full_listen_backlog_is_bounded,
+            monitor_with_a_subsecond_timeout_is_bounded,
         );
     };
     (@each $v:expr; $($case:ident),* $(,)?) => {
