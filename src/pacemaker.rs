@@ -125,8 +125,12 @@ impl Pacemaker {
             .args(["--query", "--all", "--name", &self.private_name(name)])
             .env_remove("OCF_RESKEY_CRM_meta_on_node");
         let o = cmd.run(deadline).await.map_err(ToolError::Cmd)?;
-        // attrd_updater fails when no node has the attribute: that is "none".
-        Ok(parse_attrd_query(&o.stdout))
+        if o.success() || is_missing_attribute(o.status.code(), &o.stderr) {
+            return Ok(parse_attrd_query(&o.stdout));
+        }
+        // Anything else (attrd unreachable, a timeout) is not "no value":
+        // a safety check reading it must not take it for one.
+        Err(ToolError::Failed { command: cmd.display(), message: o.message() })
     }
 
     pub async fn delete_private(&self, name: &str, deadline: Instant) -> Result<(), ToolError> {
@@ -151,6 +155,13 @@ impl Pacemaker {
         }
         Ok(name)
     }
+}
+
+/// How Pacemaker 2.1's `attrd_updater --query` says that no node has the
+/// attribute: exit 105 (CRM_EX_NOSUCH) and "attribute does not exist".
+/// A lost connection to attrd is exit 102 ("Could not connect to attrd").
+pub fn is_missing_attribute(code: Option<i32>, stderr: &str) -> bool {
+    code == Some(105) && stderr.contains("attribute does not exist")
 }
 
 /// `name="lsn_location" host="srv1" value="1#0/3000060"` per line.
@@ -180,5 +191,14 @@ name=\"lsn_location\" host=\"srv3\" value=\"2#0/4000000\"\n";
         assert_eq!(m["srv1"], "1#0/3000060");
         assert_eq!(m["srv3"], "2#0/4000000");
         assert!(parse_attrd_query("").is_empty());
+    }
+
+    #[test]
+    fn only_a_missing_attribute_is_no_value() {
+        let missing = "attrd_updater: Could not query value of x: attribute does not exist\n";
+        assert!(is_missing_attribute(Some(105), missing));
+        assert!(!is_missing_attribute(Some(102), "Could not connect to attrd: Connection refused"));
+        assert!(!is_missing_attribute(Some(105), "Could not query value of x: No such device"));
+        assert!(!is_missing_attribute(None, missing));
     }
 }

@@ -12,6 +12,7 @@ use crate::pg;
 use crate::process::Cmd;
 use crate::role::Role;
 use crate::waldump;
+use std::path::{Path, PathBuf};
 
 pub async fn notify(agent: &Agent) -> ActionResult {
     let n = notify::parse(&agent.env).map_err(|e| Failure::new(OcfExit::ErrArgs, e.0))?;
@@ -45,22 +46,30 @@ async fn pre_promote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
     // Flags of an earlier transition must not leak into this one; the
     // position and node list are overwritten below. Concurrently: each
     // attrd_updater call is a round trip to attrd, on the failover path.
-    let (a, b) = tokio::join!(
-        pcmk.delete_private(ATTR_RECOVER_PRIMARY, agent.deadline),
-        pcmk.delete_private(ATTR_CANCEL_SWITCHOVER, agent.deadline),
-    );
-    a.and(b).map_err(tool)?;
-
-    let o = instance::observe(agent).await?;
-    if let Some(old) = t.switchover_from(&me)
-        && let Err(why) = check_switchover(agent, old, &o).await
-    {
-        log::error!("switchover from {old} is not safe: {}", why.reason);
-        pcmk.set_private(ATTR_CANCEL_SWITCHOVER, &why.reason, agent.deadline)
-            .await
-            .map_err(tool)?;
-        return Ok(());
+    clear_local_cancel(agent);
+    let switchover = t.switchover_from(&me);
+    let checked = async {
+        let (a, b) = tokio::join!(
+            pcmk.delete_private(ATTR_RECOVER_PRIMARY, agent.deadline),
+            pcmk.delete_private(ATTR_CANCEL_SWITCHOVER, agent.deadline),
+        );
+        a.and(b).map_err(tool)?;
+        let o = instance::observe(agent).await?;
+        if let Some(old) = switchover {
+            check_switchover(agent, old, &o).await?;
+        }
+        Ok::<_, Failure>(o)
     }
+    .await;
+    let o = match (checked, switchover) {
+        (Ok(o), _) => o,
+        // A check that could not run cancels the switchover as one that failed.
+        (Err(why), Some(old)) => {
+            cancel_switchover(agent, old, &why.reason).await;
+            return Ok(());
+        }
+        (Err(why), None) => return Err(why),
+    };
 
     let client = match (&o.role, &o.client) {
         (Role::Standby, Some(c)) => c,
@@ -100,9 +109,84 @@ async fn pre_promote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
     }
 }
 
+/// Tell the promote that follows on this node to refuse: in attrd (PAF's
+/// flag) and in a file on this node, which a failing attrd cannot lose.
+async fn cancel_switchover(agent: &Agent, old: &str, reason: &str) {
+    log::error!("switchover from {old} is not safe: {reason}");
+    if let Err(e) = write_local_cancel(agent, reason) {
+        log::error!(
+            "cannot keep the switchover cancel flag in {}: {e}",
+            local_cancel(agent).display()
+        );
+    }
+    if let Err(e) = agent.pcmk.set_private(ATTR_CANCEL_SWITCHOVER, reason, agent.deadline).await {
+        log::error!("cannot set the switchover cancel flag in attrd: {e}");
+    }
+}
+
+/// Where pre-promote leaves a cancelled switchover's reason for the
+/// promote: `$HA_RSCTMP` (root's, /run/resource-agents by default).
+fn local_cancel(agent: &Agent) -> PathBuf {
+    let dir = agent
+        .env
+        .get("HA_RSCTMP")
+        .filter(|d| !d.is_empty())
+        .map(String::as_str)
+        .unwrap_or("/run/resource-agents");
+    Path::new(dir).join(format!("pgsqlms-{}.cancel_switchover", agent.pcmk.resource))
+}
+
+fn write_local_cancel(agent: &Agent, reason: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = local_cancel(agent);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&path)?;
+    f.write_all(reason.as_bytes())?;
+    f.sync_all()
+}
+
+fn clear_local_cancel(agent: &Agent) {
+    let path = local_cancel(agent);
+    if let Err(e) = std::fs::remove_file(&path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        log::warn!("cannot remove {}: {e}", path.display());
+    }
+}
+
+/// The reason pre-promote left on this node, removed once read.
+pub fn take_local_cancel(agent: &Agent) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = local_cancel(agent);
+    let mut f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => return Some(format!("unreadable cancel flag {}: {e}", path.display())),
+    };
+    let mut reason = String::new();
+    let _ = f.by_ref().take(4096).read_to_string(&mut reason);
+    clear_local_cancel(agent);
+    Some(if reason.is_empty() { "pre-promote cancelled it".into() } else { reason })
+}
+
 /// After a promotion, on every node. The controller waits for every node's
 /// notification before it starts the VIP: the deletes run concurrently.
 async fn clean_election_attrs(agent: &Agent) -> Result<(), Failure> {
+    clear_local_cancel(agent);
     let (p, d) = (&agent.pcmk, agent.deadline);
     let (a, b, c, e) = tokio::join!(
         p.delete_private(ATTR_LSN, d),

@@ -785,6 +785,17 @@ pub fn failover_election_hands_over_to_most_advanced(v: u32) {
 
 /// The notifications and actions of a switchover srv1 -> srv2.
 fn switchover_transition(env: &TestEnv, p: &Instance, s: &Instance) -> AgentRun {
+    switchover_transition_with(env, p, s, false)
+}
+
+/// `attrd_fails`: attrd_updater fails (exit 102, as when attrd is not
+/// reachable) during the pre-promote notifications only.
+fn switchover_transition_with(
+    env: &TestEnv,
+    p: &Instance,
+    s: &Instance,
+    attrd_fails: bool,
+) -> AgentRun {
     let mut n = Notify::new("pre", "demote", &["srv1", "srv2"]);
     n.active = names(&["srv1", "srv2"]);
     n.promoted = names(&["srv1"]);
@@ -797,7 +808,11 @@ fn switchover_transition(env: &TestEnv, p: &Instance, s: &Instance) -> AgentRun 
     env.notify_all(&[p, s], &n);
     n.kind = "pre";
     n.operation = "promote";
+    if attrd_fails {
+        env.fail_tool("attrd_updater", Some(102));
+    }
     env.notify_all(&[p, s], &n);
+    env.fail_tool("attrd_updater", None);
     let r = env.agent(s, "promote");
     if r.code == OCF_SUCCESS {
         n.kind = "post";
@@ -868,6 +883,62 @@ pub fn switchover_cancelled_without_shutdown_checkpoint(v: u32) {
     assert!(
         r.exit_reasons()[0].to_lowercase().contains("switchover"),
         "the promotion must be refused by the switchover check\n{}",
+        r.describe()
+    );
+    assert!(env.in_recovery(&s), "srv2 must stay a standby");
+}
+
+/// srv2 with its replication cut before a switchover from srv1: it cannot
+/// receive srv1's shutdown checkpoint.
+fn cut_replication(env: &TestEnv, p: &Instance, s: &Instance) {
+    let lsn = env.sql_ok(p, "SELECT pg_current_wal_lsn()");
+    env.wait_sql(s, &format!("SELECT pg_last_wal_receive_lsn() >= '{lsn}'"), "t");
+    env.sql_ok(
+        s,
+        &format!(
+            "ALTER SYSTEM SET primary_conninfo = 'host={} port={} application_name=srv2'",
+            env.sock.display(),
+            s.port + 7000
+        ),
+    );
+    env.sql_ok(s, "SELECT pg_reload_conf()");
+    env.wait_sql(
+        p,
+        "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'srv2'",
+        "0",
+    );
+}
+
+/// The switchover check fails while attrd cannot take the cancel flag: the
+/// promotion is still refused (the flag is kept on the node too).
+pub fn switchover_cancelled_when_attrd_fails_in_pre_promote(v: u32) {
+    let env = env_for!(v, "switchover_cancel_attrd_fails");
+    let (p, s) = two_nodes(&env);
+    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
+    cut_replication(&env, &p, &s);
+    let r = switchover_transition_with(&env, &p, &s, true);
+    r.expect(OCF_ERR_GENERIC, "promote after a cancel flag attrd could not take");
+    assert!(
+        r.exit_reasons()[0].contains("switchover cancelled"),
+        "the promotion must be refused by the switchover check\n{}",
+        r.describe()
+    );
+    assert!(env.in_recovery(&s), "srv2 must stay a standby");
+}
+
+/// attrd cannot answer during a promote: the switchover flag and the
+/// election data cannot be read, and the promotion stops with a reason
+/// instead of taking failures for "no attribute".
+pub fn promote_refused_when_attrd_cannot_answer(v: u32) {
+    let env = env_for!(v, "promote_attrd_fails");
+    let (_p, s) = two_nodes(&env);
+    env.fail_tool("attrd_updater", Some(102));
+    let r = env.agent(&s, "promote");
+    env.fail_tool("attrd_updater", None);
+    r.expect(OCF_ERR_GENERIC, "promote while attrd_updater fails");
+    assert!(
+        r.exit_reasons()[0].contains("attrd_updater"),
+        "the reason must name the failed tool\n{}",
         r.describe()
     );
     assert!(env.in_recovery(&s), "srv2 must stay a standby");

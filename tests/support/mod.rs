@@ -914,6 +914,7 @@ impl TestEnv {
             ("HA_LOGFACILITY", "none".into()),
             ("HA_LOGFILE", self.agent_log.to_string_lossy().into_owned()),
             ("HA_debug", "0".into()),
+            ("HA_RSCTMP", self.dir.join("rsctmp").join(&inst.node).to_string_lossy().into_owned()),
         ];
         e.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
@@ -1047,6 +1048,20 @@ impl TestEnv {
     /// store, as `node`'s agent would have published it: the agent names
     /// its private attributes `<name>-<resource>` (src/pacemaker.rs). An
     /// empty value is a deleted one.
+    /// Make a fake Pacemaker tool fail with `code` (None: work again).
+    pub fn fail_tool(&self, tool: &str, code: Option<i32>) {
+        let f = self.fake.join("fail").join(tool);
+        match code {
+            Some(c) => {
+                std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+                std::fs::write(&f, c.to_string()).unwrap();
+            }
+            None => {
+                let _ = std::fs::remove_file(&f);
+            }
+        }
+    }
+
     pub fn set_private(&self, node: &str, name: &str, value: &str) {
         let d = self.fake.join("private").join(node);
         fs::create_dir_all(&d).unwrap();
@@ -1228,6 +1243,8 @@ macro_rules! action_tests {
             stop_falls_back_to_immediate_shutdown,
             monitor_with_a_full_listen_backlog_is_bounded,
             monitor_with_a_subsecond_timeout_is_bounded,
+            promote_refused_when_attrd_cannot_answer,
+            switchover_cancelled_when_attrd_fails_in_pre_promote,
         );
     };
     (@each $v:expr; $($case:ident),* $(,)?) => {
