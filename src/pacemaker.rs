@@ -37,6 +37,8 @@ pub const ATTR_LSN: &str = "lsn_location";
 pub const ATTR_NODES: &str = "nodes";
 pub const ATTR_CANCEL_SWITCHOVER: &str = "cancel_switchover";
 pub const ATTR_RECOVER_PRIMARY: &str = "recover_primary";
+/// `<timeline>#<lsn>` of the checkpoint a primary wrote when demoted.
+pub const ATTR_SHUTDOWN_CHECKPOINT: &str = "shutdown_checkpoint";
 
 impl Pacemaker {
     fn tool(&self, name: &str) -> Cmd<'static> {

@@ -53,6 +53,36 @@ pub fn find_shutdown_checkpoint(output: &str, timeline: u32) -> Option<ShutdownC
     found
 }
 
+/// What the dump says of the old primary's own shutdown checkpoint, the
+/// one at `lsn` on `timeline` (recorded when it was demoted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// It is there, and it is the last record: nothing was lost after it.
+    Last(ShutdownCheckpoint),
+    /// It is there, but other records follow it.
+    NotLast(ShutdownCheckpoint),
+    /// Not in the dump (another shutdown checkpoint, from an earlier
+    /// restart of the primary, does not count).
+    Missing,
+}
+
+pub fn received_checkpoint(output: &str, lsn: Lsn, timeline: u32) -> Received {
+    let records: Vec<&str> = output.lines().filter(|l| l.starts_with("rmgr: ")).collect();
+    let Some(i) = records
+        .iter()
+        .position(|l| field(l, "lsn: ").and_then(|v| v.parse::<Lsn>().ok()) == Some(lsn))
+    else {
+        return Received::Missing;
+    };
+    match find_shutdown_checkpoint(records[i], timeline) {
+        Some(mut c) if c.lsn == lsn => {
+            c.is_last_record = i + 1 == records.len();
+            if c.is_last_record { Received::Last(c) } else { Received::NotLast(c) }
+        }
+        _ => Received::Missing,
+    }
+}
+
 /// Where to start reading for the record that ends at `end`: far enough
 /// back to hold a shutdown checkpoint record (about 120 bytes, two WAL page
 /// headers at most on the way), short enough to read in a few milliseconds,
@@ -115,6 +145,21 @@ rmgr: XLOG        len (rec/tot):    114/   114, tx:          0, lsn: 0/03000060,
                     .unwrap();
             assert_eq!(find_shutdown_checkpoint(&bad, tl), None, "{v}");
         }
+    }
+
+    #[test]
+    fn only_the_recorded_checkpoint_as_last_record_counts() {
+        let lsn = Lsn(0x0300_0060);
+        assert!(matches!(received_checkpoint(PG15, lsn, 1), Received::Last(c) if c.lsn == lsn));
+        assert_eq!(received_checkpoint(PG15, lsn, 2), Received::Missing);
+        // an earlier restart's shutdown checkpoint is not the one of the demote
+        assert_eq!(received_checkpoint(PG15, Lsn(0x0300_0100), 1), Received::Missing);
+        // the right LSN on a record that is not a shutdown checkpoint
+        assert_eq!(received_checkpoint(PG15, Lsn(0x0300_0028), 1), Received::Missing);
+        let followed = format!(
+            "{PG15}rmgr: Heap        len (rec/tot):     59/    59, tx:        736, lsn: 0/030000D8, prev 0/03000060, desc: INSERT off 2 flags 0x00\n"
+        );
+        assert!(matches!(received_checkpoint(&followed, lsn, 1), Received::NotLast(_)));
     }
 
     #[test]

@@ -6,7 +6,9 @@ use crate::controlfile::{ControlData, DbState};
 use crate::election::{self, Candidate, Verdict};
 use crate::exit::OcfExit;
 use crate::instance::{self, POLL};
-use crate::pacemaker::{ATTR_CANCEL_SWITCHOVER, ATTR_LSN, ATTR_NODES, ATTR_RECOVER_PRIMARY};
+use crate::pacemaker::{
+    ATTR_CANCEL_SWITCHOVER, ATTR_LSN, ATTR_NODES, ATTR_RECOVER_PRIMARY, ATTR_SHUTDOWN_CHECKPOINT,
+};
 use crate::pg;
 use crate::role::{Postmaster, Role};
 use crate::scores;
@@ -163,6 +165,15 @@ pub async fn demote(agent: &Agent) -> ActionResult {
                 "primary shut down cleanly at checkpoint {}, starting it as a standby",
                 c.checkpoint
             );
+            // The standby taking over checks it received this very record.
+            let ckpt = election::Position { timeline: c.timeline, lsn: c.checkpoint }.to_attr();
+            if let Err(e) =
+                agent.pcmk.set_private(ATTR_SHUTDOWN_CHECKPOINT, &ckpt, agent.deadline).await
+            {
+                log::error!(
+                    "cannot publish the shutdown checkpoint (a switchover will be cancelled): {e}"
+                );
+            }
         }
         Role::Stopped | Role::CrashedStandby | Role::CrashedPrimary => {
             // A crashed primary here is not recovered in place (pre-demote

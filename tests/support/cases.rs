@@ -909,6 +909,28 @@ fn cut_replication(env: &TestEnv, p: &Instance, s: &Instance) {
     );
 }
 
+/// srv1 restarted once (a clean shutdown: a shutdown checkpoint on the same
+/// timeline, which srv2 received), then srv2's replication was cut before
+/// the switchover: srv2 has a shutdown checkpoint in its WAL, but not the
+/// one of the demote. The promotion is refused.
+pub fn switchover_refused_with_an_earlier_shutdown_checkpoint(v: u32) {
+    let env = env_for!(v, "switchover_earlier_checkpoint");
+    let (p, s) = two_nodes(&env);
+    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
+    env.stop(&p, "fast");
+    env.start(&p);
+    env.wait_streaming(&p, &s);
+    cut_replication(&env, &p, &s);
+    let r = switchover_transition(&env, &p, &s);
+    r.expect(OCF_ERR_GENERIC, "promote of a standby that has only an earlier shutdown checkpoint");
+    assert!(
+        r.exit_reasons()[0].contains("switchover cancelled"),
+        "the promotion must be refused by the switchover check\n{}",
+        r.describe()
+    );
+    assert!(env.in_recovery(&s), "srv2 must stay a standby");
+}
+
 /// The switchover check fails while attrd cannot take the cancel flag: the
 /// promotion is still refused (the flag is kept on the node too).
 pub fn switchover_cancelled_when_attrd_fails_in_pre_promote(v: u32) {

@@ -1245,6 +1245,7 @@ macro_rules! action_tests {
             monitor_with_a_subsecond_timeout_is_bounded,
             promote_refused_when_attrd_cannot_answer,
             switchover_cancelled_when_attrd_fails_in_pre_promote,
+            switchover_refused_with_an_earlier_shutdown_checkpoint,
         );
     };
     (@each $v:expr; $($case:ident),* $(,)?) => {
