@@ -103,7 +103,13 @@ pub enum Stdout {
     /// command itself exits (its early messages, a FATAL among them, are
     /// what an operator needs), then closed: the server ignores SIGPIPE.
     UntilExit,
+    /// Only the last this many bytes (whole lines) are kept, however much
+    /// the command prints (pg_waldump over a whole WAL).
+    Tail(usize),
 }
+
+/// What is kept of a command's stderr at most.
+const STDERR_CAP: usize = 64 * 1024;
 
 pub struct Cmd<'a> {
     pub program: PathBuf,
@@ -154,6 +160,11 @@ impl<'a> Cmd<'a> {
 
     pub fn env_remove(mut self, name: &'static str) -> Self {
         self.env_remove.push(name);
+        self
+    }
+
+    pub fn stdout_tail(mut self, bytes: usize) -> Self {
+        self.stdout = Stdout::Tail(bytes);
         self
     }
 
@@ -213,6 +224,7 @@ impl<'a> Cmd<'a> {
                     child.wait_with_output().await.map(|o| (o.status, o.stdout, o.stderr))
                 }
                 Stdout::UntilExit => read_until_exit(child).await,
+                Stdout::Tail(keep) => read_tail(child, keep).await,
             }
         };
         let r = tokio::time::timeout_at(deadline, work).await;
@@ -256,6 +268,53 @@ async fn drain(pipe: &mut (impl tokio::io::AsyncRead + Unpin), buf: &mut Vec<u8>
         }
         buf.extend_from_slice(&chunk[..n]);
     }
+}
+
+/// Read both pipes to their end, keeping the last `keep` bytes of stdout
+/// (from a line start) and the first STDERR_CAP bytes of stderr.
+async fn read_tail(
+    mut child: tokio::process::Child,
+    keep: usize,
+) -> std::io::Result<(ExitStatus, Vec<u8>, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let (mut out_buf, mut err_buf) = (Vec::new(), Vec::new());
+    let mut cut = false;
+    let mut chunk_out = vec![0u8; 64 * 1024];
+    let mut chunk_err = [0u8; 4096];
+    while out.is_some() || err.is_some() {
+        tokio::select! {
+            n = async { out.as_mut().expect("guarded").read(&mut chunk_out).await }, if out.is_some() => match n {
+                Ok(0) | Err(_) => out = None,
+                Ok(n) => {
+                    out_buf.extend_from_slice(&chunk_out[..n]);
+                    if out_buf.len() > 2 * keep {
+                        out_buf.drain(..out_buf.len() - keep);
+                        cut = true;
+                    }
+                }
+            },
+            n = async { err.as_mut().expect("guarded").read(&mut chunk_err).await }, if err.is_some() => match n {
+                Ok(0) | Err(_) => err = None,
+                Ok(n) => {
+                    let room = STDERR_CAP.saturating_sub(err_buf.len()).min(n);
+                    err_buf.extend_from_slice(&chunk_err[..room]);
+                }
+            },
+        }
+    }
+    let status = child.wait().await?;
+    if out_buf.len() > keep {
+        out_buf.drain(..out_buf.len() - keep);
+        cut = true;
+    }
+    if cut {
+        // drop the partial first line
+        let start = out_buf.iter().position(|b| *b == b'\n').map_or(out_buf.len(), |i| i + 1);
+        out_buf.drain(..start);
+    }
+    Ok((status, out_buf, err_buf))
 }
 
 /// Read stdout and stderr while the child runs; once it has exited, take
@@ -385,6 +444,23 @@ mod tests {
             assert_eq!(o.stdout, "early\n");
             assert_eq!(o.stderr, "gone\n");
             assert_eq!(o.status.code(), Some(4));
+        });
+    }
+
+    #[test]
+    fn tail_output_keeps_the_last_whole_lines_only() {
+        rt().block_on(async {
+            let o = Cmd::new("/bin/sh")
+                .args(["-c", "seq 1 200000; seq 1 100000 >&2"])
+                .stdout_tail(100)
+                .run(Instant::now() + Duration::from_secs(10))
+                .await
+                .unwrap();
+            assert!(o.stdout.len() <= 100, "{}", o.stdout.len());
+            assert!(o.stdout.starts_with(|c: char| c.is_ascii_digit()));
+            assert!(o.stdout.ends_with("199999\n200000\n"), "{}", o.stdout);
+            assert!(o.stderr.len() <= STDERR_CAP && o.stderr.starts_with("1\n2\n"));
+            assert!(o.success());
         });
     }
 

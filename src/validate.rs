@@ -134,17 +134,25 @@ pub fn check_settings(s: &Settings, node: &str) -> Result<(), Problem> {
 /// The application_name of a libpq connection string: `key=value` pairs
 /// (values optionally single-quoted, with `\'` and `\\` escapes) or a URI.
 pub fn conninfo_application_name(conninfo: &str) -> Option<String> {
+    conninfo_params(conninfo)
+        .into_iter()
+        .filter(|(k, _)| k == "application_name")
+        .map(|(_, v)| v)
+        .next_back()
+}
+
+/// The parameters of a libpq connection string, in order, as libpq reads
+/// both of its forms: `key=value` pairs or a `postgresql://` URI (user,
+/// password, hosts and ports, database, then the query's parameters).
+/// Malformed input yields the pairs read before the fault.
+pub fn conninfo_params(conninfo: &str) -> Vec<(String, String)> {
     let s = conninfo.trim();
-    if s.starts_with("postgresql://") || s.starts_with("postgres://") {
-        let query = s.split_once('?')?.1;
-        return query
-            .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .filter(|(k, _)| *k == "application_name")
-            .map(|(_, v)| percent_decode(v))
-            .next_back();
+    for scheme in ["postgresql://", "postgres://"] {
+        if let Some(rest) = s.strip_prefix(scheme) {
+            return uri_params(rest);
+        }
     }
-    let mut found = None;
+    let mut found = Vec::new();
     let mut chars = s.chars().peekable();
     loop {
         while chars.peek().is_some_and(|c| c.is_whitespace()) {
@@ -193,11 +201,80 @@ pub fn conninfo_application_name(conninfo: &str) -> Option<String> {
                 }
             }
         }
-        if key == "application_name" {
-            found = Some(value);
-        }
+        found.push((key, value));
     }
     found
+}
+
+/// `[user[:password]@][host][:port][,...][/dbname][?key=value&...]`
+fn uri_params(rest: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let (head, query) = match rest.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (rest, None),
+    };
+    let (netloc, dbname) = match head.split_once('/') {
+        Some((n, d)) => (n, Some(d)),
+        None => (head, None),
+    };
+    let hostlist = match netloc.split_once('@') {
+        Some((userinfo, hosts)) => {
+            let (user, password) = match userinfo.split_once(':') {
+                Some((u, p)) => (u, Some(p)),
+                None => (userinfo, None),
+            };
+            if !user.is_empty() {
+                out.push(("user".to_string(), percent_decode(user)));
+            }
+            if let Some(p) = password {
+                out.push(("password".to_string(), percent_decode(p)));
+            }
+            hosts
+        }
+        None => netloc,
+    };
+    if !hostlist.is_empty() {
+        let (mut hosts, mut ports) = (Vec::new(), Vec::new());
+        for hp in hostlist.split(',') {
+            // [v6addr]:port, host:port, host
+            let (host, port) = if let Some(v6) = hp.strip_prefix('[') {
+                match v6.split_once(']') {
+                    Some((h, p)) => (h, p.strip_prefix(':').unwrap_or("")),
+                    None => (v6, ""),
+                }
+            } else {
+                match hp.rsplit_once(':') {
+                    Some((h, p)) => (h, p),
+                    None => (hp, ""),
+                }
+            };
+            hosts.push(percent_decode(host));
+            ports.push(percent_decode(port));
+        }
+        if hosts.iter().any(|h| !h.is_empty()) {
+            out.push(("host".to_string(), hosts.join(",")));
+        }
+        if ports.iter().any(|p| !p.is_empty()) {
+            out.push(("port".to_string(), ports.join(",")));
+        }
+    }
+    if let Some(d) = dbname.filter(|d| !d.is_empty()) {
+        out.push(("dbname".to_string(), percent_decode(d)));
+    }
+    for kv in query.unwrap_or("").split('&').filter(|kv| !kv.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        out.push((percent_decode(k), percent_decode(v)));
+    }
+    out
+}
+
+/// A `key='value' ...` connection string of `params` (quoted as libpq reads).
+pub fn conninfo_string(params: &[(String, String)]) -> String {
+    params
+        .iter()
+        .map(|(k, v)| format!("{k}='{}'", v.replace('\\', "\\\\").replace('\'', "\\'")))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn percent_decode(s: &str) -> String {
@@ -332,5 +409,46 @@ mod tests {
         for (ci, want) in cases {
             assert_eq!(conninfo_application_name(ci).as_deref(), want, "{ci}");
         }
+    }
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn conninfo_parameters_of_both_forms() {
+        assert_eq!(
+            conninfo_params(
+                "postgresql://rep:s%40cret@10.0.0.1:5433/postgres?application_name=srv1&sslmode=disable"
+            ),
+            pairs(&[
+                ("user", "rep"),
+                ("password", "s@cret"),
+                ("host", "10.0.0.1"),
+                ("port", "5433"),
+                ("dbname", "postgres"),
+                ("application_name", "srv1"),
+                ("sslmode", "disable"),
+            ])
+        );
+        assert_eq!(
+            conninfo_params("postgres://%2Ftmp%2Fsock:5432?application_name=a"),
+            pairs(&[("host", "/tmp/sock"), ("port", "5432"), ("application_name", "a")])
+        );
+        assert_eq!(
+            conninfo_params("postgresql://[::1]:5432,h2/db"),
+            pairs(&[("host", "::1,h2"), ("port", "5432,"), ("dbname", "db")])
+        );
+        assert_eq!(conninfo_params("postgresql://"), pairs(&[]));
+        assert_eq!(
+            conninfo_params("host=/tmp port=5 application_name='a b'"),
+            pairs(&[("host", "/tmp"), ("port", "5"), ("application_name", "a b")])
+        );
+    }
+
+    #[test]
+    fn conninfo_strings_read_back_the_same() {
+        let p = pairs(&[("host", "/tmp/it's"), ("password", "a\\b c"), ("application_name", "")]);
+        assert_eq!(conninfo_params(&conninfo_string(&p)), p);
     }
 }

@@ -1000,7 +1000,42 @@ fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 /// it stopped.
 pub fn former_primary_diverged_refuses_start(v: u32) {
     let env = env_for!(v, "former_primary_diverged");
+    diverged_former_primary_start_is_refused(&env, false);
+}
+
+/// The same with primary_conninfo as a URI (the check used to append
+/// keywords to it, which libpq rejects, and skipped itself).
+pub fn former_primary_diverged_refuses_start_with_uri_conninfo(v: u32) {
+    let env = env_for!(v, "former_primary_diverged_uri");
+    diverged_former_primary_start_is_refused(&env, true);
+}
+
+/// A former primary whose primary_conninfo leads nowhere while the CIB
+/// shows srv2 as the primary: the divergence check cannot run, so the start
+/// stops with a reason instead of starting unchecked.
+pub fn former_primary_refused_when_the_primary_cannot_be_asked(v: u32) {
+    let env = env_for!(v, "former_primary_unreachable");
     let (p, s) = two_nodes(&env);
+    env.kill9(&p);
+    env.sql_ok(&s, "SELECT pg_promote()");
+    env.wait_sql(&s, "SELECT pg_is_in_recovery()", "f");
+    env.set_score("srv2", "1001");
+    env.set_upstream(&p, s.port + 7000);
+    let r = env.agent_env(&p, "start", &[("OCF_RESKEY_CRM_meta_timeout", Some("20000"))]);
+    r.expect(OCF_ERR_GENERIC, "start of a former primary that cannot ask the primary");
+    assert!(
+        r.exit_reasons()[0].contains("srv2 is the primary but not reachable"),
+        "{}",
+        r.describe()
+    );
+    assert!(!env.is_running(&p), "the refused start left srv1 running");
+    // Without a primary anywhere (whole cluster start), it starts.
+    env.set_score("srv2", "1000");
+    env.agent(&p, "start").expect(OCF_SUCCESS, "start of a former primary with no primary around");
+}
+
+fn diverged_former_primary_start_is_refused(env: &TestEnv, uri: bool) {
+    let (p, s) = two_nodes(env);
     env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
     let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
     env.wait_sql(&s, &format!("SELECT pg_last_wal_receive_lsn() >= '{lsn}'"), "t");
@@ -1028,7 +1063,11 @@ pub fn former_primary_diverged_refuses_start(v: u32) {
     );
     assert_eq!(env.cluster_state(&p), "in production", "srv1 crashed as a primary");
 
-    env.set_upstream(&p, s.port);
+    if uri {
+        env.set_upstream_uri(&p, s.port);
+    } else {
+        env.set_upstream(&p, s.port);
+    }
     let before = snapshot(&p.pgdata);
     let r = env.agent(&p, "start");
     r.expect(OCF_ERR_GENERIC, "start of a former primary that diverged");

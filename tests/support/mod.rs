@@ -690,6 +690,18 @@ impl TestEnv {
         );
     }
 
+    /// primary_conninfo in URI form, the socket directory percent-encoded.
+    pub fn set_upstream_uri(&self, inst: &Instance, upstream_port: u16) {
+        append(
+            &inst.conf(),
+            &format!(
+                "primary_conninfo = 'postgresql://{}:{upstream_port}/postgres?application_name={}'\n",
+                self.sock.display().to_string().replace('/', "%2F"),
+                inst.node
+            ),
+        );
+    }
+
     pub fn pg_ctl(&self, inst: &Instance, args: &[&str]) -> Output {
         run(
             as_postgres(self.pg.bin("pg_ctl"), &self.dir).arg("-D").arg(&inst.pgdata).args(args),
@@ -1246,6 +1258,8 @@ macro_rules! action_tests {
             promote_refused_when_attrd_cannot_answer,
             switchover_cancelled_when_attrd_fails_in_pre_promote,
             switchover_refused_with_an_earlier_shutdown_checkpoint,
+            former_primary_diverged_refuses_start_with_uri_conninfo,
+            former_primary_refused_when_the_primary_cannot_be_asked,
         );
     };
     (@each $v:expr; $($case:ident),* $(,)?) => {
