@@ -203,4 +203,28 @@ name=\"lsn_location\" host=\"srv3\" value=\"2#0/4000000\"\n";
         assert!(!is_missing_attribute(Some(105), "Could not query value of x: No such device"));
         assert!(!is_missing_attribute(None, missing));
     }
+
+    proptest::proptest! {
+        /// What attrd_updater prints for any hosts and values reads back.
+        #[test]
+        fn attrd_query_output_round_trips(
+            attrs in proptest::collection::btree_map("[a-z0-9][a-z0-9.-]{0,15}", "[^\"\n\r]{1,30}", 0..6)
+        ) {
+            let out: String = attrs
+                .iter()
+                .map(|(h, v)| format!("name=\"lsn_location-pgsqld\" host=\"{h}\" value=\"{v}\"\n"))
+                .collect();
+            let parsed = parse_attrd_query(&out);
+            proptest::prop_assert_eq!(parsed.len(), attrs.len());
+            for (h, v) in &attrs {
+                proptest::prop_assert_eq!(parsed.get(h), Some(v));
+            }
+        }
+
+        #[test]
+        fn attrd_query_never_panics(s in "\\PC*", code in proptest::option::of(0i32..256)) {
+            let _ = parse_attrd_query(&s);
+            let _ = is_missing_attribute(code, &s);
+        }
+    }
 }

@@ -282,9 +282,12 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
+        // Bytes, not a str slice: a '%' before a multi-byte character must
+        // not cut it (that panicked).
         if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+            && let Some(hex) = b.get(i + 1..i + 3)
+            && hex.iter().all(u8::is_ascii_hexdigit)
+            && let Ok(v) = u8::from_str_radix(&String::from_utf8_lossy(hex), 16)
         {
             out.push(v);
             i += 3;
@@ -403,6 +406,8 @@ mod tests {
                 Some("srv1"),
             ),
             ("postgres://h/db?application_name=srv%31", Some("srv1")),
+            ("postgres://h/db?application_name=%C3%A9%", Some("é%")),
+            ("postgres://h/db?application_name=%é", Some("%é")),
             ("postgresql://h/db", None),
             ("", None),
         ];
@@ -450,5 +455,22 @@ mod tests {
     fn conninfo_strings_read_back_the_same() {
         let p = pairs(&[("host", "/tmp/it's"), ("password", "a\\b c"), ("application_name", "")]);
         assert_eq!(conninfo_params(&conninfo_string(&p)), p);
+    }
+
+    proptest::proptest! {
+        /// Any parameters written as a connection string read back the same.
+        #[test]
+        fn conninfo_strings_round_trip(
+            p in proptest::collection::vec(("[a-z_]{1,16}", "\\PC{0,20}"), 0..6)
+        ) {
+            let p: Vec<(String, String)> = p;
+            proptest::prop_assert_eq!(conninfo_params(&conninfo_string(&p)), p);
+        }
+
+        #[test]
+        fn any_conninfo_is_read_without_panic(s in "(postgresql://|[@:/?&=,%'\\\\\\[\\] ]|\\PC){0,40}") {
+            let _ = conninfo_params(&s);
+            let _ = conninfo_application_name(&s);
+        }
     }
 }

@@ -178,4 +178,26 @@ rmgr: XLOG        len (rec/tot):    114/   114, tx:          0, lsn: 0/03000060,
         assert_eq!(tail_window_start(Lsn(100)), Lsn(0));
         assert_eq!(tail_window_start(Lsn(0)), Lsn(0));
     }
+
+    proptest::proptest! {
+        /// A shutdown checkpoint record as pg_waldump prints it is found,
+        /// with its positions, as the last record.
+        #[test]
+        fn printed_checkpoints_read_back(lsn: u64, redo: u64, tli in 1u32.., prev: u64) {
+            let (lsn, redo, prev) = (Lsn(lsn), Lsn(redo), Lsn(prev));
+            let line = format!(
+                "rmgr: XLOG        len (rec/tot):    114/   114, tx:          0, lsn: {lsn}, prev {prev}, desc: CHECKPOINT_SHUTDOWN redo {redo}; tli {tli}; prev tli {tli}; fpw true; xid 0:735; shutdown\n"
+            );
+            let want = ShutdownCheckpoint { lsn, redo, timeline: tli, is_last_record: true };
+            proptest::prop_assert_eq!(find_shutdown_checkpoint(&line, tli), Some(want.clone()));
+            proptest::prop_assert_eq!(received_checkpoint(&line, lsn, tli), Received::Last(want));
+        }
+
+        #[test]
+        fn any_output_is_read_without_panic(s in "(rmgr: XLOG|lsn: |desc: CHECKPOINT_SHUTDOWN |redo |; tli |\\PC|\n){0,60}", lsn: u64, tli: u32) {
+            let _ = find_shutdown_checkpoint(&s, tli);
+            let _ = received_checkpoint(&s, Lsn(lsn), tli);
+            let _ = tail_window_start(Lsn(lsn));
+        }
+    }
 }

@@ -315,6 +315,8 @@ async fn waldump(
             &end.to_string(),
         ])
         .run_as(agent.runas()?)
+        // The records looked for are the last ones.
+        .stdout_tail(256 * 1024)
         .run(agent.deadline)
         .await
         .map_err(|e| Failure::generic(e.to_string()))
