@@ -39,6 +39,8 @@ async fn pre_promote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
     let t = &n.transition;
     let Some(target) = t.promote.first() else { return Ok(()) };
     log::info!("{target} is about to be promoted");
+    // A verdict of an earlier transition must not refuse this one.
+    clear_local_cancel(agent);
     let pcmk = &agent.pcmk;
     if t.is_primary_recovery(target) {
         log::info!("the primary on {target} is recovered in place: no election");
@@ -50,7 +52,6 @@ async fn pre_promote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
     // Flags of an earlier transition must not leak into this one; the
     // position and node list are overwritten below. Concurrently: each
     // attrd_updater call is a round trip to attrd, on the failover path.
-    clear_local_cancel(agent);
     let switchover = t.switchover_from(&me);
     let checked = async {
         let (a, b) = tokio::join!(
