@@ -1034,6 +1034,59 @@ pub fn former_primary_refused_when_the_primary_cannot_be_asked(v: u32) {
     env.agent(&p, "start").expect(OCF_SUCCESS, "start of a former primary with no primary around");
 }
 
+/// pg_waldump hangs while a crashed former primary is checked (a stand-in
+/// that sleeps in a child of its own, in a bindir otherwise real): the check
+/// gives up within its budget, not at the end of the start's timeout, with
+/// a reason, and nothing of the hung command is left running.
+pub fn former_primary_check_bounds_a_hung_waldump(v: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let env = env_for!(v, "former_primary_hung_waldump");
+    let (p, s) = two_nodes(&env);
+    env.kill9(&p);
+    env.sql_ok(&s, "SELECT pg_promote()");
+    env.wait_sql(&s, "SELECT pg_is_in_recovery()", "f");
+    env.set_upstream(&p, s.port);
+    let bin = env.dir.join("bin-hung-waldump");
+    std::fs::create_dir_all(&bin).unwrap();
+    for e in std::fs::read_dir(&env.pg.bindir).unwrap().flatten() {
+        std::os::unix::fs::symlink(e.path(), bin.join(e.file_name())).unwrap();
+    }
+    let pidfile = env.dir.join("hung-waldump.pid");
+    std::fs::remove_file(bin.join("pg_waldump")).unwrap();
+    std::fs::write(
+        bin.join("pg_waldump"),
+        format!("#!/bin/sh\nsleep 600 &\necho $! > {}\nwait\n", pidfile.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(bin.join("pg_waldump"), std::fs::Permissions::from_mode(0o755))
+        .unwrap();
+    std::fs::set_permissions(&env.dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let bindir = bin.display().to_string();
+    let t0 = std::time::Instant::now();
+    let r = env.agent_env(
+        &p,
+        "start",
+        &[("OCF_RESKEY_bindir", Some(&bindir)), ("OCF_RESKEY_CRM_meta_timeout", Some("30000"))],
+    );
+    let wall = t0.elapsed();
+    r.expect(OCF_ERR_GENERIC, "start of a former primary whose pg_waldump hangs");
+    assert!(
+        r.exit_reasons()[0].contains("reading this instance's WAL"),
+        "the reason must say what did not finish\n{}",
+        r.describe()
+    );
+    assert!(wall < Duration::from_secs(15), "the check took {wall:?} of 30 s\n{}", r.describe());
+    let pid = std::fs::read_to_string(&pidfile).expect("the stand-in ran").trim().to_string();
+    reap_orphans();
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        state.is_empty()
+            || state.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')),
+        "the hung command's child {pid} still runs: {state}"
+    );
+    assert!(!env.is_running(&p), "the refused start left srv1 running");
+}
+
 fn diverged_former_primary_start_is_refused(env: &TestEnv, uri: bool) {
     let (p, s) = two_nodes(env);
     env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");

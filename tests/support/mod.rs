@@ -1260,6 +1260,7 @@ macro_rules! action_tests {
             switchover_refused_with_an_earlier_shutdown_checkpoint,
             former_primary_diverged_refuses_start_with_uri_conninfo,
             former_primary_refused_when_the_primary_cannot_be_asked,
+            former_primary_check_bounds_a_hung_waldump,
         );
     };
     (@each $v:expr; $($case:ident),* $(,)?) => {
