@@ -159,11 +159,12 @@ impl Pacemaker {
     }
 }
 
-/// How Pacemaker 2.1's `attrd_updater --query` says that no node has the
-/// attribute: exit 105 (CRM_EX_NOSUCH) and "attribute does not exist".
-/// A lost connection to attrd is exit 102 ("Could not connect to attrd").
+/// How `attrd_updater --query` says that no node has the attribute:
+/// "attribute does not exist", exit 78 with Pacemaker 2.1.5 (seen on the
+/// namespace cluster), 105 (CRM_EX_NOSUCH) accepted too. A lost connection
+/// to attrd is exit 102 ("Could not connect to attrd").
 pub fn is_missing_attribute(code: Option<i32>, stderr: &str) -> bool {
-    code == Some(105) && stderr.contains("attribute does not exist")
+    matches!(code, Some(78) | Some(105)) && stderr.contains("attribute does not exist")
 }
 
 /// `name="lsn_location" host="srv1" value="1#0/3000060"` per line.
@@ -198,6 +199,7 @@ name=\"lsn_location\" host=\"srv3\" value=\"2#0/4000000\"\n";
     #[test]
     fn only_a_missing_attribute_is_no_value() {
         let missing = "attrd_updater: Could not query value of x: attribute does not exist\n";
+        assert!(is_missing_attribute(Some(78), missing));
         assert!(is_missing_attribute(Some(105), missing));
         assert!(!is_missing_attribute(Some(102), "Could not connect to attrd: Connection refused"));
         assert!(!is_missing_attribute(Some(105), "Could not query value of x: No such device"));
