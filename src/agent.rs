@@ -61,6 +61,12 @@ pub fn action_timeout(env: &HashMap<String, String>) -> Duration {
         .unwrap_or(DEFAULT_TIMEOUT)
 }
 
+/// What the action may spend of Pacemaker's timeout: all but a margin to
+/// report, a smaller one for short timeouts, never more than was given.
+pub fn time_to_work(timeout: Duration) -> Duration {
+    timeout.saturating_sub(TIMEOUT_MARGIN.min(timeout / 4))
+}
+
 /// The primitive's id: `OCF_RESOURCE_INSTANCE` without a clone suffix.
 pub fn resource_name(env: &HashMap<String, String>) -> String {
     let inst = env.get("OCF_RESOURCE_INSTANCE").map(String::as_str).unwrap_or("pgsqld");
@@ -69,9 +75,7 @@ pub fn resource_name(env: &HashMap<String, String>) -> String {
 
 impl Agent {
     pub fn new(env: HashMap<String, String>, params: Params, started: Instant) -> Agent {
-        let timeout = action_timeout(&env);
-        let deadline =
-            started + timeout.saturating_sub(TIMEOUT_MARGIN).max(Duration::from_millis(500));
+        let deadline = started + time_to_work(action_timeout(&env));
         let interval_ms = env
             .get("OCF_RESKEY_CRM_meta_interval")
             .and_then(|i| i.trim().parse().ok())
@@ -143,6 +147,16 @@ mod tests {
         );
         assert_eq!(action_timeout(&env(&[("OCF_RESKEY_CRM_meta_timeout", "x")])), DEFAULT_TIMEOUT);
         assert_eq!(action_timeout(&HashMap::new()), DEFAULT_TIMEOUT);
+    }
+
+    #[test]
+    fn the_deadline_stays_within_the_timeout() {
+        assert_eq!(time_to_work(Duration::from_secs(20)), Duration::from_millis(19_500));
+        assert_eq!(time_to_work(Duration::from_millis(400)), Duration::from_millis(300));
+        for ms in [0, 1, 10, 200, 500, 999, 1000, 2000] {
+            let t = Duration::from_millis(ms);
+            assert!(time_to_work(t) <= t, "{ms} ms");
+        }
     }
 
     #[test]

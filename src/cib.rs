@@ -209,4 +209,34 @@ mod tests {
         assert!(parse("<cib><status></cib>", "pgsqld").is_err());
         assert_eq!(parse("<cib/>", "pgsqld").unwrap(), ClusterView::default());
     }
+
+    proptest::proptest! {
+        /// Nodes and scores written as Pacemaker writes them read back.
+        #[test]
+        fn generated_cibs_read_back(
+            nodes in proptest::collection::btree_map("[a-z][a-z0-9&<>'\"-]{0,10}", proptest::option::of(-1_000_000i32..=1_000_000), 0..5)
+        ) {
+            let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+            let mut config = String::new();
+            let mut status = String::new();
+            for (i, (n, score)) in nodes.iter().enumerate() {
+                config.push_str(&format!("<node id=\"{i}\" uname=\"{}\"/>", esc(n)));
+                status.push_str(&format!("<node_state id=\"{i}\" uname=\"{}\"><transient_attributes id=\"{i}\"><instance_attributes id=\"status-{i}\">", esc(n)));
+                if let Some(s) = score {
+                    status.push_str(&format!("<nvpair id=\"status-{i}-master-pgsqld\" name=\"master-pgsqld\" value=\"{s}\"/>"));
+                }
+                status.push_str("</instance_attributes></transient_attributes></node_state>");
+            }
+            let xml = format!("<cib><configuration><nodes>{config}</nodes></configuration><status>{status}</status></cib>");
+            let v = parse(&xml, "pgsqld").unwrap();
+            proptest::prop_assert_eq!(v.nodes, nodes.keys().cloned().collect::<Vec<_>>());
+            let want: HashMap<String, i32> = nodes.iter().filter_map(|(n, s)| Some((n.clone(), (*s)?))).collect();
+            proptest::prop_assert_eq!(v.scores, want);
+        }
+
+        #[test]
+        fn any_text_is_parsed_or_refused_without_panic(s in "(<cib>|<status>|<node_state uname=\"a\">|<transient_attributes>|<nvpair name=\"master-r\" value=\"|\"/>|</[a-z_]+>|\\PC){0,40}") {
+            let _ = parse(&s, "r");
+        }
+    }
 }

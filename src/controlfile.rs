@@ -141,24 +141,15 @@ pub fn decode(bytes: &[u8]) -> Result<ControlData, ControlError> {
     })
 }
 
-/// Read and decode `<datadir>/global/pg_control`. PostgreSQL rewrites the
-/// file in place; a read racing a write shows a bad CRC, so retry a few times.
+/// Read and decode `<datadir>/global/pg_control`, once. PostgreSQL
+/// rewrites the file in place: a read racing a write shows a bad CRC, and
+/// the caller reads again (without blocking the runtime).
 pub fn read(datadir: &Path) -> Result<ControlData, ControlError> {
     let path = datadir.join("global").join("pg_control");
-    let mut last = ControlError::BadCrc;
-    for _ in 0..3 {
-        // A link, a FIFO or an endless file here is refused, not followed.
-        let bytes = crate::safefs::read_in(datadir, "global/pg_control", crate::safefs::SMALL)
-            .map_err(|e| ControlError::Io(format!("{} {e}", path.display())))?;
-        match decode(&bytes) {
-            Err(ControlError::BadCrc) => {
-                last = ControlError::BadCrc;
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            other => return other,
-        }
-    }
-    Err(last)
+    // A link, a FIFO or an endless file here is refused, not followed.
+    let bytes = crate::safefs::read_in(datadir, "global/pg_control", crate::safefs::SMALL)
+        .map_err(|e| ControlError::Io(format!("{} {e}", path.display())))?;
+    decode(&bytes)
 }
 
 /// What pg_controldata prints (and still goes on) when the CRC fails:

@@ -20,6 +20,7 @@ use tokio_postgres::Client;
 
 /// How often a transient state is looked at again.
 pub const POLL: Duration = Duration::from_millis(200);
+const CRC_RETRY: Duration = Duration::from_millis(20);
 
 /// One look at the instance.
 pub struct Observed {
@@ -33,7 +34,16 @@ pub struct Observed {
 /// The control file: read natively, or through pg_controldata when the
 /// layout is not one we can verify.
 pub async fn control_data(agent: &Agent) -> Result<ControlData, Failure> {
-    match controlfile::read(&agent.params.datadir) {
+    let mut read = controlfile::read(&agent.params.datadir);
+    // A read racing PostgreSQL's in-place rewrite shows a bad CRC.
+    for _ in 0..2 {
+        if !matches!(read, Err(ControlError::BadCrc)) || agent.time_left() < CRC_RETRY {
+            break;
+        }
+        tokio::time::sleep(CRC_RETRY).await;
+        read = controlfile::read(&agent.params.datadir);
+    }
+    match read {
         Ok(c) => Ok(c),
         Err(ControlError::Io(e)) => Err(Failure::new(OcfExit::ErrArgs, e)),
         Err(native) => {
@@ -511,7 +521,9 @@ pub async fn pg_ctl_start(agent: &Agent) -> Result<(), Failure> {
         let text = path.display().to_string();
         let safe = !text.contains(['$', '`', '"', '\\', '\n']);
         if !safe {
-            log::warn!("not keeping the server's output in {text}: pg_ctl would hand it to a shell");
+            log::warn!(
+                "not keeping the server's output in {text}: pg_ctl would hand it to a shell"
+            );
         }
         safe
     });

@@ -130,14 +130,30 @@ pub fn init(env: &HashMap<String, String>) {
     }
 }
 
+/// What Pacemaker keeps of an exit reason (EXIT_REASON_MAX_LEN).
+pub const EXIT_REASON_MAX: usize = 128;
+
+/// `reason` on one line, within `EXIT_REASON_MAX` bytes: cut on a character
+/// boundary, with "..." when cut. Reasons put their cause first.
+pub fn short_reason(reason: &str) -> String {
+    let one_line: String = reason.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if one_line.len() <= EXIT_REASON_MAX {
+        return one_line;
+    }
+    let mut end = EXIT_REASON_MAX - 3;
+    while !one_line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &one_line[..end])
+}
+
 /// One `ocf-exit-reason:` line on stderr: crm_mon shows it beside the
-/// failed action. Also logged as an error.
+/// failed action. The whole text is logged as an error.
 pub fn exit_reason(env: &HashMap<String, String>, reason: &str) {
     let prefix =
         env.get("OCF_EXIT_REASON_PREFIX").map(String::as_str).unwrap_or("ocf-exit-reason:");
-    let one_line = reason.replace('\n', " ");
-    log::error!("{one_line}");
-    eprintln!("{prefix}{one_line}");
+    log::error!("{}", reason.replace('\n', " "));
+    eprintln!("{prefix}{}", short_reason(reason));
 }
 
 #[cfg(test)]
@@ -170,6 +186,17 @@ mod tests {
         assert!(!quiet.enabled(&meta(Level::Debug)));
         let loud = OcfLogger::from_env(&env(&[("HA_debug", "1")]));
         assert!(loud.enabled(&meta(Level::Debug)));
+    }
+
+    #[test]
+    fn exit_reasons_fit_in_what_pacemaker_keeps() {
+        assert_eq!(short_reason("short\nreason"), "short reason");
+        let long = format!("cause first: {}", "é".repeat(70_000));
+        let r = short_reason(&long);
+        assert!(r.len() <= EXIT_REASON_MAX, "{} bytes", r.len());
+        assert!(r.starts_with("cause first: é") && r.ends_with("..."), "{r}");
+        let exact = "x".repeat(EXIT_REASON_MAX);
+        assert_eq!(short_reason(&exact), exact);
     }
 
     #[test]

@@ -51,4 +51,18 @@ mod tests {
         assert!("0/A".parse::<Lsn>().unwrap() > "0/9".parse::<Lsn>().unwrap());
         assert!("1/0".parse::<Lsn>().unwrap() > "0/FFFFFFFF".parse::<Lsn>().unwrap());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn prints_what_it_parses(v: u64) {
+            proptest::prop_assert_eq!(Lsn(v).to_string().parse::<Lsn>(), Ok(Lsn(v)));
+        }
+
+        #[test]
+        fn any_text_parses_or_fails_without_panic(s in "\\PC*") {
+            if let Ok(l) = s.parse::<Lsn>() {
+                proptest::prop_assert_eq!(l.to_string().parse::<Lsn>(), Ok(l));
+            }
+        }
+    }
 }

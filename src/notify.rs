@@ -286,4 +286,45 @@ mod tests {
             );
         }
     }
+
+    proptest::proptest! {
+        /// Lists as Pacemaker passes them (space-separated, extra spaces
+        /// allowed) read back; the questions asked of them never panic.
+        #[test]
+        fn notification_lists_read_back(
+            lists in proptest::collection::vec(proptest::collection::vec("[a-z0-9][a-z0-9.-]{0,8}", 0..4), 7),
+            pad in "[ ]{1,3}",
+            when in proptest::sample::select(vec!["pre", "post"]),
+            op in proptest::sample::select(vec!["start", "stop", "promote", "demote"]),
+        ) {
+            let keys = ["start", "stop", "promote", "demote", "active", "promoted", "unpromoted"];
+            let mut env: HashMap<String, String> = keys
+                .iter()
+                .zip(&lists)
+                .map(|(k, l)| (format!("{PREFIX}{k}_uname"), format!("{pad}{}{pad}", l.join(&pad))))
+                .collect();
+            env.insert(format!("{PREFIX}type"), when.to_string());
+            env.insert(format!("{PREFIX}operation"), op.to_string());
+            let n = parse(&env).unwrap();
+            let t = &n.transition;
+            let got = [&t.start, &t.stop, &t.promote, &t.demote, &t.active, &t.promoted, &t.unpromoted];
+            for (g, want) in got.iter().zip(&lists) {
+                proptest::prop_assert_eq!(*g, want);
+            }
+            for node in lists.iter().flatten() {
+                let _ = (t.is_primary_recovery(node), t.is_standby_recovery(node), t.switchover_from(node));
+            }
+            let _ = t.election_nodes();
+        }
+
+        #[test]
+        fn any_environment_parses_or_fails_without_panic(
+            env in proptest::collection::hash_map("OCF_RESKEY_CRM_meta_notify_[a-z_]{0,20}", "\\PC{0,30}", 0..8)
+        ) {
+            if let Ok(n) = parse(&env) {
+                let _ = n.transition.election_nodes();
+                let _ = n.transition.switchover_from("srv1");
+            }
+        }
+    }
 }

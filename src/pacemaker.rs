@@ -41,6 +41,8 @@ pub const ATTR_RECOVER_PRIMARY: &str = "recover_primary";
 /// running (published at its probe and at pre-promote): its WAL counts in
 /// every election until it starts.
 pub const ATTR_WAL_ON_DISK: &str = "wal_on_disk";
+/// `<timeline>#<lsn>` of the checkpoint a primary wrote when demoted.
+pub const ATTR_SHUTDOWN_CHECKPOINT: &str = "shutdown_checkpoint";
 
 impl Pacemaker {
     fn tool(&self, name: &str) -> Cmd<'static> {
@@ -155,8 +157,12 @@ impl Pacemaker {
             .args(["--query", "--all", "--name", &self.private_name(name)])
             .env_remove("OCF_RESKEY_CRM_meta_on_node");
         let o = cmd.run(deadline).await.map_err(ToolError::Cmd)?;
-        // attrd_updater fails when no node has the attribute: that is "none".
-        Ok(parse_attrd_query(&o.stdout))
+        if o.success() || is_missing_attribute(o.status.code(), &o.stderr) {
+            return Ok(parse_attrd_query(&o.stdout));
+        }
+        // Anything else (attrd unreachable, a timeout) is not "no value":
+        // a safety check reading it must not take it for one.
+        Err(ToolError::Failed { command: cmd.display(), message: o.message() })
     }
 
     pub async fn delete_private(&self, name: &str, deadline: Instant) -> Result<(), ToolError> {
@@ -181,6 +187,14 @@ impl Pacemaker {
         }
         Ok(name)
     }
+}
+
+/// How `attrd_updater --query` says that no node has the attribute:
+/// "attribute does not exist", exit 78 with Pacemaker 2.1.5 (seen on the
+/// namespace cluster), 105 (CRM_EX_NOSUCH) accepted too. A lost connection
+/// to attrd is exit 102 ("Could not connect to attrd").
+pub fn is_missing_attribute(code: Option<i32>, stderr: &str) -> bool {
+    matches!(code, Some(78) | Some(105)) && stderr.contains("attribute does not exist")
 }
 
 /// `name="lsn_location" host="srv1" value="1#0/3000060"` per line.
@@ -210,5 +224,39 @@ name=\"lsn_location\" host=\"srv3\" value=\"2#0/4000000\"\n";
         assert_eq!(m["srv1"], "1#0/3000060");
         assert_eq!(m["srv3"], "2#0/4000000");
         assert!(parse_attrd_query("").is_empty());
+    }
+
+    #[test]
+    fn only_a_missing_attribute_is_no_value() {
+        let missing = "attrd_updater: Could not query value of x: attribute does not exist\n";
+        assert!(is_missing_attribute(Some(78), missing));
+        assert!(is_missing_attribute(Some(105), missing));
+        assert!(!is_missing_attribute(Some(102), "Could not connect to attrd: Connection refused"));
+        assert!(!is_missing_attribute(Some(105), "Could not query value of x: No such device"));
+        assert!(!is_missing_attribute(None, missing));
+    }
+
+    proptest::proptest! {
+        /// What attrd_updater prints for any hosts and values reads back.
+        #[test]
+        fn attrd_query_output_round_trips(
+            attrs in proptest::collection::btree_map("[a-z0-9][a-z0-9.-]{0,15}", "[^\"\n\r]{1,30}", 0..6)
+        ) {
+            let out: String = attrs
+                .iter()
+                .map(|(h, v)| format!("name=\"lsn_location-pgsqld\" host=\"{h}\" value=\"{v}\"\n"))
+                .collect();
+            let parsed = parse_attrd_query(&out);
+            proptest::prop_assert_eq!(parsed.len(), attrs.len());
+            for (h, v) in &attrs {
+                proptest::prop_assert_eq!(parsed.get(h), Some(v));
+            }
+        }
+
+        #[test]
+        fn attrd_query_never_panics(s in "\\PC*", code in proptest::option::of(0i32..256)) {
+            let _ = parse_attrd_query(&s);
+            let _ = is_missing_attribute(code, &s);
+        }
     }
 }

@@ -80,20 +80,64 @@ fn config(t: &Target) -> tokio_postgres::Config {
     c
 }
 
-fn connect_unix_as(
+/// One non-blocking `connect()` with system_user's effective uid (the
+/// server reads the peer's credentials at connect time). `None`: the
+/// listen backlog is full (EAGAIN), try again later. A blocking connect
+/// would wait there beyond any deadline on this single-threaded runtime.
+fn try_connect_unix_as(
     path: &std::path::Path,
     user: &RunAs,
-) -> std::io::Result<std::os::unix::net::UnixStream> {
+) -> std::io::Result<Option<std::os::unix::net::UnixStream>> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, socket};
+    use std::os::fd::AsRawFd;
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    let addr = UnixAddr::new(path)?;
     let root = nix::unistd::geteuid();
     let switch = root.is_root() && user.uid != root;
     if switch {
         nix::unistd::seteuid(user.uid)?;
     }
-    let r = std::os::unix::net::UnixStream::connect(path);
+    let r = nix::sys::socket::connect(fd.as_raw_fd(), &addr);
     if switch {
         nix::unistd::seteuid(root).expect("getting back the effective uid we had");
     }
-    r
+    match r {
+        // EINPROGRESS does not happen on unix sockets; handled as tokio
+        // would (wait for writability) should a kernel ever return it.
+        Ok(()) | Err(nix::errno::Errno::EINPROGRESS) => Ok(Some(fd.into())),
+        Err(nix::errno::Errno::EAGAIN) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Connect to the unix socket, retrying while its backlog is full; the
+/// caller bounds the whole by the deadline.
+async fn connect_unix_as(
+    path: &std::path::Path,
+    user: &RunAs,
+) -> std::io::Result<tokio::net::UnixStream> {
+    let mut pause = std::time::Duration::from_millis(5);
+    let std_stream = loop {
+        match try_connect_unix_as(path, user)? {
+            Some(s) => break s,
+            None => {
+                log::debug!("{}: listen backlog full, connecting again", path.display());
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_millis(100));
+            }
+        }
+    };
+    let stream = tokio::net::UnixStream::from_std(std_stream)?;
+    stream.writable().await?;
+    if let Some(e) = stream.take_error()? {
+        return Err(e);
+    }
+    Ok(stream)
 }
 
 /// Server-side bound of every statement of a session opened with `left`
@@ -115,13 +159,10 @@ pub async fn connect(t: &Target<'_>, deadline: Instant) -> Result<Client, PgErro
     let work = async {
         if t.host.starts_with('/') {
             let path = socket_path(t);
-            let std_stream = match connect_unix_as(&path, t.user) {
+            let stream = match connect_unix_as(&path, t.user).await {
                 Ok(s) => s,
                 Err(_) => return Err(PgError::Contact(Contact::Unreachable)),
             };
-            std_stream.set_nonblocking(true).map_err(|e| PgError::Query(e.to_string()))?;
-            let stream = tokio::net::UnixStream::from_std(std_stream)
-                .map_err(|e| PgError::Query(e.to_string()))?;
             let (client, conn) = config()
                 .connect_raw(stream, NoTls)
                 .await
@@ -259,5 +300,52 @@ mod tests {
         for ms in [200u64, 1_000, 9_500, 60_000] {
             assert!(statement_timeout(Duration::from_millis(ms)) < Duration::from_millis(ms));
         }
+    }
+
+    use nix::sys::socket::{
+        AddressFamily, Backlog, SockFlag, SockType, UnixAddr, bind, connect as raw_connect, listen,
+        socket,
+    };
+    use std::os::fd::{AsRawFd, OwnedFd};
+
+    fn stream_socket(flags: SockFlag) -> OwnedFd {
+        socket(AddressFamily::Unix, SockType::Stream, flags | SockFlag::SOCK_CLOEXEC, None).unwrap()
+    }
+
+    /// A socket that never accepts, its backlog filled by other clients.
+    fn full_listener(dir: &std::path::Path, port: u16) -> (OwnedFd, Vec<OwnedFd>) {
+        let path = dir.join(format!(".s.PGSQL.{port}"));
+        let addr = UnixAddr::new(&path).unwrap();
+        let l = stream_socket(SockFlag::empty());
+        bind(l.as_raw_fd(), &addr).unwrap();
+        listen(&l, Backlog::new(1).unwrap()).unwrap();
+        let mut queued = Vec::new();
+        for _ in 0..64 {
+            let c = stream_socket(SockFlag::SOCK_NONBLOCK);
+            match raw_connect(c.as_raw_fd(), &addr) {
+                Ok(()) => queued.push(c),
+                Err(nix::errno::Errno::EAGAIN) => return (l, queued),
+                Err(e) => panic!("filling the backlog: {e}"),
+            }
+        }
+        panic!("the backlog never filled");
+    }
+
+    #[test]
+    fn a_full_listen_backlog_does_not_outlast_the_deadline() {
+        let dir = std::env::temp_dir().join(format!("pgsqlms-pg-backlog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (_listener, _queued) = full_listener(&dir, 5999);
+        let me = nix::unistd::User::from_uid(nix::unistd::geteuid()).unwrap().unwrap();
+        let user = RunAs::lookup(&me.name).unwrap();
+        let host = dir.display().to_string();
+        let t = Target { host: &host, port: 5999, user: &user };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let start = std::time::Instant::now();
+        let r = rt.block_on(connect(&t, Instant::now() + Duration::from_millis(300)));
+        let took = start.elapsed();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(matches!(r, Err(PgError::TimedOut)), "{r:?}");
+        assert!(took < Duration::from_secs(2), "connect took {took:?}");
     }
 }

@@ -56,12 +56,21 @@ impl Output {
         self.status.success()
     }
 
-    /// The command's own words, for an exit reason: last stderr line, or stdout's.
+    /// The command's own words, for an exit reason: its stderr on one line,
+    /// the first line (the cause: "could not start server") before what
+    /// follows ("Examine the log output."); else stdout's last line.
     pub fn message(&self) -> String {
-        let pick =
-            |s: &str| s.lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_string());
-        pick(&self.stderr)
-            .or_else(|| pick(&self.stdout))
+        let stderr: Vec<&str> =
+            self.stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        if !stderr.is_empty() {
+            return stderr.join(" ");
+        }
+        self.stdout
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(str::to_string)
             .unwrap_or_else(|| format!("exit status {}", self.status))
     }
 }
@@ -94,7 +103,13 @@ pub enum Stdout {
     /// command itself exits (its early messages, a FATAL among them, are
     /// what an operator needs), then closed: the server ignores SIGPIPE.
     UntilExit,
+    /// Only the last this many bytes (whole lines) are kept, however much
+    /// the command prints (pg_waldump over a whole WAL).
+    Tail(usize),
 }
+
+/// What is kept of a command's stderr at most.
+const STDERR_CAP: usize = 64 * 1024;
 
 pub struct Cmd<'a> {
     pub program: PathBuf,
@@ -157,6 +172,11 @@ impl<'a> Cmd<'a> {
         self
     }
 
+    pub fn stdout_tail(mut self, bytes: usize) -> Self {
+        self.stdout = Stdout::Tail(bytes);
+        self
+    }
+
     pub fn stdout_until_exit(mut self) -> Self {
         self.stdout = Stdout::UntilExit;
         self
@@ -187,6 +207,10 @@ impl<'a> Cmd<'a> {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own process group: at the deadline the whole group is
+            // killed, not only the direct child (a shell's children, a
+            // hung helper of pg_ctl).
+            .process_group(0)
             .kill_on_drop(true);
         if let Some(r) = self.run_as {
             c.env("HOME", &r.home).env("USER", &r.name).env("LOGNAME", &r.name);
@@ -203,15 +227,23 @@ impl<'a> Cmd<'a> {
             }
         }
         let child = c.spawn().map_err(|e| CmdError::Spawn(self.program.clone(), e))?;
+        let group = child.id().map(|pid| GroupKiller(nix::unistd::Pid::from_raw(pid as i32)));
         let work = async {
             match self.stdout {
                 Stdout::Capture => {
                     child.wait_with_output().await.map(|o| (o.status, o.stdout, o.stderr))
                 }
                 Stdout::UntilExit => read_until_exit(child).await,
+                Stdout::Tail(keep) => read_tail(child, keep).await,
             }
         };
-        match tokio::time::timeout_at(deadline, work).await {
+        let r = tokio::time::timeout_at(deadline, work).await;
+        // Done in time: its group (a postmaster forked by pg_ctl start lives
+        // in a session of its own) is left alone.
+        if r.is_ok() {
+            std::mem::forget(group);
+        }
+        match r {
             Err(_) => Err(CmdError::TimedOut(self.program.clone())),
             Ok(Err(e)) => Err(CmdError::Spawn(self.program.clone(), e)),
             Ok(Ok((status, stdout, stderr))) => Ok(Output {
@@ -220,6 +252,18 @@ impl<'a> Cmd<'a> {
                 stderr: String::from_utf8_lossy(&stderr).into_owned(),
             }),
         }
+    }
+}
+
+/// Kills the process group of a command that did not finish, when dropped:
+/// at the deadline or when the action is abandoned. The leader is not
+/// reaped yet then (`wait` did not return), so its pid, the group id, is
+/// not reused.
+struct GroupKiller(nix::unistd::Pid);
+
+impl Drop for GroupKiller {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::killpg(self.0, nix::sys::signal::Signal::SIGKILL);
     }
 }
 
@@ -234,6 +278,53 @@ async fn drain(pipe: &mut (impl tokio::io::AsyncRead + Unpin), buf: &mut Vec<u8>
         }
         buf.extend_from_slice(&chunk[..n]);
     }
+}
+
+/// Read both pipes to their end, keeping the last `keep` bytes of stdout
+/// (from a line start) and the first STDERR_CAP bytes of stderr.
+async fn read_tail(
+    mut child: tokio::process::Child,
+    keep: usize,
+) -> std::io::Result<(ExitStatus, Vec<u8>, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let (mut out_buf, mut err_buf) = (Vec::new(), Vec::new());
+    let mut cut = false;
+    let mut chunk_out = vec![0u8; 64 * 1024];
+    let mut chunk_err = [0u8; 4096];
+    while out.is_some() || err.is_some() {
+        tokio::select! {
+            n = async { out.as_mut().expect("guarded").read(&mut chunk_out).await }, if out.is_some() => match n {
+                Ok(0) | Err(_) => out = None,
+                Ok(n) => {
+                    out_buf.extend_from_slice(&chunk_out[..n]);
+                    if out_buf.len() > 2 * keep {
+                        out_buf.drain(..out_buf.len() - keep);
+                        cut = true;
+                    }
+                }
+            },
+            n = async { err.as_mut().expect("guarded").read(&mut chunk_err).await }, if err.is_some() => match n {
+                Ok(0) | Err(_) => err = None,
+                Ok(n) => {
+                    let room = STDERR_CAP.saturating_sub(err_buf.len()).min(n);
+                    err_buf.extend_from_slice(&chunk_err[..room]);
+                }
+            },
+        }
+    }
+    let status = child.wait().await?;
+    if out_buf.len() > keep {
+        out_buf.drain(..out_buf.len() - keep);
+        cut = true;
+    }
+    if cut {
+        // drop the partial first line
+        let start = out_buf.iter().position(|b| *b == b'\n').map_or(out_buf.len(), |i| i + 1);
+        out_buf.drain(..start);
+    }
+    Ok((status, out_buf, err_buf))
 }
 
 /// Read stdout and stderr while the child runs; once it has exited, take
@@ -297,6 +388,14 @@ mod tests {
             assert_eq!(o.stdout, "out\n");
             assert_eq!(o.message(), "err");
             assert_eq!(o.status.code(), Some(3));
+            // pg_ctl start: the cause comes first, not its last line only
+            let o = Cmd::new("/bin/sh")
+                .args(["-c", "echo 'waiting for server to start.... stopped waiting'; \
+                    printf 'pg_ctl: could not start server\\nExamine the log output.\\n' >&2; exit 1"])
+                .run(Instant::now() + Duration::from_secs(5))
+                .await
+                .unwrap();
+            assert_eq!(o.message(), "pg_ctl: could not start server Examine the log output.");
         });
     }
 
@@ -311,6 +410,33 @@ mod tests {
             assert!(matches!(r, Err(CmdError::TimedOut(_))));
             assert!(start.elapsed() < Duration::from_secs(5));
         });
+    }
+
+    /// Gone, or a zombie waiting for its reaper.
+    fn dead(pid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
+            .unwrap_or(true)
+    }
+
+    #[test]
+    fn the_deadline_kills_grandchildren_too() {
+        let file = std::env::temp_dir().join(format!("pgsqlms-grandchild-{}", std::process::id()));
+        let script = format!("sleep 30 & echo $! > {}; wait", file.display());
+        rt().block_on(async {
+            let r = Cmd::new("/bin/sh")
+                .args(["-c", &script])
+                .run(Instant::now() + Duration::from_millis(300))
+                .await;
+            assert!(matches!(r, Err(CmdError::TimedOut(_))), "{r:?}");
+        });
+        let pid = std::fs::read_to_string(&file).unwrap().trim().to_string();
+        std::fs::remove_file(&file).unwrap();
+        let t0 = std::time::Instant::now();
+        while !dead(&pid) && t0.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(dead(&pid), "the grandchild {pid} still runs after the deadline");
     }
 
     #[test]
@@ -328,6 +454,23 @@ mod tests {
             assert_eq!(o.stdout, "early\n");
             assert_eq!(o.stderr, "gone\n");
             assert_eq!(o.status.code(), Some(4));
+        });
+    }
+
+    #[test]
+    fn tail_output_keeps_the_last_whole_lines_only() {
+        rt().block_on(async {
+            let o = Cmd::new("/bin/sh")
+                .args(["-c", "seq 1 200000; seq 1 100000 >&2"])
+                .stdout_tail(100)
+                .run(Instant::now() + Duration::from_secs(10))
+                .await
+                .unwrap();
+            assert!(o.stdout.len() <= 100, "{}", o.stdout.len());
+            assert!(o.stdout.starts_with(|c: char| c.is_ascii_digit()));
+            assert!(o.stdout.ends_with("199999\n200000\n"), "{}", o.stdout);
+            assert!(o.stderr.len() <= STDERR_CAP && o.stderr.starts_with("1\n2\n"));
+            assert!(o.success());
         });
     }
 

@@ -323,6 +323,164 @@ pub fn check_system_user_uid(name: &str, uid: u32) -> Result<(), Problem> {
     Ok(())
 }
 
+/// The parameters of a libpq connection string, in order, as libpq reads
+/// both of its forms: `key=value` pairs or a `postgresql://` URI (user,
+/// password, hosts and ports, database, then the query's parameters).
+/// Malformed input yields the pairs read before the fault.
+pub fn conninfo_params(conninfo: &str) -> Vec<(String, String)> {
+    let s = conninfo.trim();
+    for scheme in ["postgresql://", "postgres://"] {
+        if let Some(rest) = s.strip_prefix(scheme) {
+            return uri_params(rest);
+        }
+    }
+    let mut found = Vec::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut key = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '=' || c.is_whitespace() {
+                break;
+            }
+            key.push(c);
+            chars.next();
+        }
+        if key.is_empty() {
+            break;
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.next() != Some('=') {
+            return found; // malformed: keep what we had
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'\'') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    '\'' => break,
+                    c => value.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                chars.next();
+                if c == '\\' {
+                    value.extend(chars.next());
+                } else {
+                    value.push(c);
+                }
+            }
+        }
+        found.push((key, value));
+    }
+    found
+}
+
+/// `[user[:password]@][host][:port][,...][/dbname][?key=value&...]`
+fn uri_params(rest: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let (head, query) = match rest.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (rest, None),
+    };
+    let (netloc, dbname) = match head.split_once('/') {
+        Some((n, d)) => (n, Some(d)),
+        None => (head, None),
+    };
+    let hostlist = match netloc.split_once('@') {
+        Some((userinfo, hosts)) => {
+            let (user, password) = match userinfo.split_once(':') {
+                Some((u, p)) => (u, Some(p)),
+                None => (userinfo, None),
+            };
+            if !user.is_empty() {
+                out.push(("user".to_string(), percent_decode(user)));
+            }
+            if let Some(p) = password {
+                out.push(("password".to_string(), percent_decode(p)));
+            }
+            hosts
+        }
+        None => netloc,
+    };
+    if !hostlist.is_empty() {
+        let (mut hosts, mut ports) = (Vec::new(), Vec::new());
+        for hp in hostlist.split(',') {
+            // [v6addr]:port, host:port, host
+            let (host, port) = if let Some(v6) = hp.strip_prefix('[') {
+                match v6.split_once(']') {
+                    Some((h, p)) => (h, p.strip_prefix(':').unwrap_or("")),
+                    None => (v6, ""),
+                }
+            } else {
+                match hp.rsplit_once(':') {
+                    Some((h, p)) => (h, p),
+                    None => (hp, ""),
+                }
+            };
+            hosts.push(percent_decode(host));
+            ports.push(percent_decode(port));
+        }
+        if hosts.iter().any(|h| !h.is_empty()) {
+            out.push(("host".to_string(), hosts.join(",")));
+        }
+        if ports.iter().any(|p| !p.is_empty()) {
+            out.push(("port".to_string(), ports.join(",")));
+        }
+    }
+    if let Some(d) = dbname.filter(|d| !d.is_empty()) {
+        out.push(("dbname".to_string(), percent_decode(d)));
+    }
+    for kv in query.unwrap_or("").split('&').filter(|kv| !kv.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        out.push((percent_decode(k), percent_decode(v)));
+    }
+    out
+}
+
+/// A `key='value' ...` connection string of `params` (quoted as libpq reads).
+pub fn conninfo_string(params: &[(String, String)]) -> String {
+    params
+        .iter()
+        .map(|(k, v)| format!("{k}='{}'", v.replace('\\', "\\\\").replace('\'', "\\'")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        // Bytes, not a str slice: a '%' before a multi-byte character must
+        // not cut it (that panicked).
+        if b[i] == b'%'
+            && let Some(hex) = b.get(i + 1..i + 3)
+            && hex.iter().all(u8::is_ascii_hexdigit)
+            && let Ok(v) = u8::from_str_radix(&String::from_utf8_lossy(hex), 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -570,6 +728,64 @@ mod tests {
                 let _ = check_pg_version(&s);
                 let _ = binaries_major(&s);
             }
+        }
+    }
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn conninfo_parameters_of_both_forms() {
+        assert_eq!(
+            conninfo_params(
+                "postgresql://rep:s%40cret@10.0.0.1:5433/postgres?application_name=srv1&sslmode=disable"
+            ),
+            pairs(&[
+                ("user", "rep"),
+                ("password", "s@cret"),
+                ("host", "10.0.0.1"),
+                ("port", "5433"),
+                ("dbname", "postgres"),
+                ("application_name", "srv1"),
+                ("sslmode", "disable"),
+            ])
+        );
+        assert_eq!(
+            conninfo_params("postgres://%2Ftmp%2Fsock:5432?application_name=a"),
+            pairs(&[("host", "/tmp/sock"), ("port", "5432"), ("application_name", "a")])
+        );
+        assert_eq!(
+            conninfo_params("postgresql://[::1]:5432,h2/db"),
+            pairs(&[("host", "::1,h2"), ("port", "5432,"), ("dbname", "db")])
+        );
+        assert_eq!(conninfo_params("postgresql://"), pairs(&[]));
+        assert_eq!(
+            conninfo_params("host=/tmp port=5 application_name='a b'"),
+            pairs(&[("host", "/tmp"), ("port", "5"), ("application_name", "a b")])
+        );
+    }
+
+    #[test]
+    fn conninfo_strings_read_back_the_same() {
+        let p = pairs(&[("host", "/tmp/it's"), ("password", "a\\b c"), ("application_name", "")]);
+        assert_eq!(conninfo_params(&conninfo_string(&p)), p);
+    }
+
+    proptest::proptest! {
+        /// Any parameters written as a connection string read back the same.
+        #[test]
+        fn conninfo_strings_round_trip(
+            p in proptest::collection::vec(("[a-z_]{1,16}", "\\PC{0,20}"), 0..6)
+        ) {
+            let p: Vec<(String, String)> = p;
+            proptest::prop_assert_eq!(conninfo_params(&conninfo_string(&p)), p);
+        }
+
+        #[test]
+        fn any_conninfo_is_read_without_panic(s in "(postgresql://|[@:/?&=,%'\\\\\\[\\] ]|\\PC){0,40}") {
+            let _ = conninfo_params(&s);
+            let _ = conninfo_application_name(&s);
         }
     }
 }

@@ -54,6 +54,36 @@ pub fn find_shutdown_checkpoint(output: &str, timeline: u32) -> Option<ShutdownC
     found
 }
 
+/// What the dump says of the old primary's own shutdown checkpoint, the
+/// one at `lsn` on `timeline` (recorded when it was demoted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// It is there, and it is the last record: nothing was lost after it.
+    Last(ShutdownCheckpoint),
+    /// It is there, but other records follow it.
+    NotLast(ShutdownCheckpoint),
+    /// Not in the dump (another shutdown checkpoint, from an earlier
+    /// restart of the primary, does not count).
+    Missing,
+}
+
+pub fn received_checkpoint(output: &str, lsn: Lsn, timeline: u32) -> Received {
+    let records: Vec<&str> = output.lines().filter(|l| l.starts_with("rmgr: ")).collect();
+    let Some(i) = records
+        .iter()
+        .position(|l| field(l, "lsn: ").and_then(|v| v.parse::<Lsn>().ok()) == Some(lsn))
+    else {
+        return Received::Missing;
+    };
+    match find_shutdown_checkpoint(records[i], timeline) {
+        Some(mut c) if c.lsn == lsn => {
+            c.is_last_record = i + 1 == records.len();
+            if c.is_last_record { Received::Last(c) } else { Received::NotLast(c) }
+        }
+        _ => Received::Missing,
+    }
+}
+
 /// Where to start reading for the record that ends at `end`: far enough
 /// back to hold a shutdown checkpoint record (about 120 bytes, two WAL page
 /// headers at most on the way), short enough to read in a few milliseconds,
@@ -230,6 +260,21 @@ rmgr: XLOG        len (rec/tot):    114/   114, tx:          0, lsn: 0/03000060,
     }
 
     #[test]
+    fn only_the_recorded_checkpoint_as_last_record_counts() {
+        let lsn = Lsn(0x0300_0060);
+        assert!(matches!(received_checkpoint(PG15, lsn, 1), Received::Last(c) if c.lsn == lsn));
+        assert_eq!(received_checkpoint(PG15, lsn, 2), Received::Missing);
+        // an earlier restart's shutdown checkpoint is not the one of the demote
+        assert_eq!(received_checkpoint(PG15, Lsn(0x0300_0100), 1), Received::Missing);
+        // the right LSN on a record that is not a shutdown checkpoint
+        assert_eq!(received_checkpoint(PG15, Lsn(0x0300_0028), 1), Received::Missing);
+        let followed = format!(
+            "{PG15}rmgr: Heap        len (rec/tot):     59/    59, tx:        736, lsn: 0/030000D8, prev 0/03000060, desc: INSERT off 2 flags 0x00\n"
+        );
+        assert!(matches!(received_checkpoint(&followed, lsn, 1), Received::NotLast(_)));
+    }
+
+    #[test]
     fn tail_window_holds_the_last_record_within_its_segment() {
         // mid-segment: 16 kB back
         assert_eq!(tail_window_start(Lsn(0x0300_8000)), Lsn(0x0300_4000));
@@ -345,6 +390,28 @@ rmgr: XLOG        len (rec/tot):    114/   114, tx:          0, lsn: 0/03000060,
             proptest::prop_assert!(end >= start + total);
             proptest::prop_assert!(end.is_multiple_of(8));
             proptest::prop_assert!(end <= start + total + (total / (PAGE - 40) + 1) * 40 + 7);
+        }
+    }
+
+    proptest::proptest! {
+        /// A shutdown checkpoint record as pg_waldump prints it is found,
+        /// with its positions, as the last record.
+        #[test]
+        fn printed_checkpoints_read_back(lsn: u64, redo: u64, tli in 1u32.., prev: u64) {
+            let (lsn, redo, prev) = (Lsn(lsn), Lsn(redo), Lsn(prev));
+            let line = format!(
+                "rmgr: XLOG        len (rec/tot):    114/   114, tx:          0, lsn: {lsn}, prev {prev}, desc: CHECKPOINT_SHUTDOWN redo {redo}; tli {tli}; prev tli {tli}; fpw true; xid 0:735; shutdown\n"
+            );
+            let want = ShutdownCheckpoint { lsn, redo, timeline: tli, is_last_record: true };
+            proptest::prop_assert_eq!(find_shutdown_checkpoint(&line, tli), Some(want.clone()));
+            proptest::prop_assert_eq!(received_checkpoint(&line, lsn, tli), Received::Last(want));
+        }
+
+        #[test]
+        fn any_output_is_read_without_panic(s in "(rmgr: XLOG|lsn: |desc: CHECKPOINT_SHUTDOWN |redo |; tli |\\PC|\n){0,60}", lsn: u64, tli: u32) {
+            let _ = find_shutdown_checkpoint(&s, tli);
+            let _ = received_checkpoint(&s, Lsn(lsn), tli);
+            let _ = tail_window_start(Lsn(lsn));
         }
     }
 }

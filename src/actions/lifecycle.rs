@@ -8,7 +8,8 @@ use crate::exit::OcfExit;
 use crate::hang::Liveness;
 use crate::instance::{self, POLL};
 use crate::pacemaker::{
-    ATTR_CANCEL_SWITCHOVER, ATTR_LSN, ATTR_NODES, ATTR_RECOVER_PRIMARY, ATTR_WAL_ON_DISK,
+    ATTR_CANCEL_SWITCHOVER, ATTR_LSN, ATTR_NODES, ATTR_RECOVER_PRIMARY, ATTR_SHUTDOWN_CHECKPOINT,
+    ATTR_WAL_ON_DISK,
 };
 use crate::pg;
 use crate::role::{Postmaster, Role};
@@ -261,6 +262,15 @@ pub async fn demote(agent: &Agent) -> ActionResult {
                 "primary shut down cleanly at checkpoint {}, starting it as a standby",
                 c.checkpoint
             );
+            // The standby taking over checks it received this very record.
+            let ckpt = election::Position { timeline: c.timeline, lsn: c.checkpoint }.to_attr();
+            if let Err(e) =
+                agent.pcmk.set_private(ATTR_SHUTDOWN_CHECKPOINT, &ckpt, agent.deadline).await
+            {
+                log::error!(
+                    "cannot publish the shutdown checkpoint (a switchover will be cancelled): {e}"
+                );
+            }
         }
         Role::Stopped | Role::CrashedStandby | Role::CrashedPrimary => {
             // A crashed primary here is not recovered in place (pre-demote
@@ -300,6 +310,10 @@ pub async fn promote(agent: &Agent) -> ActionResult {
 
     let pcmk = &agent.pcmk;
     let me = agent.node().await?.to_string();
+    if let Some(why) = crate::actions::notify::take_local_cancel(agent) {
+        let _ = pcmk.delete_private(ATTR_CANCEL_SWITCHOVER, agent.deadline).await;
+        return Err(Failure::generic(format!("switchover cancelled: {why}")));
+    }
     // Everything the decision reads, at once: each tool call is a round trip
     // to attrd or the CIB, and the VIP waits for this promotion.
     let d = agent.deadline;

@@ -3,17 +3,21 @@
 //! left for the following action to act upon.
 
 use crate::agent::{ActionResult, Agent, Failure};
-use crate::election::NO_POSITION;
+use crate::election::{NO_POSITION, Position};
 use crate::exit::OcfExit;
 use crate::instance;
 use crate::notify::{self, Notification, Operation, When};
 use crate::pacemaker::{
-    ATTR_CANCEL_SWITCHOVER, ATTR_LSN, ATTR_NODES, ATTR_RECOVER_PRIMARY, ATTR_WAL_ON_DISK,
+    ATTR_CANCEL_SWITCHOVER, ATTR_LSN, ATTR_NODES, ATTR_RECOVER_PRIMARY, ATTR_SHUTDOWN_CHECKPOINT,
+    ATTR_WAL_ON_DISK,
 };
 use crate::pg;
 use crate::process::Cmd;
 use crate::role::Role;
 use crate::waldump;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::time::Instant;
 
 pub async fn notify(agent: &Agent) -> ActionResult {
     let n = notify::parse(&agent.env).map_err(|e| Failure::new(OcfExit::ErrArgs, e.0))?;
@@ -36,6 +40,8 @@ async fn pre_promote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
     let t = &n.transition;
     let Some(target) = t.promote.first() else { return Ok(()) };
     log::info!("{target} is about to be promoted");
+    // A verdict of an earlier transition must not refuse this one.
+    clear_local_cancel(agent);
     let pcmk = &agent.pcmk;
     if t.is_primary_recovery(target) {
         log::info!("the primary on {target} is recovered in place: no election");
@@ -47,22 +53,29 @@ async fn pre_promote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
     // Flags of an earlier transition must not leak into this one; the
     // position and node list are overwritten below. Concurrently: each
     // attrd_updater call is a round trip to attrd, on the failover path.
-    let (a, b) = tokio::join!(
-        pcmk.delete_private(ATTR_RECOVER_PRIMARY, agent.deadline),
-        pcmk.delete_private(ATTR_CANCEL_SWITCHOVER, agent.deadline),
-    );
-    a.and(b).map_err(tool)?;
-
-    let o = instance::observe(agent).await?;
-    if let Some(old) = t.switchover_from(&me)
-        && let Err(why) = check_switchover(agent, old, &o).await
-    {
-        log::error!("switchover from {old} is not safe: {}", why.reason);
-        pcmk.set_private(ATTR_CANCEL_SWITCHOVER, &why.reason, agent.deadline)
-            .await
-            .map_err(tool)?;
-        return Ok(());
+    let switchover = t.switchover_from(&me);
+    let checked = async {
+        let (a, b) = tokio::join!(
+            pcmk.delete_private(ATTR_RECOVER_PRIMARY, agent.deadline),
+            pcmk.delete_private(ATTR_CANCEL_SWITCHOVER, agent.deadline),
+        );
+        a.and(b).map_err(tool)?;
+        let o = instance::observe(agent).await?;
+        if let Some(old) = switchover {
+            check_switchover(agent, old, &o).await?;
+        }
+        Ok::<_, Failure>(o)
     }
+    .await;
+    let o = match (checked, switchover) {
+        (Ok(o), _) => o,
+        // A check that could not run cancels the switchover as one that failed.
+        (Err(why), Some(old)) => {
+            cancel_switchover(agent, old, &why.reason).await;
+            return Ok(());
+        }
+        (Err(why), None) => return Err(why),
+    };
 
     let client = match (&o.role, &o.client) {
         (Role::Standby, Some(c)) => c,
@@ -111,25 +124,106 @@ async fn publish_wal_on_disk(agent: &Agent, o: &instance::Observed) -> Result<()
     agent.pcmk.set_private(ATTR_WAL_ON_DISK, &p.to_attr(), agent.deadline).await.map_err(tool)
 }
 
+/// Tell the promote that follows on this node to refuse: in attrd (PAF's
+/// flag) and in a file on this node, which a failing attrd cannot lose.
+async fn cancel_switchover(agent: &Agent, old: &str, reason: &str) {
+    log::error!("switchover from {old} is not safe: {reason}");
+    if let Err(e) = write_local_cancel(agent, reason) {
+        log::error!(
+            "cannot keep the switchover cancel flag in {}: {e}",
+            local_cancel(agent).display()
+        );
+    }
+    if let Err(e) = agent.pcmk.set_private(ATTR_CANCEL_SWITCHOVER, reason, agent.deadline).await {
+        log::error!("cannot set the switchover cancel flag in attrd: {e}");
+    }
+}
+
+/// Where pre-promote leaves a cancelled switchover's reason for the
+/// promote: `$HA_RSCTMP` (root's, /run/resource-agents by default).
+fn local_cancel(agent: &Agent) -> PathBuf {
+    let dir = agent
+        .env
+        .get("HA_RSCTMP")
+        .filter(|d| !d.is_empty())
+        .map(String::as_str)
+        .unwrap_or("/run/resource-agents");
+    Path::new(dir).join(format!("pgsqlms-{}.cancel_switchover", agent.pcmk.resource))
+}
+
+fn write_local_cancel(agent: &Agent, reason: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = local_cancel(agent);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&path)?;
+    f.write_all(reason.as_bytes())?;
+    f.sync_all()
+}
+
+fn clear_local_cancel(agent: &Agent) {
+    let path = local_cancel(agent);
+    if let Err(e) = std::fs::remove_file(&path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        log::warn!("cannot remove {}: {e}", path.display());
+    }
+}
+
+/// The reason pre-promote left on this node, removed once read.
+pub fn take_local_cancel(agent: &Agent) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = local_cancel(agent);
+    let mut f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => return Some(format!("unreadable cancel flag {}: {e}", path.display())),
+    };
+    let mut reason = String::new();
+    let _ = f.by_ref().take(4096).read_to_string(&mut reason);
+    clear_local_cancel(agent);
+    Some(if reason.is_empty() { "pre-promote cancelled it".into() } else { reason })
+}
+
 /// After a promotion, on every node. The controller waits for every node's
 /// notification before it starts the VIP: the deletes run concurrently.
 async fn clean_election_attrs(agent: &Agent) -> Result<(), Failure> {
+    clear_local_cancel(agent);
     let (p, d) = (&agent.pcmk, agent.deadline);
-    let (a, b, c, e) = tokio::join!(
+    let (a, b, c, e, f) = tokio::join!(
         p.delete_private(ATTR_LSN, d),
         p.delete_private(ATTR_NODES, d),
         p.delete_private(ATTR_RECOVER_PRIMARY, d),
         p.delete_private(ATTR_CANCEL_SWITCHOVER, d),
+        p.delete_private(ATTR_SHUTDOWN_CHECKPOINT, d),
     );
-    a.and(b).and(c).and(e).map_err(tool)
+    a.and(b).and(c).and(e).and(f).map_err(tool)
 }
 
 /// In a switchover the old primary shut down cleanly; its last WAL record is
-/// the shutdown checkpoint. If this standby did not receive it, promoting it
-/// would lose what came before, and the old primary could not follow it.
+/// the shutdown checkpoint, whose position it published when demoted. If
+/// this standby did not receive that very record as its last one, promoting
+/// it would lose what came before, and the old primary could not follow it.
+/// (A shutdown checkpoint of an earlier restart of the primary does not count.)
 async fn check_switchover(agent: &Agent, old: &str, o: &instance::Observed) -> Result<(), Failure> {
+    let expected = published_checkpoint(agent, old).await?;
     log::info!(
-        "switchover from {old}: checking that the old primary's shutdown checkpoint was received"
+        "switchover from {old}: checking that its shutdown checkpoint {} (timeline {}) is the last record received",
+        expected.lsn,
+        expected.timeline
     );
     let client = o.client.as_ref().ok_or_else(|| Failure::generic("standby not answering"))?;
     let rows = pg::rows(client, "SELECT pg_last_wal_receive_lsn()", agent.deadline)
@@ -140,41 +234,75 @@ async fn check_switchover(agent: &Agent, old: &str, o: &instance::Observed) -> R
         .and_then(|r| r[0].as_deref())
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| Failure::generic("this standby received no WAL by streaming"))?;
+    if last <= expected.lsn {
+        return Err(Failure::generic(format!(
+            "shutdown checkpoint of {old} at {} not received (WAL received up to {last})",
+            expected.lsn
+        )));
+    }
     // Fast: the checkpoint is the last record received, so it lies in the
     // last few kilobytes (pg_waldump starts at the first record after any
-    // LSN). The timeline of that WAL is the newest this standby knows of.
-    let tli = o.control.timeline.max(instance::newest_history_timeline(&agent.params.datadir));
-    let out = waldump(agent, tli, waldump::tail_window_start(last), last).await?;
-    if let Some(c) = waldump::find_shutdown_checkpoint(&out.stdout, tli) {
-        log::info!(
-            "received the shutdown checkpoint of {old} at {} (timeline {})",
-            c.lsn,
-            c.timeline
-        );
-        return Ok(());
+    // LSN).
+    let out = waldump(agent, expected.timeline, waldump::tail_window_start(last), last).await?;
+    let mut verdict = waldump::received_checkpoint(&out.stdout, expected.lsn, expected.timeline);
+    if verdict == waldump::Received::Missing {
+        // Slow, should the tail not be readable: from the last restartpoint.
+        // A fresh one makes the range short; if it takes too long, reading
+        // from the previous one is as right.
+        pg::bounded_checkpoint(client, agent.time_left() / 4, agent.deadline).await;
+        let control = instance::control_data(agent).await?;
+        let from = control.redo.min(expected.lsn);
+        let out = waldump(agent, expected.timeline, from, last).await?;
+        verdict = waldump::received_checkpoint(&out.stdout, expected.lsn, expected.timeline);
+        if verdict == waldump::Received::Missing {
+            return Err(Failure::generic(format!(
+                "shutdown checkpoint of {old} at {} not found in the WAL received up to {last} ({})",
+                expected.lsn,
+                if out.success() {
+                    "pg_waldump: no such record".to_string()
+                } else {
+                    out.message()
+                }
+            )));
+        }
     }
-    // Slow, should the tail not be readable: from the last restartpoint. A
-    // fresh one makes the range short; if it takes too long, reading from
-    // the previous one is as right.
-    pg::bounded_checkpoint(client, agent.time_left() / 4, agent.deadline).await;
-    let control = instance::control_data(agent).await?;
-    let out = waldump(agent, control.timeline, control.redo, last).await?;
-    match waldump::find_shutdown_checkpoint(&out.stdout, control.timeline) {
-        Some(c) => {
+    match verdict {
+        waldump::Received::Last(c) => {
             log::info!(
-                "received the shutdown checkpoint of {old} at {} (timeline {})",
+                "received the shutdown checkpoint of {old} at {} (timeline {}) as the last record",
                 c.lsn,
                 c.timeline
             );
             Ok(())
         }
-        None => Err(Failure::generic(format!(
-            "no shutdown checkpoint of {old} between {} and {} on timeline {} ({})",
-            control.redo,
-            last,
-            control.timeline,
-            if out.success() { "pg_waldump found none".to_string() } else { out.message() }
+        _ => Err(Failure::generic(format!(
+            "WAL after the shutdown checkpoint of {old} at {}: not the one of its demote",
+            expected.lsn
         ))),
+    }
+}
+
+/// The shutdown checkpoint `old` published when demoted. Attributes travel
+/// asynchronously: wait for it a little, then give up (the switchover is
+/// cancelled: without it, nothing tells which checkpoint to look for).
+async fn published_checkpoint(agent: &Agent, old: &str) -> Result<Position, Failure> {
+    let give_up = Instant::now() + (agent.time_left() / 4).min(Duration::from_secs(5));
+    loop {
+        let all =
+            agent.pcmk.private_all(ATTR_SHUTDOWN_CHECKPOINT, agent.deadline).await.map_err(tool)?;
+        if let Some(v) = all.get(old) {
+            return Position::from_attr(v).ok_or_else(|| {
+                Failure::generic(format!(
+                    "{old} published an unreadable shutdown checkpoint \"{v}\""
+                ))
+            });
+        }
+        if Instant::now() + Duration::from_millis(100) >= give_up {
+            return Err(Failure::generic(format!(
+                "{old} published no shutdown checkpoint: cannot tell whether it was received"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -198,6 +326,8 @@ async fn waldump(
             &end.to_string(),
         ])
         .run_as(agent.runas()?)
+        // The records looked for are the last ones.
+        .stdout_tail(256 * 1024)
         .run(agent.deadline)
         .await
         .map_err(|e| Failure::generic(e.to_string()))

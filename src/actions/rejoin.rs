@@ -8,8 +8,13 @@ use crate::controlfile::{ControlData, DbState};
 use crate::divergence::{self, Verdict};
 use crate::lsn::Lsn;
 use crate::process::{Cmd, Output, is_executable};
+use crate::scores;
+use crate::validate;
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// What is kept of pg_waldump's output: its last records, the ones wanted.
+const WALDUMP_TAIL: usize = 256 * 1024;
 
 pub async fn check(
     agent: &Agent,
@@ -26,16 +31,8 @@ pub async fn check(
     }
     // Unanswered questions must not eat the start's time.
     let until = Instant::now() + (agent.time_left() / 4).min(Duration::from_secs(10));
-    let conninfo =
-        format!("{primary_conninfo} replication=true dbname=replication connect_timeout=3");
-    let ident = replication_command(agent, &conninfo, "IDENTIFY_SYSTEM", until).await?;
-    let Some(primary) =
-        divergence::parse_identify_system(&ident.stdout).filter(|_| ident.success())
-    else {
-        log::info!(
-            "no primary reachable through primary_conninfo ({}): starting as a standby without the divergence check",
-            ident.message()
-        );
+    let conninfo = replication_conninfo(primary_conninfo);
+    let Some(primary) = identify_primary(agent, &conninfo, until).await? else {
         return Ok(());
     };
     let history = if primary.timeline > control.timeline {
@@ -79,6 +76,69 @@ pub async fn check(
     }
 }
 
+/// primary_conninfo (either form) as `key='value'` pairs, in replication
+/// mode: appending words to a URI would make it invalid.
+fn replication_conninfo(primary_conninfo: &str) -> String {
+    const OURS: [&str; 3] = ["replication", "dbname", "connect_timeout"];
+    let mut params: Vec<(String, String)> = validate::conninfo_params(primary_conninfo)
+        .into_iter()
+        .filter(|(k, _)| !OURS.contains(&k.as_str()))
+        .collect();
+    for (k, v) in [("replication", "true"), ("dbname", "replication"), ("connect_timeout", "3")] {
+        params.push((k.to_string(), v.to_string()));
+    }
+    validate::conninfo_string(&params)
+}
+
+/// IDENTIFY_SYSTEM on the primary. No answer: fine when no other node is
+/// the primary in the CIB (the whole cluster starts); otherwise asked again
+/// until `until`, then the check could not run and the start stops.
+async fn identify_primary(
+    agent: &Agent,
+    conninfo: &str,
+    until: Instant,
+) -> Result<Option<divergence::PrimaryIdentity>, Failure> {
+    let mut elsewhere: Option<String> = None;
+    loop {
+        let ident = replication_command(agent, conninfo, "IDENTIFY_SYSTEM", until).await;
+        let why = match ident {
+            Ok(o) => match divergence::parse_identify_system(&o.stdout).filter(|_| o.success()) {
+                Some(p) => return Ok(Some(p)),
+                None => o.message(),
+            },
+            Err(e) => e.reason,
+        };
+        if elsewhere.is_none() {
+            match primary_elsewhere(agent).await? {
+                Some(other) => elsewhere = Some(other),
+                None => {
+                    log::info!(
+                        "no primary reachable through primary_conninfo ({why}) and none in the CIB: starting as a standby without the divergence check"
+                    );
+                    return Ok(None);
+                }
+            }
+        }
+        if Instant::now() + Duration::from_millis(500) >= until {
+            return Err(Failure::generic(format!(
+                "{} is the primary but not reachable through primary_conninfo ({why}): cannot check this former primary's WAL",
+                elsewhere.unwrap_or_default()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Another node that the CIB shows as the primary: its monitor gives it
+/// the primary's promotion score.
+async fn primary_elsewhere(agent: &Agent) -> Result<Option<String>, Failure> {
+    let me = agent.node().await?;
+    let view = agent.pcmk.cluster_view(agent.deadline).await.map_err(|e| {
+        Failure::generic(format!("cannot tell whether a primary runs elsewhere: {e}"))
+    })?;
+    Ok(view.scores.into_iter().find(|(n, s)| n != me && *s == scores::PRIMARY).map(|(n, _)| n))
+}
+
 /// One replication-protocol command, through psql as system_user.
 async fn replication_command(
     agent: &Agent,
@@ -110,9 +170,10 @@ async fn last_record(agent: &Agent, control: &ControlData) -> Result<Lsn, Failur
         .arg(p.datadir.join("pg_wal").display().to_string())
         .args(["--timeline", &control.timeline.to_string(), "--start", &control.redo.to_string()])
         .run_as(agent.runas()?)
-        .run(agent.deadline)
+        .stdout_tail(WALDUMP_TAIL)
+        .run(Instant::now() + agent.time_left() / 4)
         .await
-        .map_err(|e| Failure::generic(e.to_string()))?;
+        .map_err(|e| Failure::generic(format!("reading this instance's WAL: {e}")))?;
     out.stdout
         .lines()
         .filter_map(|l| {

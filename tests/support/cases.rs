@@ -976,6 +976,17 @@ pub fn restarted_standby_publishes_its_wal_on_disk(v: u32) {
 
 /// The notifications and actions of a switchover srv1 -> srv2.
 fn switchover_transition(env: &TestEnv, p: &Instance, s: &Instance) -> AgentRun {
+    switchover_transition_with(env, p, s, false)
+}
+
+/// `attrd_fails`: attrd_updater fails (exit 102, as when attrd is not
+/// reachable) during the pre-promote notifications only.
+fn switchover_transition_with(
+    env: &TestEnv,
+    p: &Instance,
+    s: &Instance,
+    attrd_fails: bool,
+) -> AgentRun {
     let mut n = Notify::new("pre", "demote", &["srv1", "srv2"]);
     n.active = names(&["srv1", "srv2"]);
     n.promoted = names(&["srv1"]);
@@ -988,7 +999,11 @@ fn switchover_transition(env: &TestEnv, p: &Instance, s: &Instance) -> AgentRun 
     env.notify_all(&[p, s], &n);
     n.kind = "pre";
     n.operation = "promote";
+    if attrd_fails {
+        env.fail_tool("attrd_updater", Some(102));
+    }
     env.notify_all(&[p, s], &n);
+    env.fail_tool("attrd_updater", None);
     let r = env.agent(s, "promote");
     if r.code == OCF_SUCCESS {
         n.kind = "post";
@@ -1064,6 +1079,84 @@ pub fn switchover_cancelled_without_shutdown_checkpoint(v: u32) {
     assert!(env.in_recovery(&s), "srv2 must stay a standby");
 }
 
+/// srv2 with its replication cut before a switchover from srv1: it cannot
+/// receive srv1's shutdown checkpoint.
+fn cut_replication(env: &TestEnv, p: &Instance, s: &Instance) {
+    let lsn = env.sql_ok(p, "SELECT pg_current_wal_lsn()");
+    env.wait_sql(s, &format!("SELECT pg_last_wal_receive_lsn() >= '{lsn}'"), "t");
+    env.sql_ok(
+        s,
+        &format!(
+            "ALTER SYSTEM SET primary_conninfo = 'host={} port={} application_name=srv2'",
+            env.sock.display(),
+            s.port + 7000
+        ),
+    );
+    env.sql_ok(s, "SELECT pg_reload_conf()");
+    env.wait_sql(
+        p,
+        "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'srv2'",
+        "0",
+    );
+}
+
+/// srv1 restarted once (a clean shutdown: a shutdown checkpoint on the same
+/// timeline, which srv2 received), then srv2's replication was cut before
+/// the switchover: srv2 has a shutdown checkpoint in its WAL, but not the
+/// one of the demote. The promotion is refused.
+pub fn switchover_refused_with_an_earlier_shutdown_checkpoint(v: u32) {
+    let env = env_for!(v, "switchover_earlier_checkpoint");
+    let (p, s) = two_nodes(&env);
+    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
+    env.stop(&p, "fast");
+    env.start(&p);
+    env.wait_streaming(&p, &s);
+    cut_replication(&env, &p, &s);
+    let r = switchover_transition(&env, &p, &s);
+    r.expect(OCF_ERR_GENERIC, "promote of a standby that has only an earlier shutdown checkpoint");
+    assert!(
+        r.exit_reasons()[0].contains("switchover cancelled"),
+        "the promotion must be refused by the switchover check\n{}",
+        r.describe()
+    );
+    assert!(env.in_recovery(&s), "srv2 must stay a standby");
+}
+
+/// The switchover check fails while attrd cannot take the cancel flag: the
+/// promotion is still refused (the flag is kept on the node too).
+pub fn switchover_cancelled_when_attrd_fails_in_pre_promote(v: u32) {
+    let env = env_for!(v, "switchover_cancel_attrd_fails");
+    let (p, s) = two_nodes(&env);
+    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
+    cut_replication(&env, &p, &s);
+    let r = switchover_transition_with(&env, &p, &s, true);
+    r.expect(OCF_ERR_GENERIC, "promote after a cancel flag attrd could not take");
+    assert!(
+        r.exit_reasons()[0].contains("switchover cancelled"),
+        "the promotion must be refused by the switchover check\n{}",
+        r.describe()
+    );
+    assert!(env.in_recovery(&s), "srv2 must stay a standby");
+}
+
+/// attrd cannot answer during a promote: the switchover flag and the
+/// election data cannot be read, and the promotion stops with a reason
+/// instead of taking failures for "no attribute".
+pub fn promote_refused_when_attrd_cannot_answer(v: u32) {
+    let env = env_for!(v, "promote_attrd_fails");
+    let (_p, s) = two_nodes(&env);
+    env.fail_tool("attrd_updater", Some(102));
+    let r = env.agent(&s, "promote");
+    env.fail_tool("attrd_updater", None);
+    r.expect(OCF_ERR_GENERIC, "promote while attrd_updater fails");
+    assert!(
+        r.exit_reasons()[0].contains("attrd_updater"),
+        "the reason must name the failed tool\n{}",
+        r.describe()
+    );
+    assert!(env.in_recovery(&s), "srv2 must stay a standby");
+}
+
 // ---------------------------------------------------------------------------
 // former primaries rejoining (src/actions/rejoin.rs, src/divergence.rs)
 
@@ -1098,7 +1191,95 @@ fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 /// it stopped.
 pub fn former_primary_diverged_refuses_start(v: u32) {
     let env = env_for!(v, "former_primary_diverged");
+    diverged_former_primary_start_is_refused(&env, false);
+}
+
+/// The same with primary_conninfo as a URI (the check used to append
+/// keywords to it, which libpq rejects, and skipped itself).
+pub fn former_primary_diverged_refuses_start_with_uri_conninfo(v: u32) {
+    let env = env_for!(v, "former_primary_diverged_uri");
+    diverged_former_primary_start_is_refused(&env, true);
+}
+
+/// A former primary whose primary_conninfo leads nowhere while the CIB
+/// shows srv2 as the primary: the divergence check cannot run, so the start
+/// stops with a reason instead of starting unchecked.
+pub fn former_primary_refused_when_the_primary_cannot_be_asked(v: u32) {
+    let env = env_for!(v, "former_primary_unreachable");
     let (p, s) = two_nodes(&env);
+    env.kill9(&p);
+    env.sql_ok(&s, "SELECT pg_promote()");
+    env.wait_sql(&s, "SELECT pg_is_in_recovery()", "f");
+    env.set_score("srv2", "1001");
+    env.set_upstream(&p, s.port + 7000);
+    let r = env.agent_env(&p, "start", &[("OCF_RESKEY_CRM_meta_timeout", Some("20000"))]);
+    r.expect(OCF_ERR_GENERIC, "start of a former primary that cannot ask the primary");
+    assert!(
+        r.exit_reasons()[0].contains("srv2 is the primary but not reachable"),
+        "{}",
+        r.describe()
+    );
+    assert!(!env.is_running(&p), "the refused start left srv1 running");
+    // Without a primary anywhere (whole cluster start), it starts.
+    env.set_score("srv2", "1000");
+    env.agent(&p, "start").expect(OCF_SUCCESS, "start of a former primary with no primary around");
+}
+
+/// pg_waldump hangs while a crashed former primary is checked (a stand-in
+/// that sleeps in a child of its own, in a bindir otherwise real): the check
+/// gives up within its budget, not at the end of the start's timeout, with
+/// a reason, and nothing of the hung command is left running.
+pub fn former_primary_check_bounds_a_hung_waldump(v: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let env = env_for!(v, "former_primary_hung_waldump");
+    let (p, s) = two_nodes(&env);
+    env.kill9(&p);
+    env.sql_ok(&s, "SELECT pg_promote()");
+    env.wait_sql(&s, "SELECT pg_is_in_recovery()", "f");
+    env.set_upstream(&p, s.port);
+    let bin = env.dir.join("bin-hung-waldump");
+    std::fs::create_dir_all(&bin).unwrap();
+    for e in std::fs::read_dir(&env.pg.bindir).unwrap().flatten() {
+        std::os::unix::fs::symlink(e.path(), bin.join(e.file_name())).unwrap();
+    }
+    let pidfile = env.dir.join("hung-waldump.pid");
+    std::fs::remove_file(bin.join("pg_waldump")).unwrap();
+    std::fs::write(
+        bin.join("pg_waldump"),
+        format!("#!/bin/sh\nsleep 600 &\necho $! > {}\nwait\n", pidfile.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(bin.join("pg_waldump"), std::fs::Permissions::from_mode(0o755))
+        .unwrap();
+    std::fs::set_permissions(&env.dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let bindir = bin.display().to_string();
+    let t0 = std::time::Instant::now();
+    let r = env.agent_env(
+        &p,
+        "start",
+        &[("OCF_RESKEY_bindir", Some(&bindir)), ("OCF_RESKEY_CRM_meta_timeout", Some("30000"))],
+    );
+    let wall = t0.elapsed();
+    r.expect(OCF_ERR_GENERIC, "start of a former primary whose pg_waldump hangs");
+    assert!(
+        r.exit_reasons()[0].contains("reading this instance's WAL"),
+        "the reason must say what did not finish\n{}",
+        r.describe()
+    );
+    assert!(wall < Duration::from_secs(15), "the check took {wall:?} of 30 s\n{}", r.describe());
+    let pid = std::fs::read_to_string(&pidfile).expect("the stand-in ran").trim().to_string();
+    reap_orphans();
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        state.is_empty()
+            || state.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')),
+        "the hung command's child {pid} still runs: {state}"
+    );
+    assert!(!env.is_running(&p), "the refused start left srv1 running");
+}
+
+fn diverged_former_primary_start_is_refused(env: &TestEnv, uri: bool) {
+    let (p, s) = two_nodes(env);
     env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
     let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
     env.wait_sql(&s, &format!("SELECT pg_last_wal_receive_lsn() >= '{lsn}'"), "t");
@@ -1126,7 +1307,11 @@ pub fn former_primary_diverged_refuses_start(v: u32) {
     );
     assert_eq!(env.cluster_state(&p), "in production", "srv1 crashed as a primary");
 
-    env.set_upstream(&p, s.port);
+    if uri {
+        env.set_upstream_uri(&p, s.port);
+    } else {
+        env.set_upstream(&p, s.port);
+    }
     let before = snapshot(&p.pgdata);
     let r = env.agent(&p, "start");
     r.expect(OCF_ERR_GENERIC, "start of a former primary that diverged");
@@ -1651,6 +1836,79 @@ pub fn monitor_of_a_hung_postmaster_is_bounded(v: u32) {
         &[interval("15000"), ("OCF_RESKEY_CRM_meta_timeout", Some("3000"))],
     )
     .expect(OCF_RUNNING_PROMOTED, "monitor once the postmaster runs again");
+}
+
+/// A hung postmaster whose listen backlog is full: a connect() to its socket
+/// would block in the kernel. The monitor still ends before its timeout,
+/// with its own exit reason.
+pub fn monitor_with_a_full_listen_backlog_is_bounded(v: u32) {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
+    use std::os::fd::AsRawFd;
+    let env = env_for!(v, "monitor_full_backlog");
+    let p = env.init_instance("srv1");
+    env.start(&p);
+    let pm = p.postmaster_pid().expect("postmaster.pid");
+    env.pause(pm);
+    let addr = UnixAddr::new(&env.sock.join(format!(".s.PGSQL.{}", p.port))).unwrap();
+    let mut queued = Vec::new();
+    loop {
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        match connect(fd.as_raw_fd(), &addr) {
+            Ok(()) => queued.push(fd),
+            Err(nix::errno::Errno::EAGAIN) => break,
+            Err(e) => panic!("filling the backlog after {} connections: {e}", queued.len()),
+        }
+        assert!(queued.len() < 15000, "the listen backlog never filled");
+    }
+    let t0 = std::time::Instant::now();
+    let r = env.agent_env(
+        &p,
+        "monitor",
+        &[interval("15000"), ("OCF_RESKEY_CRM_meta_timeout", Some("3000"))],
+    );
+    let wall = t0.elapsed();
+    r.expect(OCF_ERR_GENERIC, "monitor of a hung postmaster with a full backlog");
+    assert!(
+        wall < Duration::from_millis(3000),
+        "the monitor took {wall:?} with a 3 s timeout\n{}",
+        r.describe()
+    );
+    assert!(
+        r.exit_reasons().iter().any(|l| l.contains("before the action timeout")),
+        "the monitor must give its own reason\n{}",
+        r.describe()
+    );
+    drop(queued);
+    env.resume(pm);
+}
+
+/// A timeout under a second: the agent finishes within what it was given
+/// (no floor above it), and says why in at most 128 bytes.
+pub fn monitor_with_a_subsecond_timeout_is_bounded(v: u32) {
+    let env = env_for!(v, "monitor_subsecond_timeout");
+    let p = env.init_instance("srv1");
+    env.start(&p);
+    let pm = p.postmaster_pid().expect("postmaster.pid");
+    env.pause(pm);
+    let t0 = std::time::Instant::now();
+    let r = env.agent_env(
+        &p,
+        "monitor",
+        &[interval("15000"), ("OCF_RESKEY_CRM_meta_timeout", Some("400"))],
+    );
+    let wall = t0.elapsed();
+    r.expect(OCF_ERR_GENERIC, "monitor of a hung postmaster with a 400 ms timeout");
+    assert!(wall < Duration::from_millis(400), "took {wall:?}\n{}", r.describe());
+    let reasons = r.exit_reasons();
+    assert_eq!(reasons.len(), 1, "{}", r.describe());
+    assert!(reasons[0].len() <= "ocf-exit-reason:".len() + 128, "{}", reasons[0]);
+    env.resume(pm);
 }
 
 /// A healthy instance stops well within a short timeout.

@@ -690,6 +690,18 @@ impl TestEnv {
         );
     }
 
+    /// primary_conninfo in URI form, the socket directory percent-encoded.
+    pub fn set_upstream_uri(&self, inst: &Instance, upstream_port: u16) {
+        append(
+            &inst.conf(),
+            &format!(
+                "primary_conninfo = 'postgresql://{}:{upstream_port}/postgres?application_name={}'\n",
+                self.sock.display().to_string().replace('/', "%2F"),
+                inst.node
+            ),
+        );
+    }
+
     pub fn pg_ctl(&self, inst: &Instance, args: &[&str]) -> Output {
         run(
             as_postgres(self.pg.bin("pg_ctl"), &self.dir).arg("-D").arg(&inst.pgdata).args(args),
@@ -914,6 +926,7 @@ impl TestEnv {
             ("HA_LOGFACILITY", "none".into()),
             ("HA_LOGFILE", self.agent_log.to_string_lossy().into_owned()),
             ("HA_debug", "0".into()),
+            ("HA_RSCTMP", self.dir.join("rsctmp").join(&inst.node).to_string_lossy().into_owned()),
         ];
         e.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
@@ -1047,6 +1060,20 @@ impl TestEnv {
     /// store, as `node`'s agent would have published it: the agent names
     /// its private attributes `<name>-<resource>` (src/pacemaker.rs). An
     /// empty value is a deleted one.
+    /// Make a fake Pacemaker tool fail with `code` (None: work again).
+    pub fn fail_tool(&self, tool: &str, code: Option<i32>) {
+        let f = self.fake.join("fail").join(tool);
+        match code {
+            Some(c) => {
+                std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+                std::fs::write(&f, c.to_string()).unwrap();
+            }
+            None => {
+                let _ = std::fs::remove_file(&f);
+            }
+        }
+    }
+
     pub fn set_private(&self, node: &str, name: &str, value: &str) {
         let d = self.fake.join("private").join(node);
         fs::create_dir_all(&d).unwrap();
@@ -1249,6 +1276,14 @@ macro_rules! action_tests {
             hung_primary_is_dealt_with_in_seconds,
             conninfo_password_not_in_arguments,
             server_output_kept_without_logging_collector,
+            monitor_with_a_full_listen_backlog_is_bounded,
+            monitor_with_a_subsecond_timeout_is_bounded,
+            promote_refused_when_attrd_cannot_answer,
+            switchover_cancelled_when_attrd_fails_in_pre_promote,
+            switchover_refused_with_an_earlier_shutdown_checkpoint,
+            former_primary_diverged_refuses_start_with_uri_conninfo,
+            former_primary_refused_when_the_primary_cannot_be_asked,
+            former_primary_check_bounds_a_hung_waldump,
         );
     };
     (@each $v:expr; $($case:ident),* $(,)?) => {
