@@ -87,7 +87,7 @@ pub fn parse(xml: &str, resource: &str) -> Result<ClusterView, String> {
 }
 
 /// Pacemaker's score syntax: integers, with INFINITY spelled out.
-fn parse_score(v: &str) -> i32 {
+pub fn parse_score(v: &str) -> i32 {
     match v.trim() {
         "INFINITY" | "+INFINITY" => 1_000_000,
         "-INFINITY" => -1_000_000,
