@@ -21,6 +21,7 @@ use std::rc::Rc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 
 pub const MAX_CONNECTIONS: usize = 64;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(3);
@@ -28,6 +29,8 @@ const CONNECTION_DEADLINE: Duration = Duration::from_secs(10);
 
 pub struct Config {
     pub listen: SocketAddr,
+    /// PEM certificate chain and private key: serve HTTPS.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     pub params: Params,
     pub resource: String,
     pub rsctmp: String,
@@ -77,14 +80,60 @@ async fn answer(state: Rc<State>, req: Request<hyper::body::Incoming>) -> Respon
     json(a.status, body, head)
 }
 
+/// The TLS acceptor for `--tls-cert`/`--tls-key` (rustls with ring; TLS 1.2
+/// and 1.3 only).
+fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<TlsAcceptor, String> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect())
+        .map_err(|e| format!("cannot read the certificate {}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("no certificate in {}", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("cannot read the private key {}: {e}", key.display()))?;
+    let provider = std::sync::Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("TLS certificate and key: {e}"))?;
+    Ok(TlsAcceptor::from(std::sync::Arc::new(config)))
+}
+
+async fn serve_connection<S>(io: S, state: Rc<State>) -> Result<(), String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+{
+    let svc = service_fn(move |req| {
+        let state = state.clone();
+        async move { Ok::<_, std::convert::Infallible>(answer(state, req).await) }
+    });
+    http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(16 * 1024)
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(io), svc)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 pub async fn serve(cfg: Config) -> Result<(), String> {
     let user = RunAs::lookup(&cfg.params.system_user).map_err(|e| e.to_string())?;
+    let tls = match &cfg.tls {
+        Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+        None => None,
+    };
     let listener = TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     log::info!(
-        "health service listening on {} (PostgreSQL {}:{}, resource {})",
+        "health service listening on {}{} (PostgreSQL {}:{}, resource {})",
         cfg.listen,
+        if cfg.tls.is_some() { " (HTTPS)" } else { "" },
         cfg.params.pghost,
         cfg.params.pgport,
         cfg.resource
@@ -109,17 +158,17 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
         open.set(open.get() + 1);
         let state = state.clone();
         let open = open.clone();
+        let tls = tls.clone();
         tokio::task::spawn_local(async move {
-            let svc = service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, std::convert::Infallible>(answer(state, req).await) }
-            });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .max_buf_size(16 * 1024)
-                .keep_alive(false)
-                .serve_connection(TokioIo::new(stream), svc);
+            let conn = async move {
+                match tls {
+                    None => serve_connection(stream, state).await,
+                    Some(acceptor) => {
+                        let s = acceptor.accept(stream).await.map_err(|e| format!("TLS: {e}"))?;
+                        serve_connection(s, state).await
+                    }
+                }
+            };
             match tokio::time::timeout(CONNECTION_DEADLINE, conn).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => log::debug!("{peer}: {e}"),

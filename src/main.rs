@@ -84,6 +84,12 @@ struct HealthCli {
     /// How long one check may wait for PostgreSQL, in milliseconds
     #[arg(long, default_value_t = 2000)]
     pg_timeout_ms: u64,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key)
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 const ACTIONS: &[&str] = &[
@@ -161,6 +167,7 @@ fn health_main(cli: HealthCli) -> ExitCode {
     };
     let cfg = healthd::Config {
         listen: cli.listen,
+        tls: cli.tls_cert.zip(cli.tls_key),
         params,
         resource: cli.resource,
         rsctmp: cli.rsctmp,

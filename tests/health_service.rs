@@ -137,3 +137,71 @@ fn health_checks_on_a_primary_and_a_standby() {
     assert!(body.contains("\"role\":\"down\""), "{body}");
     assert_eq!(get(p, "/primary").0, 503);
 }
+
+#[test]
+fn health_checks_over_https() {
+    let Some(pg) = Pg::get(15) else { panic!("PostgreSQL 15 missing") };
+    let env = TestEnv::new(&pg, "health-tls");
+    let primary = env.init_instance("srv1");
+    env.start(&primary);
+    let (cert, key) = (env.dir.join("cert.pem"), env.dir.join("key.pem"));
+    run_ok(
+        std::process::Command::new("openssl").args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            cert.to_str().unwrap(),
+        ]),
+        Duration::from_secs(30),
+        &env.dir,
+    );
+    chown_pg(&cert);
+    chown_pg(&key);
+    let port = free_port();
+    env.spawn_bg(
+        &agent_bin(),
+        &[
+            "health-server",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--pghost",
+            env.sock.to_str().unwrap(),
+            "--pgport",
+            &primary.port.to_string(),
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    wait_until("the health service listens", Duration::from_secs(10), || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let out = run_ok(
+        std::process::Command::new("curl").args([
+            "-sk",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("https://127.0.0.1:{port}/health"),
+        ]),
+        Duration::from_secs(30),
+        &env.dir,
+    );
+    assert_eq!(out.stdout.trim(), "200", "{out:?}");
+    // Plain HTTP to the HTTPS port gets no HTTP answer.
+    let plain = request(port, "GET /health HTTP/1.1\r\nHost: lb\r\n\r\n");
+    assert!(plain.as_ref().is_none_or(|(c, _)| *c != 200), "{plain:?}");
+}
