@@ -1113,6 +1113,18 @@ async fn expect_status_view(
     )
     .await;
     let took = t.elapsed().as_secs_f64();
+    // The operator's table too, kept for the README (target/status-*.txt).
+    let table = script(
+        "on.sh",
+        &[&node, "/usr/lib/ocf/resource.d/rust/pgsqlms", "status", "--color=never"],
+        Duration::from_secs(20),
+    )
+    .await;
+    let file = format!("target/status-{}.txt", when.replace(' ', "-").replace('\'', ""));
+    let _ = std::fs::write(
+        &file,
+        format!("# pgsqlms status  ({when})\n{}{}", table.stdout, table.stderr),
+    );
     let v: serde_json::Value = match serde_json::from_str(&out.stdout) {
         Ok(v) => v,
         Err(e) => {
