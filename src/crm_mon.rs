@@ -178,7 +178,10 @@ pub fn parse(xml: &str, resource: &str) -> Result<ClusterStatus, String> {
                 op_key: attr(e, "op_key").or_else(|| attr(e, "id")).unwrap_or_default(),
                 task: attr(e, "task").unwrap_or_default(),
                 exit_status: attr(e, "exitstatus").unwrap_or_default(),
-                exit_reason: attr(e, "exitreason").unwrap_or_default(),
+                // Pacemaker escapes the stored reason once more.
+                exit_reason: attr(e, "exitreason")
+                    .map(|r| quick_xml::escape::unescape(&r).map(|u| u.into_owned()).unwrap_or(r))
+                    .unwrap_or_default(),
                 last_rc_change: attr(e, "last-rc-change").unwrap_or_default(),
             }),
             ("fence_history", "fence_event") => st.fencing.push(FenceEvent {
@@ -258,14 +261,17 @@ mod tests {
     fn failures_and_fencing() {
         let xml = r#"<pacemaker-result><summary><current_dc present="false"/></summary>
 <nodes><node name="a" online="false" unclean="true"/></nodes>
-<failures><failure op_key="pgsqld_monitor_5000" node="a" exitstatus="not running" exitreason="PostgreSQL crashed" exitcode="7" call="9" status="complete" last-rc-change="2026-11-30 10:00:00 +00:00" task="monitor"/></failures>
+<failures><failure op_key="pgsqld_monitor_5000" node="a" exitstatus="not running" exitreason="PostgreSQL crashed: control file says &amp;quot;in production&amp;quot;" exitcode="7" call="9" status="complete" last-rc-change="2026-11-30 10:00:00 +00:00" task="monitor"/></failures>
 <fence_history><fence_event action="reboot" target="a" status="success" completed="2026-11-30 10:00:05Z"/><fence_event action="off" target="b" status="success" completed="2026-11-30 09:00:05Z"/></fence_history>
 </pacemaker-result>"#;
         let st = parse(xml, "pgsqld").unwrap();
         assert!(st.dc.is_none());
         assert!(!st.quorum);
         assert!(st.nodes[0].unclean);
-        assert_eq!(st.failures[0].exit_reason, "PostgreSQL crashed");
+        assert_eq!(
+            st.failures[0].exit_reason,
+            "PostgreSQL crashed: control file says \"in production\""
+        );
         assert_eq!(st.last_fence().unwrap().target, "a");
         assert_eq!(st.primary(), None);
     }

@@ -189,6 +189,8 @@ struct Settings {
     nodes: Vec<String>,
     vip: String,
     port: u16,
+    /// Where clients connect: the VIP's port, or HAProxy's write port.
+    client_port: u16,
     sockdir: String,
     app_user: String,
     app_password: String,
@@ -221,6 +223,7 @@ impl Settings {
             nodes: v[0].split_whitespace().map(String::from).collect(),
             vip: v[1].into(),
             port: v[2].parse().expect("PGPORT"),
+            client_port: v[2].parse().expect("PGPORT"),
             sockdir: v[3].into(),
             app_user: v[4].into(),
             app_password: v[5].into(),
@@ -374,7 +377,7 @@ async fn connect_vip(s: &Settings) -> Result<Client, String> {
     connect(&format!(
         "host={} port={} user={} password={} dbname={} connect_timeout=2 \
          application_name=scenario-writer",
-        s.vip, s.port, s.app_user, s.app_password, s.app_db
+        s.vip, s.client_port, s.app_user, s.app_password, s.app_db
     ))
     .await
 }
@@ -1077,7 +1080,7 @@ async fn through_haproxy(s: &mut Settings) -> Result<(), String> {
     }
     let prefix = s.vip.rsplit_once('.').map(|(p, _)| p.to_string()).ok_or("VIP is not IPv4")?;
     s.vip = format!("{prefix}.5");
-    s.port = 5000;
+    s.client_port = 5000;
     // HAProxy marks the primary up after its first successful check (1 s).
     let deadline = Instant::now() + Duration::from_secs(15);
     while connect_vip(s).await.is_err() {
