@@ -48,8 +48,18 @@ up() {
   config > "$LB_DIR/haproxy.cfg"
   haproxy -c -q -f "$LB_DIR/haproxy.cfg" || die "invalid HAProxy configuration"
   down_haproxy
-  ip netns exec "$LB_NS" haproxy -D -p "$LB_DIR/haproxy.pid" -f "$LB_DIR/haproxy.cfg" ||
-    die "haproxy did not start"
+  # A daemon must not keep the caller's descriptors (a flock held around
+  # the test run would stay locked as long as HAProxy lives); in a cgroup of
+  # the cluster's, down.sh ends it with the nodes.
+  mkdir -p "$CG_ROOT/lb"
+  (
+    echo "$BASHPID" > "$CG_ROOT/lb/cgroup.procs"
+    for fd in /proc/$BASHPID/fd/*; do
+      fd=${fd##*/}
+      [ "$fd" -gt 2 ] && eval "exec $fd>&-"
+    done
+    exec ip netns exec "$LB_NS" haproxy -D -p "$LB_DIR/haproxy.pid" -f "$LB_DIR/haproxy.cfg"
+  ) || die "haproxy did not start"
   log "HAProxy on $LB_ADDR: writes :5000, reads :5001"
 }
 
