@@ -130,12 +130,12 @@ fn s14_recipe_migrate_from_paf() {
 // tests/cluster/haproxy.sh, pcs-examples/haproxy.cfg.
 #[test]
 #[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
-fn s30_haproxy_switchover() {
+fn s40_haproxy_switchover() {
     scenario("haproxy_switchover");
 }
 #[test]
 #[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
-fn s31_haproxy_crash_primary() {
+fn s41_haproxy_crash_primary() {
     scenario("haproxy_crash_primary");
 }
 
