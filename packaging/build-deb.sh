@@ -25,6 +25,7 @@ cp -r pcs-examples "$STAGE/usr/share/doc/pgsqlms/pcs-examples"
 printf 'pgsqlms (%s) unstable; urgency=medium\n\n  * Release %s.\n\n -- pgsqlms maintainers <pgsqlms@localhost>  %s\n' \
   "$VERSION" "$VERSION" "$(date -R -d @"${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}")" \
   | gzip -9n > "$STAGE/usr/share/doc/pgsqlms/changelog.Debian.gz"
+echo /etc/default/pgsqlms-health > "$STAGE/DEBIAN/conffiles"
 SIZE=$(du -sk --exclude=DEBIAN "$STAGE" | cut -f1)
 cat > "$STAGE/DEBIAN/control" <<EOC
 Package: pgsqlms

@@ -121,7 +121,7 @@ fn is_true(v: &str) -> bool {
 }
 
 /// Pacemaker's score syntax: integers, with INFINITY spelled out.
-fn parse_score(v: &str) -> i32 {
+pub fn parse_score(v: &str) -> i32 {
     match v.trim() {
         "INFINITY" | "+INFINITY" => 1_000_000,
         "-INFINITY" => -1_000_000,

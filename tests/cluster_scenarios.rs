@@ -161,6 +161,19 @@ fn s31_frozen_primary_node() {
     scenario("frozen_primary_node");
 }
 
+// Clients through HAProxy routed by the nodes' health service (no VIP):
+// tests/cluster/haproxy.sh, pcs-examples/haproxy.cfg.
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s40_haproxy_switchover() {
+    scenario("haproxy_switchover");
+}
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s41_haproxy_crash_primary() {
+    scenario("haproxy_crash_primary");
+}
+
 fn say(msg: &str) {
     // Straight to the process's stderr: libtest does not capture this, so a
     // skipped test says so even without --nocapture.
@@ -211,6 +224,8 @@ struct Settings {
     nodes: Vec<String>,
     vip: String,
     port: u16,
+    /// Where clients connect: the VIP's port, or HAProxy's write port.
+    client_port: u16,
     sockdir: String,
     app_user: String,
     app_password: String,
@@ -243,6 +258,7 @@ impl Settings {
             nodes: v[0].split_whitespace().map(String::from).collect(),
             vip: v[1].into(),
             port: v[2].parse().expect("PGPORT"),
+            client_port: v[2].parse().expect("PGPORT"),
             sockdir: v[3].into(),
             app_user: v[4].into(),
             app_password: v[5].into(),
@@ -396,7 +412,7 @@ async fn connect_vip(s: &Settings) -> Result<Client, String> {
     connect(&format!(
         "host={} port={} user={} password={} dbname={} connect_timeout=2 \
          application_name=scenario-writer",
-        s.vip, s.port, s.app_user, s.app_password, s.app_db
+        s.vip, s.client_port, s.app_user, s.app_password, s.app_db
     ))
     .await
 }
@@ -756,6 +772,12 @@ async fn run_scenario(name: &str) -> Outcome {
         }
         s = Settings::load().await;
     }
+    if name.starts_with("haproxy_") && pre_fail.is_empty() {
+        match through_haproxy(&mut s).await {
+            Ok(()) => {}
+            Err(e) => pre_fail.push(e),
+        }
+    }
     let r = roles().await;
     let primary = r.promoted.first().cloned().unwrap_or_default();
     let standbys = r.unpromoted.clone();
@@ -815,6 +837,8 @@ async fn run_scenario(name: &str) -> Outcome {
                 "sync_loss_any" => sc_sync_loss(&mut ctx, false).await,
                 "hung_primary" => sc_hung_primary(&mut ctx).await,
                 "frozen_primary_node" => sc_frozen_primary_node(&mut ctx).await,
+                "haproxy_switchover" => sc_switchover(&mut ctx).await,
+                "haproxy_crash_primary" => sc_crash_primary(&mut ctx).await,
                 other => panic!("unknown scenario {other}"),
             };
             if let Err(e) = fault_result {
@@ -835,6 +859,26 @@ async fn run_scenario(name: &str) -> Outcome {
                 ctx.fail(format!(
                     "cluster not healthy (one Promoted + standbys streaming) 120s after the fault:\n{st}"
                 ));
+            } else {
+                expect_status_view(&mut ctx, "healthy after the fault", |v, r| {
+                    let streaming = v["nodes"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|n| {
+                            n["replication"].as_str().is_some_and(|s| s.starts_with("streaming"))
+                        })
+                        .count();
+                    if streaming == r.unpromoted.len() {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "{streaming} standbys streaming, Pacemaker has {:?}",
+                            r.unpromoted
+                        ))
+                    }
+                })
+                .await;
             }
         }
     }
@@ -1068,6 +1112,106 @@ async fn sc_bootstrap(ctx: &mut Ctx) -> Result<(), String> {
 }
 
 /// kill -9 of NODE's postmaster (tests/cluster/kill-postmaster.sh).
+/// Health service on every node and HAProxy on its own host: the writer
+/// then goes through HAProxy's write port instead of the VIP.
+async fn through_haproxy(s: &mut Settings) -> Result<(), String> {
+    let out = script("haproxy.sh", &["up"], Duration::from_secs(60)).await;
+    if !out.ok {
+        return Err(format!("haproxy.sh up: {}", out.stderr.trim()));
+    }
+    let prefix = s.vip.rsplit_once('.').map(|(p, _)| p.to_string()).ok_or("VIP is not IPv4")?;
+    s.vip = format!("{prefix}.5");
+    s.client_port = 5000;
+    // HAProxy marks the primary up after its first successful check (1 s).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while connect_vip(s).await.is_err() {
+        if Instant::now() > deadline {
+            return Err("no PostgreSQL behind HAProxy's write port after 15 s".into());
+        }
+        sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
+/// `pgsqlms status --json` on the primary's node (or the first node that
+/// is on) against Pacemaker's view (status.sh --roles) and the test `pred`.
+async fn expect_status_view(
+    ctx: &mut Ctx,
+    when: &str,
+    pred: impl Fn(&serde_json::Value, &Roles) -> Result<(), String>,
+) {
+    let r = roles().await;
+    let Some(node) = r
+        .promoted
+        .first()
+        .cloned()
+        .or_else(|| ctx.s.nodes.iter().find(|n| ctx.s.init_pid(n).is_some()).cloned())
+    else {
+        return ctx.fail(format!("status view ({when}): no node is on"));
+    };
+    let t = Instant::now();
+    let out = script(
+        "on.sh",
+        &[&node, "/usr/lib/ocf/resource.d/rust/pgsqlms", "status", "--json"],
+        Duration::from_secs(20),
+    )
+    .await;
+    let took = t.elapsed().as_secs_f64();
+    // The operator's table too, kept for the README (target/status-*.txt).
+    let table = script(
+        "on.sh",
+        &[&node, "/usr/lib/ocf/resource.d/rust/pgsqlms", "status", "--color=never"],
+        Duration::from_secs(20),
+    )
+    .await;
+    let file = format!("target/status-{}.txt", when.replace(' ', "-").replace('\'', ""));
+    let _ = std::fs::write(
+        &file,
+        format!("# pgsqlms status  ({when})\n{}{}", table.stdout, table.stderr),
+    );
+    let v: serde_json::Value = match serde_json::from_str(&out.stdout) {
+        Ok(v) => v,
+        Err(e) => {
+            return ctx.fail(format!(
+                "status view ({when}) on {node}: not JSON ({e}): {} {}",
+                out.stdout, out.stderr
+            ));
+        }
+    };
+    let mut problems = Vec::new();
+    if v["cluster"]["primary"].as_str() != r.promoted.first().map(String::as_str) {
+        problems.push(format!(
+            "primary {} but Pacemaker promoted {:?}",
+            v["cluster"]["primary"], r.promoted
+        ));
+    }
+    for n in v["nodes"].as_array().into_iter().flatten() {
+        let name = n["name"].as_str().unwrap_or_default().to_string();
+        let role = n["pacemaker_role"].as_str().unwrap_or_default();
+        let expected = if r.promoted.contains(&name) {
+            "Promoted"
+        } else if r.unpromoted.contains(&name) {
+            "Unpromoted"
+        } else {
+            "Stopped"
+        };
+        if role != expected {
+            problems.push(format!("{name}: {role}, Pacemaker says {expected}"));
+        }
+        if role == "Promoted" && n["postgres_role"] != "primary" {
+            problems.push(format!("{name}: PostgreSQL role {}", n["postgres_role"]));
+        }
+    }
+    if let Err(e) = pred(&v, &r) {
+        problems.push(e);
+    }
+    if problems.is_empty() {
+        ctx.notes.push(format!("status view {when}: ok in {took:.2}s"));
+    } else {
+        ctx.fail(format!("status view ({when}) on {node}: {}", problems.join("; ")));
+    }
+}
+
 async fn kill_postmaster(node: &str) -> Result<(), String> {
     let out = script("kill-postmaster.sh", &[node], Duration::from_secs(30)).await;
     if out.ok { Ok(()) } else { Err(format!("kill-postmaster.sh: {}", out.stderr.trim())) }
@@ -1127,6 +1271,11 @@ async fn sc_crash_primary(ctx: &mut Ctx) -> Result<(), String> {
         return Err(format!("crash.sh: {}", out.stderr.trim()));
     }
     ctx.expect_fenced_and_replaced(&p, &before).await;
+    expect_status_view(ctx, "after the primary's node was fenced", |v, _| {
+        let last = &v["cluster"]["last_fence"];
+        if last["target"] == p.as_str() { Ok(()) } else { Err(format!("last fencing {last}")) }
+    })
+    .await;
     Ok(())
 }
 
@@ -1606,6 +1755,14 @@ async fn sc_recipe_maintenance(ctx: &mut Ctx) -> Result<(), String> {
     if !out.ok {
         return Err(format!("04-maintenance.sh on: {}", out.stderr.trim()));
     }
+    expect_status_view(ctx, "in maintenance mode", |v, _| {
+        if v["cluster"]["maintenance_mode"] == true {
+            Ok(())
+        } else {
+            Err("maintenance_mode not shown".into())
+        }
+    })
+    .await;
     let pids = postmaster_pids(&ctx.s).await;
     let restart = format!(
         ". {HARNESS}/lib.sh && as_pg {p} \"$PG_BINDIR/pg_ctl\" -D \"$PGDATA_NODE\" -m fast -w -t 60 \

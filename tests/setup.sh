@@ -13,7 +13,7 @@ PG_MAJOR=15 DROP_DEBIAN_CLUSTER=0 bash "$(dirname "$0")/../vagrant/provision/pac
 # This machine only: build and test tools, `vagrant validate` (tests/run.sh).
 PKGS=(
   postgresql-contrib
-  libxml2-utils iputils-ping python3-venv strace man-db shellcheck
+  libxml2-utils iputils-ping python3-venv strace man-db shellcheck curl openssl haproxy
   vagrant
 )
 

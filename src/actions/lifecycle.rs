@@ -104,6 +104,7 @@ async fn check_former_primary(
 }
 
 pub async fn stop(agent: &Agent) -> ActionResult {
+    promotion_marker::clear(agent);
     // Stop whatever runs, whatever state it is in: a failed stop gets the
     // node fenced, so never refuse one that can be done.
     let datadir = &agent.params.datadir;
@@ -225,6 +226,7 @@ async fn wait_postmaster_gone(agent: &Agent) -> Result<(), Failure> {
 }
 
 pub async fn demote(agent: &Agent) -> ActionResult {
+    promotion_marker::clear(agent);
     // A hung primary would never shut down cleanly: kill it now and fail,
     // so that the stop that follows finds it stopped and another node
     // takes over in seconds rather than after this action's timeout.
@@ -291,6 +293,7 @@ pub async fn promote(agent: &Agent) -> ActionResult {
     match o.role {
         Role::Primary => {
             log::info!("instance already running as a primary");
+            promotion_marker::set(agent);
             return Ok(OcfExit::Success);
         }
         Role::Standby => {}
@@ -364,6 +367,7 @@ pub async fn promote(agent: &Agent) -> ActionResult {
         tokio::time::sleep(PROMOTE_POLL).await;
     }
     instance::wait_for(agent, "a primary", |r| *r == Role::Primary).await?;
+    promotion_marker::set(agent);
     log::info!("promoted to primary");
     Ok(OcfExit::Success)
 }
@@ -418,6 +422,49 @@ async fn sync_guard(
 
 fn tool(e: crate::pacemaker::ToolError) -> Failure {
     Failure::generic(e.to_string())
+}
+
+/// The marker the health service's `/primary` check reads: present from a
+/// successful promote until the next demote or stop (which clear it before
+/// anything else), and gone after a reboot (HA_RSCTMP is a tmpfs).
+mod promotion_marker {
+    use crate::agent::Agent;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    fn path(agent: &Agent) -> std::path::PathBuf {
+        let dir = agent
+            .env
+            .get("HA_RSCTMP")
+            .filter(|d| !d.is_empty())
+            .map(String::as_str)
+            .unwrap_or("/run/resource-agents");
+        crate::health::promotion_marker(dir, &agent.pcmk.resource)
+    }
+
+    pub fn set(agent: &Agent) {
+        let p = path(agent);
+        let r = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&p)
+            .and_then(|mut f| writeln!(f, "{}", std::process::id()));
+        if let Err(e) = r {
+            log::warn!("could not write {} for the health service: {e}", p.display());
+        }
+    }
+
+    pub fn clear(agent: &Agent) {
+        let p = path(agent);
+        match std::fs::remove_file(&p) {
+            Ok(()) => log::debug!("removed {}", p.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => log::warn!("could not remove {}: {e}", p.display()),
+        }
+    }
 }
 
 const PROMOTE_POLL: Duration = Duration::from_millis(10);

@@ -14,8 +14,22 @@ running() { pidof -q "$1"; }   # pid namespace of the node: its own processes on
 # finds ~postgres/.pgpass through the password database), no TERM, etc.
 daemon() { setsid -f env -i PATH="$HOST_PATH" LANG=C.UTF-8 "$@" </dev/null; }
 
+# The load balancers' health service (tests/cluster/haproxy.sh), as its
+# systemd unit runs it: as postgres, on the node's address.
+start_health() {
+  running_health && return 0
+  daemon runuser -u postgres -- /usr/lib/ocf/resource.d/rust/pgsqlms health-server \
+    --listen "$(node_addr "$(hostname)"):8008" --pghost "$PGSOCKDIR" --pgport "$PGPORT" \
+    >>/var/log/postgresql/health-server.log 2>&1
+}
+running_health() { pgrep -f 'pgsqlms health-server' >/dev/null; }
+
 case "${1:-}" in
+  start-health)
+    start_health
+    ;;
   start)
+    if [ -e "$STATE_DIR/health-server" ]; then start_health; fi
     if ! running corosync; then
       daemon corosync -f >>/var/log/corosync/console.log 2>&1
       wait_for 30 "corosync on $(hostname)" corosync-cfgtool -s || exit 1
@@ -40,9 +54,10 @@ case "${1:-}" in
     for d in corosync pacemakerd; do
       if running "$d"; then echo "$d: running"; else echo "$d: stopped"; fi
     done
+    if running_health; then echo "health-server: running"; fi
     ;;
   *)
-    echo "usage: ${0##*/} start|stop|status" >&2
+    echo "usage: ${0##*/} start|stop|status|start-health" >&2
     exit 2
     ;;
 esac
