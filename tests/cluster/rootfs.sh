@@ -28,12 +28,12 @@ CACHE=${ROOTFS_CACHE:-/var/cache/pgsqlms}
 ROOTFS=$CACHE/rootfs-$SUITE
 STAMP=$ROOTFS/.pgsqlms-rootfs-stamp
 
-# What a node runs. pidof comes from sysvinit-utils (no longer essential in
-# trixie), hostname from hostname.
+# What a node runs. mount, pidof (sysvinit-utils) and hostname are no longer
+# essential in trixie.
 PKGS=(
   postgresql-17 postgresql-common
   corosync pacemaker pacemaker-cli-utils pcs resource-agents resource-agents-paf
-  iproute2 procps psmisc util-linux sysvinit-utils hostname python3 ca-certificates
+  iproute2 procps psmisc util-linux mount sysvinit-utils hostname python3 ca-certificates
 )
 
 # The host's ids of the users and groups the node directories are owned by
