@@ -23,9 +23,9 @@ unshare --mount --propagation private -- bash -euo pipefail -c '
   mkdir -p "$R/tmp/deb" && mount --bind "$TMP" "$R/tmp/deb"
   in_root() { chroot "$R" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "$@"; }
   echo "Debian $(cat "$R/etc/debian_version"), $(in_root pacemakerd --version | head -1), pcs $(in_root pcs --version)"
-  # apt resolves the dependencies against the rootfs packages (no download:
-  # they are all there, or apt fails and says which one is missing).
-  in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-download \
+  # apt resolves the dependencies against the rootfs packages (all there:
+  # nothing to download; else apt gets them from trixie, or says what is missing).
+  in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
     /tmp/deb/pgsqlms.deb | tail -3
   in_root dpkg -L pgsqlms | grep -qx /usr/lib/ocf/resource.d/rust/pgsqlms
   in_root /usr/lib/ocf/resource.d/rust/pgsqlms meta-data | grep -q "<resource-agent name=\"pgsqlms\""
