@@ -90,7 +90,7 @@ pcs -f "$CIB" resource create pgsql-vip ocf:heartbeat:IPaddr2 \
   ip="$VIP" cidr_netmask="$VIP_CIDR" ${VIP_NIC:+nic="$VIP_NIC"} \
   op monitor interval="$VIP_MON_INTERVAL"
 
-pcs -f "$CIB" constraint colocation add pgsql-vip with Promoted "$RSC-clone" INFINITY
+pcs -f "$CIB" constraint colocation add pgsql-vip with Promoted "$RSC-clone" score=INFINITY
 pcs -f "$CIB" constraint order promote "$RSC-clone" "then" start pgsql-vip \
   symmetrical=false kind=Mandatory
 pcs -f "$CIB" constraint order demote "$RSC-clone" "then" stop pgsql-vip \

@@ -178,8 +178,10 @@ on_node() {
   shift
   pid=$(node_init_pid "$node") || die "node $node is down"
   # Join the node's cgroup first: a power-off then kills the command too.
+  # Entering the mount namespace puts root and cwd at the node's root (its
+  # pivoted trixie root with DEBIAN=13); --wd=/ would be the host's /.
   exec_in_cgroup "$(node_cg "$node")" \
-    nsenter --target "$pid" --mount --uts --ipc --net --pid --wd=/ -- \
+    nsenter --target "$pid" --mount --uts --ipc --net --pid -- \
     env -i PATH="$HOST_PATH" HOME=/root LANG=C.UTF-8 TERM="${TERM:-dumb}" \
     PGDATABASE=postgres "$@"
 }
