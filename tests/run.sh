@@ -65,7 +65,7 @@ bash tests/ocft.sh 15
 
 stage "RPM (rpmbuild -bb, binary prebuilt)"
 rpm_dir=$(mktemp -d)
-rpm_file=$(bash packaging/build-rpm.sh "$rpm_dir" 2>/dev/null)
+rpm_file=$(bash packaging/build-rpm.sh "$rpm_dir")
 rpm -qpl "$rpm_file" | grep -qx /usr/lib/ocf/resource.d/rust/pgsqlms
 rpm -qpR "$rpm_file" | grep -q '^pacemaker-cli >= 2.1'
 echo "built $(basename "$rpm_file")"
@@ -86,10 +86,12 @@ if [ "${PGSQLMS_SKIP_CLUSTER:-0}" != 1 ]; then
   cp target/cluster-scenarios.txt target/cluster-scenarios-12-15.txt
   if [ "${PGSQLMS_SKIP_DEBIAN13:-0}" != 1 ]; then
     stage "3-node cluster scenarios, Debian 13 nodes (Pacemaker 3.0, pcs 0.12), PostgreSQL 17 (subset)"
+    # shellcheck disable=SC2086 # lists of cargo test filters
     DEBIAN=13 AGENT=ocf:rust:pgsqlms bash tests/cluster/run-scenarios.sh $CI_SCENARIOS_13
     cp target/cluster-scenarios.txt target/cluster-scenarios-13-17.txt
   fi
   stage "3-node cluster scenarios, Debian 12 nodes, PostgreSQL 18 (subset)"
+  # shellcheck disable=SC2086 # lists of cargo test filters
   PG_MAJOR=18 AGENT=ocf:rust:pgsqlms bash tests/cluster/run-scenarios.sh $CI_SCENARIOS_PG18
   cp target/cluster-scenarios.txt target/cluster-scenarios-12-18.txt
 fi
