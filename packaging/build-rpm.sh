@@ -4,7 +4,9 @@
 # repository root (or in $1). Runs on Debian with its `rpm` package
 # (tests/setup.sh installs it): --nodeps, since the BuildRequires (cargo,
 # rust) are Debian packages rpm does not know about; the spec's own %build
-# (cargo) is what an RPM distribution runs from the source tarball.
+# (cargo) is what an RPM distribution runs from the source tarball. No
+# brp-compress: the man page is compressed already, and Debian's copy of
+# that script needs bash where rpm runs it with /bin/sh.
 #   bash packaging/build-rpm.sh && rpm -qpl pgsqlms-*.rpm
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +19,7 @@ rpmbuild -bb --nodeps --quiet \
   --define "_topdir $TOP/rpmbuild" \
   --define "pgsqlms_prebuilt $TOP/stage" \
   --define "pgsqlms_srcdir $PWD" \
+  --define "__brp_compress %{nil}" \
   packaging/pgsqlms.spec >/dev/null
 rpm=$(find "$TOP/rpmbuild/RPMS" -name 'pgsqlms-*.rpm' | head -1)
 [ -n "$rpm" ] || { echo "build-rpm.sh: no RPM built" >&2; exit 1; }
