@@ -60,8 +60,21 @@ else
   echo "warning: no FENCING_SCRIPT: add fence devices before relying on failover" >&2
 fi
 
+# pcs >= 0.11.5 can run the agent's validate-all before adding the resource
+# (--agent-validation; opt-in in pcs 0.11 and 0.12). It runs on this node,
+# with the parameters but without the clone's meta attributes:
+# ocf:rust:pgsqlms then checks the parameters and this node's instance only.
+# PAF 2.3 refuses that run (notify unset): never for PAF.
+AGENT_VALIDATION=${AGENT_VALIDATION:-auto}
+validation=()
+if [ "$AGENT_VALIDATION" = auto ] && [ "$AGENT" = ocf:rust:pgsqlms ] &&
+   pcs resource create --help 2>&1 | grep -q -- --agent-validation; then
+  AGENT_VALIDATION=1
+fi
+[ "$AGENT_VALIDATION" = 1 ] && validation=(--agent-validation)
+
 # shellcheck disable=SC2086 # RSC_PARAMS is a list of words
-pcs -f "$CIB" resource create "$RSC" "$AGENT" \
+pcs -f "$CIB" resource create "$RSC" "$AGENT" "${validation[@]}" \
   bindir="$BINDIR" pgdata="$PGDATA" datadir="$PGDATA" pghost="$PGHOST" pgport="$PGPORT" \
   $RSC_PARAMS \
   op start timeout="$START_TIMEOUT" \
@@ -77,7 +90,7 @@ pcs -f "$CIB" resource create pgsql-vip ocf:heartbeat:IPaddr2 \
   ip="$VIP" cidr_netmask="$VIP_CIDR" ${VIP_NIC:+nic="$VIP_NIC"} \
   op monitor interval="$VIP_MON_INTERVAL"
 
-pcs -f "$CIB" constraint colocation add pgsql-vip with Promoted "$RSC-clone" INFINITY
+pcs -f "$CIB" constraint colocation add pgsql-vip with Promoted "$RSC-clone" score=INFINITY
 pcs -f "$CIB" constraint order promote "$RSC-clone" "then" start pgsql-vip \
   symmetrical=false kind=Mandatory
 pcs -f "$CIB" constraint order demote "$RSC-clone" "then" stop pgsql-vip \

@@ -22,7 +22,22 @@ fn problem(code: OcfExit, reason: impl Into<String>) -> Problem {
 
 /// Cluster-level meta attributes and parameters: no machine facts needed.
 pub fn check_resource(params: &Params, env: &HashMap<String, String>) -> Result<(), Problem> {
-    let meta = |k: &str| env.get(&format!("OCF_RESKEY_CRM_meta_{k}")).map(|s| s.trim().to_string());
+    check_parameters(params, env)?;
+    check_clone_meta(env)
+}
+
+/// Whether the clone's meta attributes came with this run. Pacemaker passes
+/// them to every action of a clone instance; `crm_resource --validate`, which
+/// `pcs resource create --agent-validation` runs before the clone exists,
+/// passes none: then only the parameters can be checked.
+pub fn clone_meta_given(env: &HashMap<String, String>) -> bool {
+    ["clone", "clone_max", "clone_node_max", "promotable", "notify", "promoted_max", "master_max"]
+        .iter()
+        .any(|k| env.contains_key(&format!("OCF_RESKEY_CRM_meta_{k}")))
+}
+
+/// The parameters and the Pacemaker version.
+pub fn check_parameters(params: &Params, env: &HashMap<String, String>) -> Result<(), Problem> {
     if params.recovery_template.is_some() {
         return Err(problem(
             OcfExit::ErrConfigured,
@@ -40,6 +55,12 @@ pub fn check_resource(params: &Params, env: &HashMap<String, String>) -> Result<
             ),
         ));
     }
+    Ok(())
+}
+
+/// The clone's meta attributes: notify=true, promoted-max=1.
+pub fn check_clone_meta(env: &HashMap<String, String>) -> Result<(), Problem> {
+    let meta = |k: &str| env.get(&format!("OCF_RESKEY_CRM_meta_{k}")).map(|s| s.trim().to_string());
     match meta("notify").as_deref() {
         Some("true") | Some("1") | Some("yes") | Some("on") => {}
         other => {
@@ -528,6 +549,25 @@ mod tests {
         assert_eq!(check_resource(&params(&e), &e).unwrap_err().code, OcfExit::ErrInstalled);
         e.insert("OCF_RESKEY_crm_feature_set".into(), "3.16.2".into());
         assert_eq!(check_resource(&params(&e), &e), Ok(()));
+    }
+
+    #[test]
+    fn clone_meta_presence() {
+        // crm_resource --validate (pcs --agent-validation): no meta at all
+        let bare = env(&[("OCF_RESKEY_crm_feature_set", "3.20.0")]);
+        assert!(!clone_meta_given(&bare));
+        assert_eq!(check_parameters(&params(&bare), &bare), Ok(()));
+        // an action of a clone instance without notify still fails
+        let clone = env(&[("OCF_RESKEY_CRM_meta_clone_max", "3")]);
+        assert!(clone_meta_given(&clone));
+        assert!(check_clone_meta(&clone).unwrap_err().reason.contains("unset"));
+        assert!(check_resource(&params(&clone), &clone).is_err());
+        assert!(clone_meta_given(&ok_env()));
+        assert_eq!(check_clone_meta(&ok_env()), Ok(()));
+        // parameter problems are found without meta attributes too
+        let mut e = bare.clone();
+        e.insert("OCF_RESKEY_recovery_template".into(), "/x".into());
+        assert!(check_parameters(&params(&e), &e).is_err());
     }
 
     #[test]

@@ -235,6 +235,7 @@ struct Settings {
     agent: String,
     pg_major: String,
     sbin_extra: String,
+    debian: String,
 }
 
 impl Settings {
@@ -246,7 +247,7 @@ impl Settings {
                 &format!(
                     ". {HARNESS}/lib.sh && printf '%s\\n' \"$NODES\" \"$VIP\" \"$PGPORT\" \
                      \"$PGSOCKDIR\" \"$APP_USER\" \"$APP_PASSWORD\" \"$APP_DB\" \"$CG_ROOT\" \
-                     \"$STATE_DIR\" \"$AGENT\" \"$PG_MAJOR\" \"$SBIN_EXTRA\""
+                     \"$STATE_DIR\" \"$AGENT\" \"$PG_MAJOR\" \"$SBIN_EXTRA\" \"$DEBIAN\""
                 ),
             ],
             Duration::from_secs(10),
@@ -268,6 +269,7 @@ impl Settings {
             agent: v[9].into(),
             pg_major: v[10].into(),
             sbin_extra: v.get(11).copied().unwrap_or("").into(),
+            debian: v.get(12).copied().filter(|d| !d.is_empty()).unwrap_or("12").into(),
         }
     }
 
@@ -1039,6 +1041,7 @@ async fn up(s: &Settings) -> Out {
             ("NODES", &nodes),
             ("PG_MAJOR", &s.pg_major),
             ("SBIN_EXTRA", &s.sbin_extra),
+            ("DEBIAN", &s.debian),
         ],
         Duration::from_secs(400),
     )

@@ -15,6 +15,9 @@ PKGS=(
   postgresql-contrib
   libxml2-utils iputils-ping python3-venv strace man-db shellcheck curl openssl haproxy
   vagrant
+  # the Debian 13 node root filesystem (tests/cluster/rootfs.sh) and the RPM
+  # (packaging/build-rpm.sh)
+  mmdebstrap debian-archive-keyring rpm
 )
 
 missing=()
@@ -54,3 +57,9 @@ for v in 15 18; do
     fi
   done
 done
+
+# DEBIAN=13: the trixie root filesystem of the namespace nodes, built once
+# (~6 min cold) and cached in /var/cache/pgsqlms (tests/cluster/rootfs.sh).
+if [ "${DEBIAN:-12}" = 13 ]; then
+  bash "$(dirname "$0")/cluster/rootfs.sh" build >/dev/null
+fi

@@ -11,7 +11,14 @@ use crate::exit::OcfExit;
 use crate::validate;
 
 pub async fn validate_all(agent: &Agent) -> ActionResult {
-    validate::check_resource(&agent.params, &agent.env)?;
+    validate::check_parameters(&agent.params, &agent.env)?;
+    if validate::clone_meta_given(&agent.env) {
+        validate::check_clone_meta(&agent.env)?;
+    } else {
+        log::info!(
+            "no clone meta attributes given (e.g. pcs --agent-validation): notify=true and promoted-max=1 not checked here, they are at every cluster action"
+        );
+    }
     checks::local(agent, true).await?;
     Ok(OcfExit::Success)
 }
@@ -48,8 +55,11 @@ pub async fn dispatch(action: &str, agent: &Agent) -> ActionResult {
     if action == "stop" {
         return stop_despite_configuration(agent, None).await;
     }
-    // The resource definition is checked before anything touches PostgreSQL.
-    validate::check_resource(&agent.params, &agent.env)?;
+    // The resource definition is checked before anything touches PostgreSQL
+    // (validate-all checks it itself: it may run outside a transition).
+    if action != "validate-all" {
+        validate::check_resource(&agent.params, &agent.env)?;
+    }
     match action {
         "start" => lifecycle::start(agent).await,
         "stop" => lifecycle::stop(agent).await,

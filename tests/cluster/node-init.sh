@@ -15,6 +15,43 @@ ND=$(node_dir "$NODE")
 
 fail() { echo "node-init[$NODE]: $*" >&2; exit 1; }
 
+# DEBIAN=13: the node runs the trixie userland of rootfs.sh. Its root is an
+# overlay: the shared rootfs (read-only lower) + an upper directory of its own
+# on its "disk" (what packages or tools write under /etc, /var... survives
+# reboots, as on a real disk). pivot_root into it, with what must be seen at
+# the same paths as on the host: /dev, the repository (read-only: scripts,
+# fence_ns), the state directory (hypervisor socket, the node directories
+# bind-mounted below), the agent under test built on the host
+# (/usr/lib/ocf/resource.d/rust, read-only) and /opt/pgsqlms (PostgreSQL 18).
+# Then everything below runs as for a Debian 12 node, with trixie's tools.
+if [ -n "$NODE_ROOTFS" ]; then
+  R=$ND/root
+  [ -r "$NODE_ROOTFS/.pgsqlms-rootfs-stamp" ] || fail "no rootfs in $NODE_ROOTFS (rootfs.sh)"
+  mkdir -p "$R" "$ND/rootfs-upper" "$ND/rootfs-work"
+  mount -t overlay overlay \
+    -o "lowerdir=$NODE_ROOTFS,upperdir=$ND/rootfs-upper,workdir=$ND/rootfs-work" "$R" ||
+    fail "overlay root"
+  mount --rbind /dev "$R/dev" || fail "bind /dev"
+  mount -t proc -o nosuid,nodev,noexec proc "$R/proc" || fail "mount /proc"
+  ro_binds=("$REPO_DIR")
+  for d in /usr/lib/ocf/resource.d/rust /opt/pgsqlms; do
+    [ -d "$d" ] && ro_binds+=("$d")
+  done
+  for d in "${ro_binds[@]}" "$STATE_DIR"; do
+    mkdir -p "$R$d"
+    mount --bind "$d" "$R$d" || fail "bind $d"
+  done
+  for d in "${ro_binds[@]}"; do
+    mount -o remount,bind,ro "$R$d" || fail "read-only $d"
+  done
+  cd "$R" || fail "cd $R"
+  mkdir -p .old-root
+  pivot_root . .old-root || fail "pivot_root"
+  cd / || fail "cd /"
+  umount -l /.old-root || fail "umount old root"
+  rmdir /.old-root
+fi
+
 hostname "$NODE" || fail "hostname"
 
 # RAM-backed directories: lost at power off, as on a real machine.
@@ -32,6 +69,9 @@ for pair in \
   "var-log:/var/log" \
   "var-lib-postgresql:/var/lib/postgresql" \
   "etc-hosts:/etc/hosts"; do
+  if [ ! -e "${pair#*:}" ]; then     # a fresh rootfs may lack one
+    if [ -d "$ND/${pair%%:*}" ]; then mkdir -p "${pair#*:}"; else touch "${pair#*:}"; fi
+  fi
   mount --bind "$ND/${pair%%:*}" "${pair#*:}" || fail "bind ${pair#*:}"
 done
 

@@ -14,7 +14,7 @@ need_args 0 "[cargo test filters...]" "$@"
 cd "$REPO_DIR" || exit 1
 mkdir -p target
 : > target/cluster-scenarios.txt
-export PGSQLMS_CLUSTER=1 AGENT
+export PGSQLMS_CLUSTER=1 AGENT DEBIAN PG_MAJOR
 t0=$SECONDS
 cargo test --locked --test cluster_scenarios -- --ignored --nocapture --test-threads=1 "$@" 2>&1 |
   tee target/cluster-scenarios.log

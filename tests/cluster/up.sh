@@ -29,7 +29,11 @@ FIRST=${NODES%% *}
 # ---- checks -----------------------------------------------------------------
 agent_path=/usr/lib/ocf/resource.d/$(echo "$AGENT" | cut -d: -f2)/$(echo "$AGENT" | cut -d: -f3)
 [ -x "$agent_path" ] || die "agent $AGENT not installed ($agent_path)"
-[ -x "$PG_BINDIR/postgres" ] || die "no PostgreSQL binaries in $PG_BINDIR"
+if [ -n "$NODE_ROOTFS" ]; then   # DEBIAN=13: nodes run the trixie rootfs
+  command -v mmdebstrap >/dev/null || die "mmdebstrap not installed (tests/setup.sh)"
+else
+  [ -x "$PG_BINDIR/postgres" ] || die "no PostgreSQL binaries in $PG_BINDIR"
+fi
 for t in corosync pacemakerd pcs cibadmin crm_mon python3 tc; do
   command -v "$t" >/dev/null || die "$t not installed (tests/setup.sh)"
 done
@@ -37,13 +41,20 @@ done
 
 # ---- clean slate ------------------------------------------------------------
 "$HARNESS_DIR/down.sh"
+if [ -n "$NODE_ROOTFS" ]; then
+  # Built once and cached (rebuilt when rootfs.sh changes); the cluster is
+  # down now, so an out-of-date one can be replaced.
+  "$HARNESS_DIR/rootfs.sh" build >/dev/null || die "cannot build the Debian $DEBIAN rootfs"
+  [ -x "$NODE_ROOTFS$PG_BINDIR/postgres" ] || [ -x "$PG_BINDIR/postgres" ] ||
+    die "no PostgreSQL binaries in $PG_BINDIR (rootfs $NODE_ROOTFS)"
+fi
 mkdir -p "$NODES_DIR" "$CG_ROOT"
 chmod 755 "$STATE_DIR"
 
 # Save the settings for the helpers (on.sh, power.sh, fence_ns...).
 {
   echo "# written by up.sh $(date '+%F %T')"
-  for v in CLUSTER_NAME NODES NET_PREFIX NET_CIDR HOST_ADDR VIP NODE_ADDR_BASE \
+  for v in DEBIAN CLUSTER_NAME NODES NET_PREFIX NET_CIDR HOST_ADDR VIP NODE_ADDR_BASE \
            AGENT PG_MAJOR PG_BINDIR PGPORT PGDATA_NODE PGSOCKDIR REPL_PASSWORD \
            APP_USER APP_PASSWORD APP_DB COROSYNC_TOKEN COROSYNC_TOKEN_COEFFICIENT DC_DEADTIME \
            RECHECK_INTERVAL STONITH_TIMEOUT MON_PROMOTED_INTERVAL \
@@ -70,10 +81,10 @@ for n in $NODES; do
   nd=$(node_dir "$n")
   mkdir -p "$nd"
   # /etc/corosync (corosync.sh writes corosync.conf and authkey into it)
-  cp -a /etc/corosync "$nd/etc-corosync"
+  cp -a "$NODE_ROOTFS/etc/corosync" "$nd/etc-corosync"
   # /var/lib/corosync, /var/lib/pacemaker (with the seed CIB)
   install -d -m 0755 "$nd/var-lib-corosync"
-  cp -a /var/lib/pacemaker "$nd/var-lib-pacemaker"
+  cp -a "$NODE_ROOTFS/var/lib/pacemaker" "$nd/var-lib-pacemaker"
   find "$nd/var-lib-pacemaker" -mindepth 2 -delete
   install -m 0600 -o hacluster -g haclient "$cib_seed" "$nd/var-lib-pacemaker/cib/cib.xml"
   # /var/log
