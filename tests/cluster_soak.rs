@@ -43,18 +43,8 @@ fn soak() {
     }
     let n = env_u64("SOAK_FAULTS").unwrap_or(10) as usize;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    // A number, or any text (a commit id, a date) hashed into one.
-    let seed = match std::env::var("SOAK_SEED").unwrap_or_default() {
-        v if v.is_empty() => now,
-        v => v.parse().unwrap_or_else(|_| soak::prng::seed_from_text(&v)),
-    };
-    let only: Vec<Kind> = std::env::var("SOAK_KINDS")
-        .unwrap_or_default()
-        .split(',')
-        .filter(|k| !k.is_empty())
-        .map(|k| Kind::from_name(k).unwrap_or_else(|| panic!("SOAK_KINDS: unknown fault {k}")))
-        .collect();
-    let faults = schedule(seed, n, &only);
+    let seed = seed_of(&std::env::var("SOAK_SEED").unwrap_or_default(), now);
+    let faults = schedule(seed, n, &kinds());
     let evidence = format!(
         "{}/seed-{seed}-{now}",
         std::env::var("SOAK_DIR").unwrap_or_else(|_| concat!(
@@ -84,6 +74,32 @@ fn soak() {
     }
     say(&report.markdown());
     assert!(report.ok(), "{line}");
+}
+
+/// The schedule a seed gives, without a cluster (soak.sh --plan N SEED).
+#[test]
+#[ignore = "prints the schedule of SOAK_SEED, SOAK_FAULTS"]
+fn plan() {
+    let n = env_u64("SOAK_FAULTS").unwrap_or(10) as usize;
+    let seed = seed_of(&std::env::var("SOAK_SEED").unwrap_or_default(), 0);
+    say(&format!("seed {seed}"));
+    for f in schedule(seed, n, &kinds()) {
+        say(&format!("  {}", describe(&f)));
+    }
+}
+
+/// A number, or any text (a commit id, a date) hashed into one.
+fn seed_of(v: &str, default: u64) -> u64 {
+    if v.is_empty() { default } else { v.parse().unwrap_or_else(|_| soak::prng::seed_from_text(v)) }
+}
+
+fn kinds() -> Vec<Kind> {
+    std::env::var("SOAK_KINDS")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|k| !k.is_empty())
+        .map(|k| Kind::from_name(k).unwrap_or_else(|| panic!("SOAK_KINDS: unknown fault {k}")))
+        .collect()
 }
 
 /// The checker again over a saved history.json.

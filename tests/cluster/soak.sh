@@ -7,6 +7,7 @@
 #   soak.sh --ci                the CI soak: seed from the commit id (printed),
 #                               faults until SOAK_BUDGET_SECS (600) are spent
 #   soak.sh --regressions       replay every seed of tests/soak/regressions.txt
+#   soak.sh --plan N SEED       print the schedule only (no cluster)
 # Settings: SOAK_KINDS=kill_primary,switchover (only those faults),
 # SOAK_CONVERGE_SECS (120: bound of the wait for a steady cluster),
 # SOAK_BUDGET_SECS (0: none), KEEP_CLUSTER=1 (leave the cluster up).
@@ -34,6 +35,10 @@ case "${1:-}" in
     seed=$(git rev-parse HEAD 2>/dev/null) || seed=$(date +%F)
     echo "CI soak seed: $seed (replay: tests/cluster/soak.sh ${SOAK_CI_FAULTS:-40} $seed)"
     SOAK_BUDGET_SECS=${SOAK_BUDGET_SECS:-600} soak "${SOAK_CI_FAULTS:-40}" "$seed" || rc=1 ;;
+  --plan)
+    SOAK_FAULTS=${2:?N} SOAK_SEED=${3:?SEED} cargo test --locked --test cluster_soak plan -- \
+      --ignored --nocapture 2>&1 | grep -E '^(seed|  )'
+    exit ;;
   --regressions)
     while read -r seed n kinds; do
       case "$seed" in ''|'#'*) continue ;; esac
