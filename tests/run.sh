@@ -7,6 +7,7 @@
 #      `pcs resource describe` and `vagrant validate` of vagrant/Vagrantfile,
 #   3. the ocft cases of ocf/pgsqlms.ocft,
 #   4. the 3-node namespace cluster scenarios (real Pacemaker + Corosync),
+#      then a bounded seeded fault soak (tests/cluster/soak.sh --ci),
 #      unless PGSQLMS_SKIP_CLUSTER=1.
 # Run as root. Exits non-zero on the first failing stage.
 set -euo pipefail
@@ -55,5 +56,7 @@ bash tests/ocft.sh 15
 if [ "${PGSQLMS_SKIP_CLUSTER:-0}" != 1 ]; then
   stage "3-node cluster scenarios (real Pacemaker, Corosync, fencing)"
   AGENT=ocf:rust:pgsqlms bash tests/cluster/run-scenarios.sh
+  stage "fault soak (seeded random faults, ~10 min; seed printed)"
+  AGENT=ocf:rust:pgsqlms bash tests/cluster/soak.sh --ci
 fi
 stage "all tests passed"

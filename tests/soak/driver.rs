@@ -534,7 +534,7 @@ impl Soak {
             if wait_healthy(left.min(15)).await && self.last_ack() > rec.injected {
                 return true;
             }
-            if started.elapsed() > Duration::from_secs(30) {
+            if started.elapsed() > Duration::from_secs(15) {
                 for n in self.diverged_nodes().await {
                     if rebuilt.insert(n.clone()) {
                         rec.repairs.push(format!("rebuild.sh {n} (start refused, diverged)"));
