@@ -111,7 +111,12 @@ impl Settings {
 fn fences_since(s: &Settings, offset: u64) -> (Vec<String>, u64) {
     let log = std::fs::read(s.hypervisor_log()).unwrap_or_default();
     let start = (offset as usize).min(log.len());
-    let text = String::from_utf8_lossy(&log[start..]);
+    (parse_fences(&String::from_utf8_lossy(&log[start..])), log.len() as u64)
+}
+
+/// Nodes powered off or rebooted successfully, from hypervisor.py's log
+/// lines ("HH:MM:SS reboot srv1: rc=0 ...").
+fn parse_fences(text: &str) -> Vec<String> {
     let mut fenced = Vec::new();
     for l in text.lines() {
         let f: Vec<&str> = l.split_whitespace().collect();
@@ -119,7 +124,21 @@ fn fences_since(s: &Settings, offset: u64) -> (Vec<String>, u64) {
             fenced.push(f[2].trim_end_matches(':').to_string());
         }
     }
-    (fenced, log.len() as u64)
+    fenced
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fences_are_successful_reboots_and_offs() {
+        let log = "23:27:31 listening on /x for srv1 srv2 srv3\n\
+                   23:27:32 reboot srv3: rc=0 \n\
+                   23:27:33 status srv3: rc=0 on\n\
+                   23:27:34 off srv2: rc=1 boom\n\
+                   23:27:35 on srv2: rc=0\n\
+                   23:27:36 off srv1: rc=0\n";
+        assert_eq!(super::parse_fences(log), vec!["srv3", "srv1"]);
+    }
 }
 
 pub struct Out {
