@@ -19,6 +19,8 @@ use super::plan::{FaultSpec, Kind, Target, describe};
 const HARNESS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cluster");
 const RECIPES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/pcs-examples");
 const WRITERS: u32 = 2;
+/// Time a fault needs to show before "healthy" means anything.
+const SETTLE: Duration = Duration::from_secs(8);
 
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
@@ -545,12 +547,20 @@ impl Soak {
         let deadline = Instant::now() + Duration::from_secs(bound);
         let started = Instant::now();
         let mut rebuilt: BTreeSet<String> = BTreeSet::new();
+        // Right after a fault the cluster still looks healthy: Corosync
+        // notices a lost node after ~3.5 s, a monitor a dead postmaster
+        // after up to 6 s, a walsender its vanished standby later still.
+        sleep(SETTLE).await;
         loop {
             let left = deadline.saturating_duration_since(Instant::now()).as_secs();
             if left == 0 {
                 return false;
             }
-            if wait_healthy(left.min(15)).await && self.last_ack() > rec.injected {
+            let since = now_ms();
+            if wait_healthy(left.min(15)).await
+                && self.last_ack() > rec.injected
+                && self.all_nodes_answer(since).await
+            {
                 return true;
             }
             if started.elapsed() > Duration::from_secs(15) {
@@ -561,6 +571,41 @@ impl Soak {
                     }
                 }
             }
+        }
+    }
+
+    /// Every node's instance answered the poller after `since`, and its
+    /// latest answer was not "unreachable".
+    async fn all_nodes_answer(&self, since: u64) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let ok = {
+                let r = self.rec.lock().unwrap();
+                self.s.nodes.iter().all(|n| {
+                    r.samples
+                        .iter()
+                        .rev()
+                        .find(|x| x.node == *n)
+                        .is_some_and(|x| x.sent >= since && x.state != NodeState::Unreachable)
+                })
+            };
+            if ok || Instant::now() > deadline {
+                return ok;
+            }
+            sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Fences logged since the last look belong to the fault just before
+    /// (they came after it looked steady: worth a note).
+    fn late_fences(&mut self) {
+        let (late, off) = fences_since(&self.s, self.hv_offset);
+        self.hv_offset = off;
+        if let Some(f) = self.hist.faults.last_mut()
+            && !late.is_empty()
+        {
+            f.notes.push(format!("fenced after it looked steady: {late:?}"));
+            f.fences.extend(late);
         }
     }
 
@@ -818,7 +863,7 @@ impl Soak {
             start: now_ms(),
             ..FaultRecord::default()
         };
-        self.hv_offset = fences_since(&self.s, self.hv_offset).1;
+        self.late_fences();
         self.note(&format!("==== {} fault {}", clock(), describe(spec)));
         if let Err(e) = self.inject(spec, &mut rec, &r).await {
             rec.notes.push(format!("injection: {e}"));
@@ -978,6 +1023,7 @@ pub async fn soak(o: Options) -> (History, Report) {
         sleep(Duration::from_secs(2)).await;
     }
     sleep(Duration::from_secs(2)).await;
+    k.late_fences();
     flags.stop.store(true, Ordering::Relaxed);
     for t in tasks {
         let _ = t.await;
