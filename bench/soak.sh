@@ -3,18 +3,23 @@
 # faults) and the README's "Fault soak" section, between the soak markers.
 #   sudo bash bench/soak.sh [N [SEED]]     run, then update README.md
 #   sudo bash bench/soak.sh --no-run       README.md from the newest report
+#   sudo bash bench/soak.sh --from DIR     README.md from a soak's evidence
+#                                          directory (target/soak/seed-...)
 # SEED defaults to today's date (printed; the same SEED replays the same
 # faults). Reports: bench/results/soak-*.md (not committed); evidence of the
 # run under target/soak/. About 1 minute per fault.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-run=1 args=()
-for a in "$@"; do
-  case "$a" in
+run=1 args=() ev=
+usage() { echo "usage: ${0##*/} [N [SEED]] | --no-run | --from EVIDENCE_DIR" >&2; exit 2; }
+while [ $# -gt 0 ]; do
+  case "$1" in
     --no-run) run=0 ;;
-    -*) echo "usage: ${0##*/} [N [SEED]] | --no-run" >&2; exit 2 ;;
-    *) args+=("$a") ;;
+    --from) run=0; ev=${2:-}; [ -d "$ev" ] || usage; shift ;;
+    -*) usage ;;
+    *) args+=("$1") ;;
   esac
+  shift
 done
 n=${args[0]:-100}
 seed=${args[1]:-$(date +%F)}
@@ -25,13 +30,16 @@ if [ "$run" = 1 ]; then
   # shellcheck disable=SC2012 # our own directory names
   ev=$(ls -td target/soak/seed-*/ | head -1)
   [ "$(stat -c %Y "$ev")" -ge "$start" ] || { echo "no soak evidence newer than this run" >&2; exit 1; }
+fi
+if [ -n "$ev" ]; then                 # a report from the soak's evidence
+  summary=$(sed 's/ evidence=.*//' "$ev/summary.txt")
   {
-    echo "# pgsqlms fault soak, $(date '+%F %T'), seed \`$seed\`, $n faults"
+    echo "# pgsqlms fault soak, $(date -r "$ev/summary.txt" '+%F %T'), seed $(sed -n 's/^Soak seed \([0-9]*\).*/\1/p' "$ev/report.md"), $(grep -o 'faults=[0-9/]*' <<<"$summary")"
     echo
-    sed 's/ evidence=.*//' "$ev/summary.txt"
+    echo "\`$summary\`"
     echo
     sed 1,2d "$ev/report.md"
-  } > "bench/results/soak-$(date +%Y%m%d-%H%M%S).md"
+  } > "bench/results/soak-$(date -r "$ev/summary.txt" +%Y%m%d-%H%M%S).md"
 fi
 # shellcheck disable=SC2012
 report=$(ls bench/results/soak-*.md | sort | tail -1)
