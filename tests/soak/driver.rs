@@ -560,6 +560,8 @@ impl Soak {
             if wait_healthy(left.min(15)).await
                 && self.last_ack() > rec.injected
                 && self.all_nodes_answer(since).await
+                && self.settled(left.min(30)).await
+                && wait_healthy(5).await
             {
                 return true;
             }
@@ -572,6 +574,21 @@ impl Soak {
                 }
             }
         }
+    }
+
+    /// No transition in flight (`crm_resource --wait`): a recovery that
+    /// Pacemaker has planned but not yet carried out is not steady, and
+    /// clearing fail counts then would cancel it.
+    async fn settled(&self, secs: u64) -> bool {
+        let r = roles().await;
+        let Some(p) = r.promoted.first() else { return false };
+        run(
+            &format!("{HARNESS}/on.sh"),
+            &[p, "crm_resource", "--wait", &format!("--timeout={secs}s")],
+            Duration::from_secs(secs + 20),
+        )
+        .await
+        .ok
     }
 
     /// Every node's instance answered the poller after `since`, and its
