@@ -24,7 +24,7 @@ mkdir -p target
 soak() {   # N SEED
   echo "==== soak: $1 faults, seed $2, agent $AGENT"
   PGSQLMS_CLUSTER=1 SOAK_FAULTS=$1 SOAK_SEED=$2 AGENT=$AGENT \
-    cargo test --locked --test cluster_soak soak -- --ignored --nocapture 2>&1 |
+    cargo test --locked --test cluster_soak soak -- --ignored --nocapture </dev/null 2>&1 |
     tee -a target/soak.log | grep -E '^(SOAK|FAULT|====|  +(evidence|repaired|injection)|\|)'
   return "${PIPESTATUS[0]}"
 }
