@@ -1816,7 +1816,19 @@ async fn sc_recipe_failover(ctx: &mut Ctx) -> Result<(), String> {
     if !out.ok {
         ctx.fail(format!("05-failover.sh: {}", out.stderr.trim()));
     }
-    ctx.expect_fenced_and_replaced(&p, &before).await;
+    // `pcs stonith fence` reboots the node, and the harness's power switch
+    // has it back at once: the old primary may publish the end of its WAL
+    // (newer than any standby's: what it wrote last was never streamed)
+    // before a standby is promoted, and the election then waits for it and
+    // promotes it. Either outcome is right; what must hold is writable
+    // again, the node fenced, nothing acknowledged lost (checked after).
+    if ctx.wait_writable_after_outage(WRITABLE_LIMIT).await {
+        let first = ctx.first_promoted();
+        ctx.notes.push(format!("promoted: {}", first.as_deref().unwrap_or("?")));
+    }
+    if ctx.s.fences().get(&p) <= before.get(&p) {
+        ctx.fail(format!("{p} was not fenced"));
+    }
     Ok(())
 }
 
