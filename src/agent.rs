@@ -126,6 +126,16 @@ impl Agent {
         Ok(self.node.get_or_init(|| name))
     }
 
+    /// Pacemaker's runtime directory for agents (`HA_RSCTMP`, root's, a
+    /// tmpfs): flags that must outlive one action but not a reboot.
+    pub fn rsctmp(&self) -> &str {
+        self.env
+            .get("HA_RSCTMP")
+            .filter(|d| !d.is_empty())
+            .map(String::as_str)
+            .unwrap_or("/run/resource-agents")
+    }
+
     pub fn time_left(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
     }

@@ -2,6 +2,8 @@
 //! to a command in its environment (PGPASSWORD, readable by its owner only)
 //! and never in its arguments (readable by anyone in /proc/<pid>/cmdline).
 
+use crate::validate::percent_decode;
+
 /// `conninfo` without its password, and the password. Both libpq forms:
 /// `key=value` pairs (values optionally single-quoted, `\` escapes) and
 /// URIs (`postgresql://user:password@host/...?password=...`).
@@ -114,26 +116,6 @@ fn take_from_uri(s: &str) -> (String, Option<String>) {
         }
     }
     (out, password)
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -480,26 +480,10 @@ pub fn conninfo_string(params: &[(String, String)]) -> String {
         .join(" ")
 }
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        // Bytes, not a str slice: a '%' before a multi-byte character must
-        // not cut it (that panicked).
-        if b[i] == b'%'
-            && let Some(hex) = b.get(i + 1..i + 3)
-            && hex.iter().all(u8::is_ascii_hexdigit)
-            && let Ok(v) = u8::from_str_radix(&String::from_utf8_lossy(hex), 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// `%XX` decoded; a `%` not followed by two hex digits stays as it is
+/// (libpq's own check, where one is needed, is `validate::uri_decode`).
+pub(crate) fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
 #[cfg(test)]

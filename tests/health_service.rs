@@ -34,24 +34,15 @@ fn get(port: u16, path: &str) -> (u16, String) {
 
 /// Starts the service for `inst` (as the system user, as its systemd unit
 /// does) and waits until it listens.
-fn serve(env: &TestEnv, inst: &Instance, rsctmp: &std::path::Path) -> u16 {
+fn serve(env: &TestEnv, inst: &Instance, extra: &[&str]) -> u16 {
     let port = free_port();
-    env.spawn_bg(
-        &agent_bin(),
-        &[
-            "health-server",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--pghost",
-            env.sock.to_str().unwrap(),
-            "--pgport",
-            &inst.port.to_string(),
-            "--rsctmp",
-            rsctmp.to_str().unwrap(),
-            "--resource",
-            "pgsqld",
-        ],
-    );
+    let listen = format!("127.0.0.1:{port}");
+    let pgport = inst.port.to_string();
+    let mut args =
+        vec!["health-server", "--listen", &listen, "--pghost", env.sock.to_str().unwrap()];
+    args.extend(["--pgport", &pgport, "--resource", "pgsqld"]);
+    args.extend(extra);
+    env.spawn_bg(&agent_bin(), &args);
     wait_until("the health service listens", Duration::from_secs(10), || {
         TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
@@ -70,8 +61,8 @@ fn health_checks_on_a_primary_and_a_standby() {
     let rsctmp = env.dir.join("rsctmp");
     std::fs::create_dir_all(&rsctmp).unwrap();
     chown_pg(&rsctmp);
-    let p = serve(&env, &primary, &rsctmp);
-    let s = serve(&env, &standby, &rsctmp);
+    let p = serve(&env, &primary, &["--rsctmp", rsctmp.to_str().unwrap()]);
+    let s = serve(&env, &standby, &["--rsctmp", rsctmp.to_str().unwrap()]);
 
     // A writable primary that Pacemaker has not promoted gets no writes.
     let (code, body) = get(p, "/primary");
@@ -168,26 +159,11 @@ fn health_checks_over_https() {
     );
     chown_pg(&cert);
     chown_pg(&key);
-    let port = free_port();
-    env.spawn_bg(
-        &agent_bin(),
-        &[
-            "health-server",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--pghost",
-            env.sock.to_str().unwrap(),
-            "--pgport",
-            &primary.port.to_string(),
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-        ],
+    let port = serve(
+        &env,
+        &primary,
+        &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()],
     );
-    wait_until("the health service listens", Duration::from_secs(10), || {
-        TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
     let out = run_ok(
         std::process::Command::new("curl").args([
             "-sk",

@@ -433,13 +433,7 @@ mod promotion_marker {
     use std::os::unix::fs::OpenOptionsExt;
 
     fn path(agent: &Agent) -> std::path::PathBuf {
-        let dir = agent
-            .env
-            .get("HA_RSCTMP")
-            .filter(|d| !d.is_empty())
-            .map(String::as_str)
-            .unwrap_or("/run/resource-agents");
-        crate::health::promotion_marker(dir, &agent.pcmk.resource)
+        crate::health::promotion_marker(agent.rsctmp(), &agent.pcmk.resource)
     }
 
     pub fn set(agent: &Agent) {

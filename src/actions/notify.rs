@@ -142,13 +142,7 @@ async fn cancel_switchover(agent: &Agent, old: &str, reason: &str) {
 /// Where pre-promote leaves a cancelled switchover's reason for the
 /// promote: `$HA_RSCTMP` (root's, /run/resource-agents by default).
 fn local_cancel(agent: &Agent) -> PathBuf {
-    let dir = agent
-        .env
-        .get("HA_RSCTMP")
-        .filter(|d| !d.is_empty())
-        .map(String::as_str)
-        .unwrap_or("/run/resource-agents");
-    Path::new(dir).join(format!("pgsqlms-{}.cancel_switchover", agent.pcmk.resource))
+    Path::new(agent.rsctmp()).join(format!("pgsqlms-{}.cancel_switchover", agent.pcmk.resource))
 }
 
 fn write_local_cancel(agent: &Agent, reason: &str) -> std::io::Result<()> {
