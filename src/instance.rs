@@ -189,6 +189,39 @@ async fn waldump_cmd(
         .map_err(|e| Failure::generic(e.to_string()))
 }
 
+/// pg_waldump's STARTSEG and ENDSEG arguments: the segment file holding
+/// `start` and the newest segment file of `timeline` in pg_wal, when both
+/// are there. Without STARTSEG pg_waldump takes the segment size from the
+/// header of whichever file it finds first, and a segment created zeroed
+/// (a crashed primary's last) makes it fail ("WAL segment size must be a
+/// power of two ... specifies 0 bytes"); with STARTSEG alone it would stop
+/// at the end of that segment.
+pub fn segment_range(datadir: &Path, timeline: u32, start: Lsn) -> Vec<String> {
+    let size = segment_size(datadir);
+    let Some(first) = waldump::segment_file_name(timeline, start, size) else { return vec![] };
+    let prefix = format!("{timeline:08X}");
+    let last = std::fs::read_dir(datadir.join("pg_wal")).ok().and_then(|entries| {
+        entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_str()?.to_string();
+                let regular = e.path().symlink_metadata().ok()?.file_type().is_file();
+                (regular
+                    && name.len() == 24
+                    && name.starts_with(&prefix)
+                    && name.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then_some(name)
+            })
+            .max()
+    });
+    match last {
+        Some(last) if last >= first && datadir.join("pg_wal").join(&first).is_file() => {
+            vec![first, last]
+        }
+        _ => vec![],
+    }
+}
+
 /// The WAL segment size, from the size of a segment file in pg_wal (16 MB
 /// when there is none to look at).
 fn segment_size(datadir: &Path) -> u64 {

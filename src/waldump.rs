@@ -198,6 +198,17 @@ pub fn segment_start(name: &str, segment_size: u64) -> Option<Lsn> {
     Some(Lsn((hi << 32) | (lo * segment_size)))
 }
 
+/// The WAL segment file holding `lsn` on `timeline` (PostgreSQL's
+/// `XLogFileName`), for a power-of-two segment size of 1 MB to 1 GB.
+pub fn segment_file_name(timeline: u32, lsn: Lsn, segment_size: u64) -> Option<String> {
+    if !segment_size.is_power_of_two() || !(1 << 20..=1 << 30).contains(&segment_size) {
+        return None;
+    }
+    let segno = lsn.0 / segment_size;
+    let per_id = (1u64 << 32) / segment_size;
+    Some(format!("{timeline:08X}{:08X}{:08X}", segno / per_id, segno % per_id))
+}
+
 /// Where timeline `tli` begins, from its history file (`<tli>.history`):
 /// its last line names the parent timeline and the switch point,
 /// `<parent>\t<lsn>\t<reason>`. Comments and blank lines are skipped.
@@ -364,6 +375,39 @@ rmgr: XLOG        len (rec/tot):    114/   114, tx:          0, lsn: 0/03000060,
         }
         assert_eq!(segment_start("000000010000000000000002", 3 << 20), None);
         assert_eq!(segment_start("000000010000000000000002", 1 << 19), None);
+    }
+
+    #[test]
+    fn segment_file_names() {
+        let l = |s: &str| s.parse::<Lsn>().unwrap();
+        assert_eq!(
+            segment_file_name(1, l("0/2000000"), SEG).as_deref(),
+            Some("000000010000000000000002")
+        );
+        assert_eq!(
+            segment_file_name(1, l("0/2FFFFFF"), SEG).as_deref(),
+            Some("000000010000000000000002")
+        );
+        assert_eq!(
+            segment_file_name(3, l("1/FF000028"), SEG).as_deref(),
+            Some("0000000300000001000000FF")
+        );
+        assert_eq!(
+            segment_file_name(1, l("0/80000000"), 1 << 30).as_deref(),
+            Some("000000010000000000000002")
+        );
+        assert_eq!(segment_file_name(1, Lsn(0), 3 << 20), None);
+    }
+
+    proptest::proptest! {
+        /// The name of the segment holding an LSN gives back the start of
+        /// that segment.
+        #[test]
+        fn segment_names_round_trip(lsn in 0u64..u64::MAX, tli in 1u32.., shift in 20u32..=30) {
+            let size = 1u64 << shift;
+            let name = segment_file_name(tli, Lsn(lsn), size).unwrap();
+            proptest::prop_assert_eq!(segment_start(&name, size), Some(Lsn(lsn - lsn % size)));
+        }
     }
 
     #[test]

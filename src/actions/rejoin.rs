@@ -169,6 +169,7 @@ async fn last_record(agent: &Agent, control: &ControlData) -> Result<Lsn, Failur
         .args(["--path"])
         .arg(p.datadir.join("pg_wal").display().to_string())
         .args(["--timeline", &control.timeline.to_string(), "--start", &control.redo.to_string()])
+        .args(crate::instance::segment_range(&p.datadir, control.timeline, control.redo))
         .run_as(agent.runas()?)
         .stdout_tail(WALDUMP_TAIL)
         .run(Instant::now() + agent.time_left() / 4)
