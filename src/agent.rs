@@ -28,6 +28,14 @@ impl Failure {
     }
 }
 
+/// A Pacemaker tool that failed or could not run: a generic failure with
+/// the tool's own message.
+impl From<crate::pacemaker::ToolError> for Failure {
+    fn from(e: crate::pacemaker::ToolError) -> Failure {
+        Failure::generic(e.to_string())
+    }
+}
+
 impl From<crate::validate::Problem> for Failure {
     fn from(p: crate::validate::Problem) -> Failure {
         Failure { code: p.code, reason: p.reason }

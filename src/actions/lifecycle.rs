@@ -328,19 +328,19 @@ pub async fn promote(agent: &Agent) -> ActionResult {
         pcmk.private_all(ATTR_WAL_ON_DISK, d),
         pcmk.cluster_view(d),
     );
-    if let Some(why) = cancel.map_err(tool)?.get(&me) {
+    if let Some(why) = cancel.map_err(Failure::from)?.get(&me) {
         let _ = pcmk.delete_private(ATTR_CANCEL_SWITCHOVER, agent.deadline).await;
         return Err(Failure::generic(format!("switchover cancelled: {why}")));
     }
-    if recovering.map_err(tool)?.contains_key(&me) {
+    if recovering.map_err(Failure::from)?.contains_key(&me) {
         log::info!("recovering the primary in place: no election");
     } else {
         let published = Published {
-            nodes: nodes_attr.map_err(tool)?,
-            positions: published.map_err(tool)?,
-            on_disk: on_disk.map_err(tool)?,
+            nodes: nodes_attr.map_err(Failure::from)?,
+            positions: published.map_err(Failure::from)?,
+            on_disk: on_disk.map_err(Failure::from)?,
         };
-        elect(agent, &me, published, view.map_err(tool)?).await?;
+        elect(agent, &me, published, view.map_err(Failure::from)?).await?;
     }
 
     let o = instance::observe(agent).await?;
@@ -418,10 +418,6 @@ async fn sync_guard(
             Err(Failure::generic(why))
         }
     }
-}
-
-fn tool(e: crate::pacemaker::ToolError) -> Failure {
-    Failure::generic(e.to_string())
 }
 
 /// The marker the health service's `/primary` check reads: present from a
@@ -512,7 +508,7 @@ async fn elect(
             )));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        published = pcmk.private_all(ATTR_LSN, agent.deadline).await.map_err(tool)?;
+        published = pcmk.private_all(ATTR_LSN, agent.deadline).await.map_err(Failure::from)?;
     };
     let mut candidates = Vec::new();
     for n in &nodes {
@@ -568,8 +564,10 @@ async fn elect(
         Verdict::HandOver { node, position } => {
             let mine =
                 if view.never_promote.iter().any(|n| n == me) { scores::NEVER_PROMOTE } else { 1 };
-            pcmk.set_score(me, mine, agent.deadline).await.map_err(tool)?;
-            pcmk.set_score(&node, scores::BEST_STANDBY, agent.deadline).await.map_err(tool)?;
+            pcmk.set_score(me, mine, agent.deadline).await.map_err(Failure::from)?;
+            pcmk.set_score(&node, scores::BEST_STANDBY, agent.deadline)
+                .await
+                .map_err(Failure::from)?;
             Err(Failure::generic(format!(
                 "{node} is more advanced ({}) than this node: promotion handed over to it",
                 position.to_attr()

@@ -58,19 +58,32 @@ async fn publish_wal_on_disk(agent: &Agent, o: &Observed) -> Result<(), Failure>
     let mine = instance::wal_end_on_disk(agent, &o.control, None, until).await?;
     log::info!("WAL on disk ends at {} (timeline {})", mine.lsn, mine.timeline);
     let d = agent.deadline;
-    agent.pcmk.set_private(ATTR_WAL_ON_DISK, &mine.to_attr(), d).await.map_err(tool)?;
-    let view = agent.pcmk.cluster_view(d).await.map_err(tool)?;
+    agent.pcmk.set_private(ATTR_WAL_ON_DISK, &mine.to_attr(), d).await.map_err(Failure::from)?;
+    let view = agent.pcmk.cluster_view(d).await.map_err(Failure::from)?;
+    let Some(me) = may_raise(agent, &view, "at its probe").await? else { return Ok(()) };
+    raise_if_most_advanced(agent, &me, mine, &view).await
+}
+
+/// This node's name when it may score itself (`scores::may_raise_itself`);
+/// None, with the reason logged, when not.
+async fn may_raise(
+    agent: &Agent,
+    view: &crate::cib::ClusterView,
+    when: &str,
+) -> Result<Option<String>, Failure> {
     let me = agent.node().await?.to_string();
     let orphan = scores::Orphan {
         scores: &view.scores,
         me: &me,
         never_promote: view.never_promote.contains(&me),
     };
-    if let Err(why) = scores::may_raise_itself(&orphan) {
-        log::debug!("not scoring this node at its probe: {why}");
-        return Ok(());
+    match scores::may_raise_itself(&orphan) {
+        Ok(()) => Ok(Some(me)),
+        Err(why) => {
+            log::debug!("not scoring this node {when}: {why}");
+            Ok(None)
+        }
     }
-    raise_if_most_advanced(agent, &me, mine, &view).await
 }
 
 /// Score this node `LOWEST_STANDBY` if no other node published a position
@@ -86,7 +99,7 @@ async fn raise_if_most_advanced(
         agent.pcmk.private_all(ATTR_LSN, d),
         agent.pcmk.private_all(ATTR_WAL_ON_DISK, d)
     );
-    let (live, disk) = (live.map_err(tool)?, disk.map_err(tool)?);
+    let (live, disk) = (live.map_err(Failure::from)?, disk.map_err(Failure::from)?);
     // Every other node's best known position: running standbys and WAL on disk.
     let mut others: std::collections::BTreeMap<String, Position> = Default::default();
     for (n, v) in live.iter().chain(disk.iter()) {
@@ -116,11 +129,7 @@ async fn raise_if_most_advanced(
         mine.to_attr(),
         scores::LOWEST_STANDBY
     );
-    agent.pcmk.set_score(me, scores::LOWEST_STANDBY, d).await.map_err(tool)
-}
-
-fn tool(e: crate::pacemaker::ToolError) -> Failure {
-    Failure::generic(e.to_string())
+    agent.pcmk.set_score(me, scores::LOWEST_STANDBY, d).await.map_err(Failure::from)
 }
 
 /// Turn an observed role into the monitor's answer, doing the role's duties.
@@ -270,23 +279,20 @@ fn sync_allows_promotion(
 /// the most advanced known (`scores::may_raise_itself` says when). The
 /// election at promotion compares every node's fresh position.
 async fn bootstrap_score(agent: &Agent, o: &Observed) -> Result<(), Failure> {
-    let view = agent.pcmk.cluster_view(agent.deadline).await.map_err(tool)?;
+    let view = agent.pcmk.cluster_view(agent.deadline).await.map_err(Failure::from)?;
     if view.scores.values().any(|s| *s > 0) {
         return Ok(());
     }
-    let me = agent.node().await?.to_string();
-    let orphan = scores::Orphan {
-        scores: &view.scores,
-        me: &me,
-        never_promote: view.never_promote.contains(&me),
-    };
-    if let Err(why) = scores::may_raise_itself(&orphan) {
-        log::debug!("no primary, but not scoring this standby: {why}");
+    let Some(me) = may_raise(agent, &view, "as a standby without a primary").await? else {
         return Ok(());
-    }
+    };
     let status = o.status.as_ref().ok_or_else(|| Failure::generic("no status of the standby"))?;
     let until = Instant::now() + agent.time_left() / 2;
     let mine = instance::standby_position(agent, &o.control, status, until).await?;
-    agent.pcmk.set_private(ATTR_LSN, &mine.to_attr(), agent.deadline).await.map_err(tool)?;
+    agent
+        .pcmk
+        .set_private(ATTR_LSN, &mine.to_attr(), agent.deadline)
+        .await
+        .map_err(Failure::from)?;
     raise_if_most_advanced(agent, &me, mine, &view).await
 }

@@ -46,7 +46,9 @@ async fn pre_promote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
     if t.is_primary_recovery(target) {
         log::info!("the primary on {target} is recovered in place: no election");
         if *target == me {
-            pcmk.set_private(ATTR_RECOVER_PRIMARY, "1", agent.deadline).await.map_err(tool)?;
+            pcmk.set_private(ATTR_RECOVER_PRIMARY, "1", agent.deadline)
+                .await
+                .map_err(Failure::from)?;
         }
         return Ok(());
     }
@@ -59,7 +61,7 @@ async fn pre_promote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
             pcmk.delete_private(ATTR_RECOVER_PRIMARY, agent.deadline),
             pcmk.delete_private(ATTR_CANCEL_SWITCHOVER, agent.deadline),
         );
-        a.and(b).map_err(tool)?;
+        a.and(b).map_err(Failure::from)?;
         let o = instance::observe(agent).await?;
         if let Some(old) = switchover {
             check_switchover(agent, old, &o).await?;
@@ -86,7 +88,7 @@ async fn pre_promote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
                 pcmk.set_private(ATTR_LSN, NO_POSITION, agent.deadline),
                 publish_wal_on_disk(agent, &o),
             );
-            return a.map_err(tool).and(b);
+            return a.map_err(Failure::from).and(b);
         }
     };
     // A standby that followed a promotion records the new timeline in its
@@ -108,9 +110,9 @@ async fn pre_promote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
             pcmk.set_private(ATTR_LSN, &position, agent.deadline),
             pcmk.set_private(ATTR_NODES, &nodes, agent.deadline),
         );
-        a.and(b).map_err(tool)
+        a.and(b).map_err(Failure::from)
     } else {
-        pcmk.set_private(ATTR_LSN, &position, agent.deadline).await.map_err(tool)
+        pcmk.set_private(ATTR_LSN, &position, agent.deadline).await.map_err(Failure::from)
     }
 }
 
@@ -121,7 +123,11 @@ async fn publish_wal_on_disk(agent: &Agent, o: &instance::Observed) -> Result<()
     }
     let p = instance::wal_end_on_disk(agent, &o.control, None, agent.deadline).await?;
     log::info!("WAL on disk ends at {} (timeline {})", p.lsn, p.timeline);
-    agent.pcmk.set_private(ATTR_WAL_ON_DISK, &p.to_attr(), agent.deadline).await.map_err(tool)
+    agent
+        .pcmk
+        .set_private(ATTR_WAL_ON_DISK, &p.to_attr(), agent.deadline)
+        .await
+        .map_err(Failure::from)
 }
 
 /// Tell the promote that follows on this node to refuse: in attrd (PAF's
@@ -204,7 +210,7 @@ async fn clean_election_attrs(agent: &Agent) -> Result<(), Failure> {
         p.delete_private(ATTR_CANCEL_SWITCHOVER, d),
         p.delete_private(ATTR_SHUTDOWN_CHECKPOINT, d),
     );
-    a.and(b).and(c).and(e).and(f).map_err(tool)
+    a.and(b).and(c).and(e).and(f).map_err(Failure::from)
 }
 
 /// In a switchover the old primary shut down cleanly; its last WAL record is
@@ -282,8 +288,11 @@ async fn check_switchover(agent: &Agent, old: &str, o: &instance::Observed) -> R
 async fn published_checkpoint(agent: &Agent, old: &str) -> Result<Position, Failure> {
     let give_up = Instant::now() + (agent.time_left() / 4).min(Duration::from_secs(5));
     loop {
-        let all =
-            agent.pcmk.private_all(ATTR_SHUTDOWN_CHECKPOINT, agent.deadline).await.map_err(tool)?;
+        let all = agent
+            .pcmk
+            .private_all(ATTR_SHUTDOWN_CHECKPOINT, agent.deadline)
+            .await
+            .map_err(Failure::from)?;
         if let Some(v) = all.get(old) {
             return Position::from_attr(v).ok_or_else(|| {
                 Failure::generic(format!(
@@ -367,8 +376,4 @@ async fn pre_stop(agent: &Agent, n: &Notification) -> Result<(), Failure> {
     log::info!("standby crashed and is restarted in place: starting it so the stop is clean");
     instance::ensure_standby_signal(agent)?;
     instance::pg_ctl_start(agent).await
-}
-
-fn tool(e: crate::pacemaker::ToolError) -> Failure {
-    Failure::generic(e.to_string())
 }
