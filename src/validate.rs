@@ -173,7 +173,19 @@ pub fn conninfo_application_name(conninfo: &str) -> Result<Option<String>, Strin
         }
         return Ok(found);
     }
-    let mut found = None;
+    let (pairs, error) = conninfo_pairs(s);
+    match error {
+        Some(e) => Err(e),
+        None => Ok(pairs.into_iter().rev().find(|(k, _)| k == "application_name").map(|(_, v)| v)),
+    }
+}
+
+/// The `key=value` form of a connection string as libpq reads it: values
+/// optionally single-quoted, `\` escaping the next character. The pairs read,
+/// and what libpq would refuse (a missing `=`, an unterminated quote): the
+/// pairs up to that point are kept, the quoted value included.
+fn conninfo_pairs(s: &str) -> (Vec<(String, String)>, Option<String>) {
+    let mut found = Vec::new();
     let mut chars = s.chars().peekable();
     let skip_blanks = |chars: &mut std::iter::Peekable<std::str::Chars>| {
         while chars.peek().is_some_and(|c| c.is_whitespace()) {
@@ -183,7 +195,7 @@ pub fn conninfo_application_name(conninfo: &str) -> Result<Option<String>, Strin
     loop {
         skip_blanks(&mut chars);
         if chars.peek().is_none() {
-            break;
+            return (found, None);
         }
         let mut key = String::new();
         while let Some(&c) = chars.peek() {
@@ -195,7 +207,7 @@ pub fn conninfo_application_name(conninfo: &str) -> Result<Option<String>, Strin
         }
         skip_blanks(&mut chars);
         if key.is_empty() || chars.next() != Some('=') {
-            return Err(format!("missing \"=\" after \"{key}\""));
+            return (found, Some(format!("missing \"=\" after \"{key}\"")));
         }
         skip_blanks(&mut chars);
         let mut value = String::new();
@@ -203,7 +215,11 @@ pub fn conninfo_application_name(conninfo: &str) -> Result<Option<String>, Strin
             chars.next();
             loop {
                 match chars.next() {
-                    None => return Err(format!("unterminated quoted string (value of {key})")),
+                    None => {
+                        let e = format!("unterminated quoted string (value of {key})");
+                        found.push((key, value));
+                        return (found, Some(e));
+                    }
                     Some('\\') => value.extend(chars.next()),
                     Some('\'') => break,
                     Some(c) => value.push(c),
@@ -222,11 +238,8 @@ pub fn conninfo_application_name(conninfo: &str) -> Result<Option<String>, Strin
                 }
             }
         }
-        if key == "application_name" {
-            found = Some(value);
-        }
+        found.push((key, value));
     }
-    Ok(found)
 }
 
 /// libpq's URI decoding: every `%` starts two hex digits, and `%00` is refused.
@@ -355,58 +368,7 @@ pub fn conninfo_params(conninfo: &str) -> Vec<(String, String)> {
             return uri_params(rest);
         }
     }
-    let mut found = Vec::new();
-    let mut chars = s.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let mut key = String::new();
-        while let Some(&c) = chars.peek() {
-            if c == '=' || c.is_whitespace() {
-                break;
-            }
-            key.push(c);
-            chars.next();
-        }
-        if key.is_empty() {
-            break;
-        }
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        if chars.next() != Some('=') {
-            return found; // malformed: keep what we had
-        }
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let mut value = String::new();
-        if chars.peek() == Some(&'\'') {
-            chars.next();
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => value.extend(chars.next()),
-                    '\'' => break,
-                    c => value.push(c),
-                }
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c.is_whitespace() {
-                    break;
-                }
-                chars.next();
-                if c == '\\' {
-                    value.extend(chars.next());
-                } else {
-                    value.push(c);
-                }
-            }
-        }
-        found.push((key, value));
-    }
-    found
+    conninfo_pairs(s).0
 }
 
 /// `[user[:password]@][host][:port][,...][/dbname][?key=value&...]`
