@@ -1051,23 +1051,7 @@ pub fn switchover_cancelled_without_shutdown_checkpoint(v: u32) {
     env.start(&s);
     env.wait_streaming(&p, &s);
     env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
-    let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
-    env.wait_sql(&s, &format!("SELECT pg_last_wal_receive_lsn() >= '{lsn}'"), "t");
-    // cut srv2's replication: its WAL receiver now tries a port nobody uses
-    env.sql_ok(
-        &s,
-        &format!(
-            "ALTER SYSTEM SET primary_conninfo = 'host={} port={} application_name=srv2'",
-            env.sock.display(),
-            s.port + 7000
-        ),
-    );
-    env.sql_ok(&s, "SELECT pg_reload_conf()");
-    env.wait_sql(
-        &p,
-        "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'srv2'",
-        "0",
-    );
+    cut_replication(&env, &p, &s);
 
     let r = switchover_transition(&env, &p, &s);
     r.expect(OCF_ERR_GENERIC, "promote of a standby that missed the shutdown checkpoint");
@@ -1089,7 +1073,7 @@ fn cut_replication(env: &TestEnv, p: &Instance, s: &Instance) {
         &format!(
             "ALTER SYSTEM SET primary_conninfo = 'host={} port={} application_name=srv2'",
             env.sock.display(),
-            s.port + 7000
+            unused_port(s.port)
         ),
     );
     env.sql_ok(s, "SELECT pg_reload_conf()");
@@ -1211,7 +1195,7 @@ pub fn former_primary_refused_when_the_primary_cannot_be_asked(v: u32) {
     env.sql_ok(&s, "SELECT pg_promote()");
     env.wait_sql(&s, "SELECT pg_is_in_recovery()", "f");
     env.set_score("srv2", "1001");
-    env.set_upstream(&p, s.port + 7000);
+    env.set_upstream(&p, unused_port(s.port));
     let r = env.agent_env(&p, "start", &[("OCF_RESKEY_CRM_meta_timeout", Some("20000"))]);
     r.expect(OCF_ERR_GENERIC, "start of a former primary that cannot ask the primary");
     assert!(

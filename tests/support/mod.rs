@@ -45,6 +45,12 @@ pub const OCF_FAILED_PROMOTED: i32 = 9;
 /// Resource id the agent runs as (`OCF_RESOURCE_INSTANCE`).
 pub const RSC: &str = "pgsqld";
 /// Root of every test directory.
+/// A port no instance of a test listens on, near `port` (7000 away, on the
+/// side that stays within u16: test ports go up to about 60000).
+pub fn unused_port(port: u16) -> u16 {
+    port.checked_add(7000).unwrap_or(port - 7000)
+}
+
 /// Root of the test directories; `PGSQLMS_IT_ROOT` overrides it so that two
 /// checkouts can run their tests at once on one machine.
 pub static IT_ROOT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
