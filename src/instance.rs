@@ -110,6 +110,7 @@ pub async fn wal_end_on_disk(
     let datadir = &agent.params.datadir;
     let newest = newest_history_timeline(datadir).max(control.timeline);
     let mut tried = Vec::new();
+    let mut said = String::new();
     for tli in [newest, control.timeline] {
         if tried.contains(&tli) {
             continue;
@@ -124,13 +125,26 @@ pub async fn wal_end_on_disk(
         };
         let start = control.checkpoint.max(switch_point).max(from.unwrap_or_default());
         let seg = segment_size(datadir);
-        let out = waldump_cmd(agent, tli, start, &["--quiet"], until).await?;
-        let end = match waldump::end_of_valid_wal(&out.stderr, seg) {
+        // With the segments named, a zeroed segment file (preallocated, never
+        // written) cannot be the one pg_waldump takes its segment size from.
+        let range = segment_range(datadir, tli, start);
+        if range.first().is_some_and(|first| segment_never_written(datadir, first)) {
+            // The segment the read starts in was created ahead of use and
+            // never written: the valid WAL ends where the read starts.
+            return Ok(Position { timeline: tli, lsn: start });
+        }
+        let out = waldump_cmd(agent, tli, start, &["--quiet"], &range, until).await?;
+        let stop = match range.last() {
+            Some(last) => waldump::end_of_valid_wal_in_range(&out.stderr, out.success(), last, seg),
+            None => waldump::end_of_valid_wal(&out.stderr, seg),
+        };
+        let end = match stop {
             Some(WalStop::End(end)) => Some(end),
             // Its end, as PostgreSQL reports replayed positions: the
             // record's length is in a one-record dump.
             Some(WalStop::LastRecordAt(last)) => {
-                let one = waldump_cmd(agent, tli, last, &["--limit", "1"], until).await?;
+                let range = segment_range(datadir, tli, last);
+                let one = waldump_cmd(agent, tli, last, &["--limit", "1"], &range, until).await?;
                 waldump::first_record(&one.stdout)
                     .filter(|(at, _)| *at == last)
                     .map(|(_, total)| waldump::record_end(last, total, seg))
@@ -139,14 +153,26 @@ pub async fn wal_end_on_disk(
         };
         match end {
             Some(end) if end >= start => return Ok(Position { timeline: tli, lsn: end }),
-            _ => log::debug!("no WAL end found on timeline {tli} from {start}: {}", out.message()),
+            _ => {
+                log::warn!("no WAL end found on timeline {tli} from {start}: {}", out.message());
+                said = out.message();
+            }
         }
     }
     Err(Failure::generic(format!(
-        "could not find where the WAL in {} ends (pg_waldump from the checkpoint at {})",
+        "could not find where the WAL in {} ends after {}: {said}",
         datadir.join("pg_wal").display(),
         control.checkpoint
     )))
+}
+
+/// Whether the WAL segment file `name` was never written: created ahead of
+/// use, it is all zeros, and its page header has no magic number. A file
+/// that cannot be read is not called blank (pg_waldump will say why).
+fn segment_never_written(datadir: &Path, name: &str) -> bool {
+    safefs::Dir::open(datadir)
+        .and_then(|d| d.head(Path::new("pg_wal").join(name), 2))
+        .is_ok_and(|magic| magic == [0, 0])
 }
 
 /// A running standby's position: the most it received or replayed, and,
@@ -176,6 +202,7 @@ async fn waldump_cmd(
     timeline: u32,
     start: Lsn,
     extra: &[&str],
+    segments: &[String],
     until: Instant,
 ) -> Result<crate::process::Output, Failure> {
     Cmd::new(agent.params.bin("pg_waldump"))
@@ -183,10 +210,34 @@ async fn waldump_cmd(
         .arg("--path")
         .arg(agent.params.datadir.join("pg_wal").display().to_string())
         .args(["--timeline", &timeline.to_string(), "--start", &start.to_string()])
+        .args(segments.iter().map(String::as_str))
         .run_as(agent.runas()?)
         .run(until.min(agent.deadline))
         .await
         .map_err(|e| Failure::generic(e.to_string()))
+}
+
+/// pg_waldump's STARTSEG and ENDSEG for a read from `start` to `end` (the
+/// files holding the first and the last byte), when both are there: for the
+/// same reason as `segment_range`.
+pub fn segments_between(datadir: &Path, timeline: u32, start: Lsn, end: Lsn) -> Vec<String> {
+    let size = segment_size(datadir);
+    let last_byte = Lsn(end.0.saturating_sub(1).max(start.0));
+    let names = [start, last_byte].map(|l| waldump::segment_file_name(timeline, l, size));
+    match names {
+        [Some(first), Some(last)]
+            if [&first, &last].iter().all(|n| {
+                datadir
+                    .join("pg_wal")
+                    .join(n)
+                    .symlink_metadata()
+                    .is_ok_and(|m| m.file_type().is_file())
+            }) =>
+        {
+            vec![first, last]
+        }
+        _ => vec![],
+    }
 }
 
 /// pg_waldump's STARTSEG and ENDSEG arguments: the segment file holding

@@ -158,9 +158,9 @@ impl Dir {
         }
     }
 
-    /// The content of the regular file `rel`, at most `cap` bytes.
-    pub fn read(&self, rel: impl AsRef<Path>, cap: u64) -> Result<Vec<u8>, FsError> {
-        let (dir, name) = self.descend(rel.as_ref())?;
+    /// The regular file `rel`, opened for reading, and its size.
+    fn open_regular(&self, rel: &Path) -> Result<(std::fs::File, u64), FsError> {
+        let (dir, name) = self.descend(rel)?;
         let fd = openat(
             &dir.fd,
             name.as_str(),
@@ -175,14 +175,25 @@ impl Dir {
         if st.st_uid != self.uid {
             return Err(FsError::Owner(st.st_uid));
         }
-        if st.st_size as u64 > cap {
-            return Err(FsError::TooLarge(st.st_size as u64));
+        Ok((std::fs::File::from(fd), st.st_size as u64))
+    }
+
+    /// The first `n` bytes of the regular file `rel` (fewer if it is shorter).
+    pub fn head(&self, rel: impl AsRef<Path>, n: u64) -> Result<Vec<u8>, FsError> {
+        let (f, _) = self.open_regular(rel.as_ref())?;
+        let mut buf = Vec::new();
+        f.take(n).read_to_end(&mut buf).map_err(|e| FsError::Io(e.to_string()))?;
+        Ok(buf)
+    }
+
+    /// The content of the regular file `rel`, at most `cap` bytes.
+    pub fn read(&self, rel: impl AsRef<Path>, cap: u64) -> Result<Vec<u8>, FsError> {
+        let (f, size) = self.open_regular(rel.as_ref())?;
+        if size > cap {
+            return Err(FsError::TooLarge(size));
         }
-        let mut buf = Vec::with_capacity(st.st_size as usize);
-        std::fs::File::from(fd)
-            .take(cap + 1)
-            .read_to_end(&mut buf)
-            .map_err(|e| FsError::Io(e.to_string()))?;
+        let mut buf = Vec::with_capacity(size as usize);
+        f.take(cap + 1).read_to_end(&mut buf).map_err(|e| FsError::Io(e.to_string()))?;
         if buf.len() as u64 > cap {
             return Err(FsError::TooLarge(buf.len() as u64));
         }

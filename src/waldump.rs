@@ -134,6 +134,26 @@ pub fn end_of_valid_wal(stderr: &str, segment_size: u64) -> Option<WalStop> {
     segment_start(name, segment_size).map(WalStop::End)
 }
 
+/// Where the valid WAL ends when pg_waldump read the segments STARTSEG to
+/// `last_segment` (the newest file of the timeline): as `end_of_valid_wal`,
+/// and a read that ended without any error went through the whole of
+/// `last_segment`, so the valid WAL ends where the next segment would begin.
+pub fn end_of_valid_wal_in_range(
+    stderr: &str,
+    clean_exit: bool,
+    last_segment: &str,
+    segment_size: u64,
+) -> Option<WalStop> {
+    if let Some(stop) = end_of_valid_wal(stderr, segment_size) {
+        return Some(stop);
+    }
+    if !clean_exit || stderr.contains("error") {
+        return None;
+    }
+    let start = segment_start(last_segment, segment_size)?;
+    start.0.checked_add(segment_size).map(|end| WalStop::End(Lsn(end)))
+}
+
 /// Start and total length of the first record of a dump:
 /// `rmgr: Transaction len (rec/tot):    405/   405, tx: 724, lsn: 0/01526058, ...`
 pub fn first_record(output: &str) -> Option<(Lsn, u64)> {
@@ -305,6 +325,28 @@ rmgr: XLOG        len (rec/tot):    114/   114, tx:          0, lsn: 0/03000060,
     const SEG: u64 = 16 * 1024 * 1024;
 
     /// What pg_waldump 15 and 18 print where the valid WAL ends.
+    #[test]
+    fn a_clean_read_of_a_range_ends_at_its_last_segment() {
+        let seg = 16 << 20;
+        let last = "000000010000000000000001";
+        // Read to the end of the newest file, no error: the next segment.
+        assert_eq!(
+            end_of_valid_wal_in_range("", true, last, seg),
+            Some(WalStop::End("0/2000000".parse().unwrap()))
+        );
+        // An end of WAL inside the range is read as without a range.
+        let msg = "pg_waldump: error: error in WAL record at 0/2154890: invalid record length";
+        assert_eq!(
+            end_of_valid_wal_in_range(msg, false, last, seg),
+            Some(WalStop::LastRecordAt("0/2154890".parse().unwrap()))
+        );
+        // A failed run that says nothing useful, or a bad name: unknown.
+        assert_eq!(end_of_valid_wal_in_range("", false, last, seg), None);
+        let denied = "pg_waldump: error: could not read file \"x\": Permission denied";
+        assert_eq!(end_of_valid_wal_in_range(denied, true, last, seg), None);
+        assert_eq!(end_of_valid_wal_in_range("", true, "garbage", seg), None);
+    }
+
     #[test]
     fn end_of_valid_wal_from_real_messages() {
         use WalStop::*;

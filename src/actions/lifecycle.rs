@@ -315,7 +315,7 @@ pub async fn promote(agent: &Agent) -> ActionResult {
     let me = agent.node().await?.to_string();
     if let Some(why) = crate::actions::notify::take_local_cancel(agent) {
         let _ = pcmk.delete_private(ATTR_CANCEL_SWITCHOVER, agent.deadline).await;
-        return Err(Failure::generic(format!("switchover cancelled: {why}")));
+        return Err(Failure::generic(why));
     }
     // Everything the decision reads, at once: each tool call is a round trip
     // to attrd or the CIB, and the VIP waits for this promotion.

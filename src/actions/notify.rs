@@ -37,15 +37,38 @@ pub async fn notify(agent: &Agent) -> ActionResult {
 
 async fn pre_promote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
     let me = agent.node().await?.to_string();
-    let t = &n.transition;
-    let Some(target) = t.promote.first() else { return Ok(()) };
+    let Some(target) = n.transition.promote.first() else { return Ok(()) };
     log::info!("{target} is about to be promoted");
     // A verdict of an earlier transition must not refuse this one.
     clear_local_cancel(agent);
+    let r = prepare_promotion(agent, n, &me, target).await;
+    if let Err(e) = &r
+        && *target == me
+    {
+        // Without this node's own fresh position there is no election: the
+        // promote that follows must not go ahead as if outside a transition.
+        let why = format!("pre-promote could not publish this node's position: {}", e.reason);
+        log::error!("{why}");
+        if let Err(e) = write_local_cancel(agent, &why) {
+            log::error!("cannot keep the refusal in {}: {e}", local_cancel(agent).display());
+        }
+    }
+    r
+}
+
+/// Pre-promote's work: the checks of a switchover, and this node's position
+/// (or its WAL on disk) published for the promote's election.
+async fn prepare_promotion(
+    agent: &Agent,
+    n: &Notification,
+    me: &str,
+    target: &str,
+) -> Result<(), Failure> {
+    let t = &n.transition;
     let pcmk = &agent.pcmk;
     if t.is_primary_recovery(target) {
         log::info!("the primary on {target} is recovered in place: no election");
-        if *target == me {
+        if target == me {
             pcmk.set_private(ATTR_RECOVER_PRIMARY, "1", agent.deadline)
                 .await
                 .map_err(Failure::from)?;
@@ -55,13 +78,17 @@ async fn pre_promote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
     // Flags of an earlier transition must not leak into this one; the
     // position and node list are overwritten below. Concurrently: each
     // attrd_updater call is a round trip to attrd, on the failover path.
-    let switchover = t.switchover_from(&me);
+    let switchover = t.switchover_from(me);
     let checked = async {
-        let (a, b) = tokio::join!(
+        // This node's position of an earlier transition, too: if this one
+        // cannot publish a fresh one, the promote must wait for it and
+        // refuse, not compare a stale one.
+        let (a, b, c) = tokio::join!(
             pcmk.delete_private(ATTR_RECOVER_PRIMARY, agent.deadline),
             pcmk.delete_private(ATTR_CANCEL_SWITCHOVER, agent.deadline),
+            pcmk.delete_private(ATTR_LSN, agent.deadline),
         );
-        a.and(b).map_err(Failure::from)?;
+        a.and(b).and(c).map_err(Failure::from)?;
         let o = instance::observe(agent).await?;
         if let Some(old) = switchover {
             check_switchover(agent, old, &o).await?;
@@ -104,7 +131,7 @@ async fn pre_promote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
     let pos = instance::standby_position(agent, &control, &status, agent.deadline).await?;
     log::info!("this standby's position: timeline {} LSN {}", pos.timeline, pos.lsn);
     let position = pos.to_attr();
-    if *target == me {
+    if target == me {
         let nodes = t.election_nodes().join(" ");
         let (a, b) = tokio::join!(
             pcmk.set_private(ATTR_LSN, &position, agent.deadline),
@@ -134,7 +161,7 @@ async fn publish_wal_on_disk(agent: &Agent, o: &instance::Observed) -> Result<()
 /// flag) and in a file on this node, which a failing attrd cannot lose.
 async fn cancel_switchover(agent: &Agent, old: &str, reason: &str) {
     log::error!("switchover from {old} is not safe: {reason}");
-    if let Err(e) = write_local_cancel(agent, reason) {
+    if let Err(e) = write_local_cancel(agent, &format!("switchover cancelled: {reason}")) {
         log::error!(
             "cannot keep the switchover cancel flag in {}: {e}",
             local_cancel(agent).display()
@@ -195,7 +222,7 @@ pub fn take_local_cancel(agent: &Agent) -> Option<String> {
     let mut reason = String::new();
     let _ = f.by_ref().take(4096).read_to_string(&mut reason);
     clear_local_cancel(agent);
-    Some(if reason.is_empty() { "pre-promote cancelled it".into() } else { reason })
+    Some(if reason.is_empty() { "pre-promote refused this promotion".into() } else { reason })
 }
 
 /// After a promotion, on every node. The controller waits for every node's
@@ -328,6 +355,7 @@ async fn waldump(
             "--end",
             &end.to_string(),
         ])
+        .args(crate::instance::segments_between(&p.datadir, timeline, start, end))
         .run_as(agent.runas()?)
         // The records looked for are the last ones.
         .stdout_tail(256 * 1024)

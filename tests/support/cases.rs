@@ -783,6 +783,59 @@ pub fn failover_election_hands_over_to_most_advanced(v: u32) {
     }
 }
 
+/// The standby to promote cannot work out its own position in pre-promote
+/// (its pg_waldump fails; its primary is gone, so it is not streaming): the
+/// promote that follows refuses with that reason instead of promoting as
+/// if it ran outside a transition, and without comparing a position left
+/// by an earlier transition.
+pub fn promote_refused_when_pre_promote_cannot_publish(v: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let env = env_for!(v, "pre_promote_fails");
+    let (p, s) = two_nodes(&env);
+    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 1000) AS i");
+    let mut n = Notify::new("pre", "promote", &["srv1", "srv2"]);
+    n.active = names(&["srv2"]);
+    n.unpromoted = names(&["srv2"]);
+    n.promote = names(&["srv2"]);
+    // An earlier transition's position, left behind.
+    env.notify_all(&[&s], &n);
+    assert!(published_lsn(&env, "srv2", "lsn_location").is_some());
+    env.kill9(&p);
+    fs::write(env.fake.join("offline"), "srv1\n").unwrap();
+
+    let bin = env.dir.join("bin-failing-waldump");
+    fs::create_dir_all(&bin).unwrap();
+    for e in fs::read_dir(&env.pg.bindir).unwrap().flatten() {
+        std::os::unix::fs::symlink(e.path(), bin.join(e.file_name())).unwrap();
+    }
+    fs::remove_file(bin.join("pg_waldump")).unwrap();
+    fs::write(
+        bin.join("pg_waldump"),
+        "#!/bin/sh\necho 'pg_waldump: error: disk on fire' >&2\nexit 1\n",
+    )
+    .unwrap();
+    fs::set_permissions(bin.join("pg_waldump"), fs::Permissions::from_mode(0o755)).unwrap();
+    let bindir = bin.display().to_string();
+    let mut changes: Vec<(String, String)> = n.env();
+    changes.push(("OCF_RESKEY_bindir".into(), bindir));
+    let changes: Vec<(&str, Option<&str>)> =
+        changes.iter().map(|(k, v)| (k.as_str(), Some(v.as_str()))).collect();
+    env.agent_env(&s, "notify", &changes).expect(OCF_SUCCESS, "pre-promote (always succeeds)");
+    assert_eq!(published_lsn(&env, "srv2", "lsn_location"), None, "the stale position is gone");
+
+    let r = env.agent(&s, "promote");
+    r.expect(OCF_ERR_GENERIC, "promote after a pre-promote that could not publish");
+    assert!(
+        r.exit_reasons()[0].contains("pre-promote could not publish this node's position"),
+        "{}",
+        r.describe()
+    );
+    assert!(env.in_recovery(&s), "srv2 must stay a standby");
+    // The refusal was for that transition only: a working one promotes.
+    env.notify_all(&[&s], &n);
+    env.agent(&s, "promote").expect(OCF_SUCCESS, "promote after a working pre-promote");
+}
+
 /// Published `<timeline>#<lsn>` of `node`'s private attribute `name`.
 fn published_lsn(env: &TestEnv, node: &str, name: &str) -> Option<String> {
     let v = env.private_values(node, name);
@@ -936,6 +989,34 @@ pub fn wal_on_disk_equals_the_replayed_position(v: u32) {
     env.stop(&s, "fast");
     env.agent_env(&s, "monitor", &[interval("0")]).expect(OCF_NOT_RUNNING, "probe");
     assert_eq!(published_lsn(&env, "srv2", "wal_on_disk"), Some(replayed));
+}
+
+/// A crashed primary's pg_wal holds segment files created ahead of use and
+/// never written (all zeros). pg_waldump, left to pick the file it takes the
+/// segment size from, may pick one of them and fail: the end of the WAL is
+/// still found and published. Many zeroed files, so that one of them is
+/// first in the directory's order whatever the file system's hashing.
+pub fn wal_on_disk_found_despite_zeroed_segments(v: u32) {
+    let env = env_for!(v, "wal_on_disk_zeroed");
+    let inst = env.init_instance("srv1");
+    env.start(&inst);
+    env.sql_ok(&inst, "CREATE TABLE t AS SELECT generate_series(1, 1000) AS i");
+    let committed = env.sql_ok(&inst, "SELECT pg_current_wal_flush_lsn()");
+    env.kill9(&inst);
+    let wal = inst.pgdata.join("pg_wal");
+    for n in 0x40..0x60 {
+        let f = wal.join(format!("0000000100000000000000{n:02X}"));
+        fs::File::create(&f).and_then(|h| h.set_len(16 << 20)).unwrap();
+        chown_pg(&f);
+    }
+    env.agent_env(&inst, "monitor", &[interval("0")])
+        .expect(OCF_FAILED_PROMOTED, "probe of the crashed primary");
+    let published = published_lsn(&env, "srv1", "wal_on_disk").expect("the end of its WAL");
+    let lsn = |s: &str| {
+        let (hi, lo) = s.split_once('/').unwrap();
+        (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap()
+    };
+    assert!(lsn(&published) >= lsn(&committed), "published {published}, flushed {committed}");
 }
 
 /// A standby restarted while its primary is gone holds received WAL it has
