@@ -562,6 +562,46 @@ pub fn validate_notify_not_true(v: u32) {
     );
 }
 
+/// `crm_resource --validate` (what `pcs resource create --agent-validation`
+/// runs) passes no clone meta attributes: the parameters and the node are
+/// checked, the clone's meta attributes are not, and the resource
+/// definition is checked once, by validate-all itself.
+pub fn validate_outside_a_transition(v: u32) {
+    let Some((env, inst)) = validate_setup(v, "validate_no_meta") else { return };
+    let clone_meta = [
+        "clone",
+        "clone_max",
+        "clone_node_max",
+        "globally_unique",
+        "notify",
+        "promotable",
+        "promoted_max",
+        "promoted_node_max",
+        "master_max",
+        "master_node_max",
+    ];
+    let keys: Vec<String> = clone_meta.iter().map(|k| format!("OCF_RESKEY_CRM_meta_{k}")).collect();
+    let changes: Vec<(&str, Option<&str>)> = keys.iter().map(|k| (k.as_str(), None)).collect();
+    let r = env.agent_env(&inst, "validate-all", &changes);
+    r.expect(OCF_SUCCESS, "validate-all without clone meta attributes");
+    assert_eq!(
+        r.log.matches("no clone meta attributes given").count(),
+        1,
+        "the clone meta attributes are skipped once, and said so:\n{}",
+        r.log
+    );
+    let mut bad = changes.clone();
+    bad.push(("OCF_RESKEY_maxlag", Some("abc")));
+    expect_validate_failure(
+        &env,
+        &inst,
+        &inst.pgdata,
+        &bad,
+        RESOURCE_DEFINITION,
+        "maxlag=abc, no meta",
+    );
+}
+
 pub fn validate_promoted_max_2(v: u32) {
     let Some((env, inst)) = validate_setup(v, "validate_promoted_max") else { return };
     expect_validate_failure(

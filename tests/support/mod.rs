@@ -1238,6 +1238,7 @@ macro_rules! action_tests {
             validate_recovery_target_timeline,
             validate_wal_level_minimal,
             validate_notify_not_true,
+            validate_outside_a_transition,
             validate_promoted_max_2,
             validate_legacy_master_max_2,
             validate_recovery_template_set,
