@@ -116,95 +116,219 @@ pub fn meta_data(v: u32) {
 }
 
 // ---------------------------------------------------------------------------
-// probes
+// action by state: what each action returns and leaves, from each state of a
+// single instance
 
-pub fn probe_never_started(v: u32) {
-    let env = env_for!(v, "probe_never_started");
-    let inst = env.init_instance("srv1");
-    env.agent(&inst, "monitor").expect(OCF_NOT_RUNNING, "probe of a never started instance");
+/// How the instance is when the action runs. The states that were a
+/// primary hold table `t` (10 rows), which every later state must keep.
+#[derive(Clone, Copy, Debug)]
+enum State {
+    NeverStarted,
+    /// No data directory (not mounted, PostgreSQL not installed here).
+    PgdataMissing,
+    StoppedPrimary,
+    StoppedStandby,
+    RunningStandby,
+    RunningPrimary,
+    /// kill -9 of the postmaster and its children.
+    CrashedPrimary,
+    CrashedStandby,
 }
 
-pub fn probe_cleanly_stopped(v: u32) {
-    let env = env_for!(v, "probe_cleanly_stopped");
-    let inst = env.init_instance("srv1");
-    env.start(&inst);
-    env.sql_ok(&inst, "CREATE TABLE t AS SELECT 1 AS i");
-    env.stop(&inst, "fast");
-    env.agent(&inst, "monitor").expect(OCF_NOT_RUNNING, "probe of a cleanly stopped primary");
-    env.start_standby(&inst);
-    env.stop(&inst, "fast");
-    env.agent(&inst, "monitor").expect(OCF_NOT_RUNNING, "probe of a cleanly stopped standby");
+#[derive(Clone, Copy, Debug)]
+enum Act {
+    /// monitor with interval 0.
+    Probe,
+    /// monitor with this interval (ms).
+    Monitor(&'static str),
+    Start,
+    Stop,
+    /// With the pre- and post-promote notifications Pacemaker sends.
+    Promote,
+    Demote,
 }
 
-/// A probe on a node where the data directory does not exist (not mounted,
-/// or PostgreSQL not installed there): the resource is not running here.
-pub fn probe_pgdata_missing(v: u32) {
-    let env = env_for!(v, "probe_pgdata_missing");
-    let inst = env.init_instance("srv1");
-    let missing = env.dir.join("no-such-pgdata");
-    env.agent_env(&inst, "monitor", &[("OCF_RESKEY_pgdata", Some(missing.to_str().unwrap()))])
-        .expect(OCF_NOT_RUNNING, "probe with a missing pgdata");
-    assert!(!missing.exists(), "the probe created pgdata");
+/// What must be true after the action, beyond its code.
+#[derive(Clone, Copy, Debug)]
+enum Effect {
+    /// Nothing more to check (a probe changes nothing).
+    Answer,
+    /// No data directory was created.
+    NoPgdata,
+    /// A standby in recovery, data kept, probed as one; the same action
+    /// again succeeds and leaves it so.
+    Standby,
+    /// A primary, data kept, probed and monitored as one; promote again
+    /// succeeds.
+    Primary,
+    /// Nothing left running; stop again succeeds; probed as not running.
+    Stopped,
+    /// The same standby: not restarted.
+    Untouched,
 }
 
-pub fn probe_running_standby(v: u32) {
-    let env = env_for!(v, "probe_running_standby");
-    let inst = env.init_instance("srv1");
-    env.start_standby(&inst);
-    env.agent(&inst, "monitor").expect(OCF_SUCCESS, "probe of a running standby");
-    env.agent_env(&inst, "monitor", &[interval("16000")])
-        .expect(OCF_SUCCESS, "recurring monitor of a running standby");
+struct Case {
+    state: State,
+    act: Act,
+    code: i32,
+    effect: Effect,
 }
 
-pub fn probe_running_primary(v: u32) {
-    let env = env_for!(v, "probe_running_primary");
-    let inst = env.init_instance("srv1");
-    env.start(&inst);
-    env.agent(&inst, "monitor").expect(OCF_RUNNING_PROMOTED, "probe of a running primary");
+const fn case(state: State, act: Act, code: i32, effect: Effect) -> Case {
+    Case { state, act, code, effect }
 }
 
-pub fn probe_crashed_primary(v: u32) {
-    let env = env_for!(v, "probe_crashed_primary");
-    let inst = env.init_instance("srv1");
-    env.start(&inst);
-    env.sql_ok(&inst, "CREATE TABLE t AS SELECT 1 AS i");
-    env.kill9(&inst);
-    env.agent(&inst, "monitor").expect(OCF_FAILED_PROMOTED, "probe after kill -9 of a primary");
+#[rustfmt::skip]
+const ACTION_BY_STATE: &[Case] = {
+    use Act::*;
+    use Effect::*;
+    use State::*;
+    &[
+        // state          action             expected code         effect
+        case(NeverStarted,   Probe,            OCF_NOT_RUNNING,      Answer),
+        case(PgdataMissing,  Probe,            OCF_NOT_RUNNING,      NoPgdata),
+        case(StoppedPrimary, Probe,            OCF_NOT_RUNNING,      Answer),
+        case(StoppedStandby, Probe,            OCF_NOT_RUNNING,      Answer),
+        case(RunningStandby, Probe,            OCF_SUCCESS,          Answer),
+        case(RunningStandby, Monitor("16000"), OCF_SUCCESS,          Answer),
+        case(RunningPrimary, Probe,            OCF_RUNNING_PROMOTED, Answer),
+        case(CrashedPrimary, Probe,            OCF_FAILED_PROMOTED,  Answer),
+        case(CrashedStandby, Probe,            OCF_ERR_GENERIC,      Answer),
+        case(NeverStarted,   Start,            OCF_SUCCESS,          Standby),
+        case(StoppedPrimary, Start,            OCF_SUCCESS,          Standby),
+        case(RunningStandby, Stop,             OCF_SUCCESS,          Stopped),
+        case(RunningPrimary, Stop,             OCF_SUCCESS,          Stopped),
+        case(RunningStandby, Promote,          OCF_SUCCESS,          Primary),
+        case(RunningPrimary, Demote,           OCF_SUCCESS,          Standby),
+        case(RunningStandby, Demote,           OCF_SUCCESS,          Untouched),
+    ]
+};
+
+const ROWS: &str = "10";
+
+impl Case {
+    fn name(&self) -> String {
+        format!("{:?} {:?}", self.state, self.act)
+    }
+
+    /// Builds the state; returns the environment changes the actions need.
+    fn prepare(&self, env: &TestEnv, inst: &Instance) -> Vec<(&'static str, Option<String>)> {
+        let mut changes = Vec::new();
+        let was_primary = |env: &TestEnv| {
+            env.start(inst);
+            env.sql_ok(inst, &format!("CREATE TABLE t AS SELECT generate_series(1, {ROWS}) AS i"));
+        };
+        match self.state {
+            State::NeverStarted => {}
+            State::PgdataMissing => {
+                let missing = env.dir.join("no-such-pgdata");
+                changes.push(("OCF_RESKEY_pgdata", Some(missing.display().to_string())));
+            }
+            State::StoppedPrimary => {
+                was_primary(env);
+                env.stop(inst, "fast");
+                assert!(!inst.standby_signal().exists());
+            }
+            State::StoppedStandby => {
+                env.start_standby(inst);
+                env.stop(inst, "fast");
+            }
+            State::RunningStandby => env.start_standby(inst),
+            State::RunningPrimary => was_primary(env),
+            State::CrashedPrimary => {
+                was_primary(env);
+                env.kill9(inst);
+            }
+            State::CrashedStandby => {
+                env.start_standby(inst);
+                env.kill9(inst);
+            }
+        }
+        if let Act::Monitor(ms) = self.act {
+            changes.push(("OCF_RESKEY_CRM_meta_interval", Some(ms.to_string())));
+        }
+        changes
+    }
+
+    fn has_data(&self) -> bool {
+        matches!(self.state, State::StoppedPrimary | State::RunningPrimary | State::CrashedPrimary)
+    }
+
+    fn run(&self, env: &TestEnv, inst: &Instance, changes: &[(&str, Option<&str>)]) -> AgentRun {
+        match self.act {
+            Act::Probe | Act::Monitor(_) => env.agent_env(inst, "monitor", changes),
+            Act::Start => env.agent_env(inst, "start", changes),
+            Act::Stop => env.agent_env(inst, "stop", changes),
+            Act::Promote => env.promote_like_pacemaker(inst),
+            Act::Demote => env.agent_env(inst, "demote", changes),
+        }
+    }
+
+    fn check(&self, v: u32) {
+        let name = self.name();
+        let dir: String = format!("{:?}_{:?}", self.state, self.act)
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let env = env_for!(v, &dir.to_lowercase());
+        let inst = env.init_instance("srv1");
+        let owned = self.prepare(&env, &inst);
+        let changes: Vec<(&str, Option<&str>)> =
+            owned.iter().map(|(k, v)| (*k, v.as_deref())).collect();
+        let pid = inst.postmaster_pid();
+        self.run(&env, &inst, &changes).expect(self.code, &name);
+        let data_kept = |what: &str| {
+            if self.has_data() {
+                assert_eq!(env.sql_ok(&inst, "SELECT count(*) FROM t"), ROWS, "{name}: {what}");
+            }
+        };
+        match self.effect {
+            Effect::Answer => {}
+            Effect::NoPgdata => {
+                assert!(!env.dir.join("no-such-pgdata").exists(), "{name}: pgdata created")
+            }
+            Effect::Standby => {
+                assert!(inst.standby_signal().exists(), "{name}: no standby.signal");
+                assert!(env.in_recovery(&inst), "{name}: not a standby");
+                data_kept("data lost");
+                env.agent(&inst, "monitor").expect(OCF_SUCCESS, &format!("{name}: probe after"));
+                self.run(&env, &inst, &[]).expect(OCF_SUCCESS, &format!("{name}: again"));
+                assert!(env.in_recovery(&inst), "{name}: not a standby after the second");
+            }
+            Effect::Primary => {
+                assert!(!env.in_recovery(&inst), "{name}: not a primary");
+                assert!(!inst.standby_signal().exists(), "{name}: standby.signal left");
+                data_kept("data lost");
+                env.agent(&inst, "monitor")
+                    .expect(OCF_RUNNING_PROMOTED, &format!("{name}: probe after"));
+                env.agent_env(&inst, "monitor", &[interval("15000")])
+                    .expect(OCF_RUNNING_PROMOTED, &format!("{name}: monitor after"));
+                env.agent(&inst, "promote").expect(OCF_SUCCESS, &format!("{name}: again"));
+                assert!(!env.in_recovery(&inst), "{name}: not a primary after the second");
+            }
+            Effect::Stopped => {
+                assert_stopped(&env, &inst);
+                self.run(&env, &inst, &[]).expect(OCF_SUCCESS, &format!("{name}: again"));
+                env.agent(&inst, "monitor")
+                    .expect(OCF_NOT_RUNNING, &format!("{name}: probe after"));
+            }
+            Effect::Untouched => {
+                assert!(env.in_recovery(&inst), "{name}: not a standby");
+                assert_eq!(inst.postmaster_pid(), pid, "{name}: restarted");
+            }
+        }
+    }
 }
 
-pub fn probe_crashed_standby(v: u32) {
-    let env = env_for!(v, "probe_crashed_standby");
-    let inst = env.init_instance("srv1");
-    env.start_standby(&inst);
-    env.kill9(&inst);
-    env.agent(&inst, "monitor").expect(OCF_ERR_GENERIC, "probe after kill -9 of a standby");
-}
-
-// ---------------------------------------------------------------------------
-// start / stop
-
-pub fn start_stopped_instance_as_standby(v: u32) {
-    let env = env_for!(v, "start_stopped");
-    let inst = env.init_instance("srv1");
-    env.agent(&inst, "start").expect(OCF_SUCCESS, "start");
-    assert!(inst.standby_signal().exists(), "start must create standby.signal");
-    assert!(env.in_recovery(&inst), "start must leave a standby");
-    env.agent(&inst, "start").expect(OCF_SUCCESS, "second start (idempotent)");
-    assert!(env.in_recovery(&inst));
-    env.agent(&inst, "monitor").expect(OCF_SUCCESS, "probe after start");
-}
-
-pub fn start_shut_down_primary_as_standby(v: u32) {
-    let env = env_for!(v, "start_shut_down_primary");
-    let inst = env.init_instance("srv1");
-    env.start(&inst);
-    env.sql_ok(&inst, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
-    env.stop(&inst, "fast");
-    assert!(!inst.standby_signal().exists());
-    env.agent(&inst, "start").expect(OCF_SUCCESS, "start of a cleanly shut down primary");
-    assert!(inst.standby_signal().exists(), "start must create standby.signal");
-    assert!(env.in_recovery(&inst), "a shut down primary starts as a standby");
-    assert_eq!(env.sql_ok(&inst, "SELECT count(*) FROM t"), "100");
+/// Every row of ACTION_BY_STATE, each on its own instance; the failures
+/// are reported together.
+pub fn action_by_state(v: u32) {
+    let failed: Vec<String> = ACTION_BY_STATE
+        .iter()
+        .filter(|c| std::panic::catch_unwind(|| c.check(v)).is_err())
+        .map(Case::name)
+        .collect();
+    assert!(failed.is_empty(), "action by state, failed rows: {}", failed.join(", "));
 }
 
 fn assert_stopped(env: &TestEnv, inst: &Instance) {
@@ -216,67 +340,6 @@ fn assert_stopped(env: &TestEnv, inst: &Instance) {
         pids_under(&inst.pgdata)
     );
     assert!(!env.is_running(inst));
-}
-
-pub fn stop_standby(v: u32) {
-    let env = env_for!(v, "stop_standby");
-    let inst = env.init_instance("srv1");
-    env.start_standby(&inst);
-    env.agent(&inst, "stop").expect(OCF_SUCCESS, "stop of a standby");
-    assert_stopped(&env, &inst);
-    env.agent(&inst, "stop").expect(OCF_SUCCESS, "second stop (idempotent)");
-    env.agent(&inst, "monitor").expect(OCF_NOT_RUNNING, "probe after stop");
-}
-
-pub fn stop_primary(v: u32) {
-    let env = env_for!(v, "stop_primary");
-    let inst = env.init_instance("srv1");
-    env.start(&inst);
-    env.agent(&inst, "stop").expect(OCF_SUCCESS, "stop of a primary");
-    assert_stopped(&env, &inst);
-    env.agent(&inst, "stop").expect(OCF_SUCCESS, "second stop (idempotent)");
-    env.agent(&inst, "monitor").expect(OCF_NOT_RUNNING, "probe after stop");
-}
-
-// ---------------------------------------------------------------------------
-// promote / demote
-
-pub fn promote_standby(v: u32) {
-    let env = env_for!(v, "promote_standby");
-    let inst = env.init_instance("srv1");
-    env.start_standby(&inst);
-    env.promote_like_pacemaker(&inst).expect(OCF_SUCCESS, "promote of a standby");
-    assert!(!env.in_recovery(&inst), "promote must leave a primary");
-    assert!(!inst.standby_signal().exists());
-    env.agent(&inst, "monitor").expect(OCF_RUNNING_PROMOTED, "probe after promote");
-    env.agent_env(&inst, "monitor", &[interval("15000")])
-        .expect(OCF_RUNNING_PROMOTED, "monitor after promote");
-    env.agent(&inst, "promote").expect(OCF_SUCCESS, "second promote (idempotent)");
-    assert!(!env.in_recovery(&inst));
-}
-
-pub fn demote_primary(v: u32) {
-    let env = env_for!(v, "demote_primary");
-    let inst = env.init_instance("srv1");
-    env.start(&inst);
-    env.sql_ok(&inst, "CREATE TABLE t AS SELECT generate_series(1, 10) AS i");
-    env.agent(&inst, "demote").expect(OCF_SUCCESS, "demote of a primary");
-    assert!(inst.standby_signal().exists(), "demote must create standby.signal");
-    assert!(env.in_recovery(&inst), "demote must leave a standby");
-    assert_eq!(env.sql_ok(&inst, "SELECT count(*) FROM t"), "10");
-    env.agent(&inst, "monitor").expect(OCF_SUCCESS, "probe after demote");
-    env.agent(&inst, "demote").expect(OCF_SUCCESS, "second demote (idempotent)");
-    assert!(env.in_recovery(&inst));
-}
-
-pub fn demote_standby(v: u32) {
-    let env = env_for!(v, "demote_standby");
-    let inst = env.init_instance("srv1");
-    env.start_standby(&inst);
-    let pid = inst.postmaster_pid();
-    env.agent(&inst, "demote").expect(OCF_SUCCESS, "demote of a standby");
-    assert!(env.in_recovery(&inst));
-    assert_eq!(inst.postmaster_pid(), pid, "demote of a standby must not restart it");
 }
 
 // ---------------------------------------------------------------------------
