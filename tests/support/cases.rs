@@ -17,6 +17,14 @@ macro_rules! env_for {
     };
 }
 
+/// `sql` run by psql in the background on `inst` (a session that waits).
+fn psql_in_background(env: &TestEnv, inst: &Instance, sql: &str) {
+    let port = inst.port.to_string();
+    let sock = env.sock.to_str().unwrap();
+    let args = ["-X", "-h", sock, "-p", &port, "-d", "postgres", "-c", sql];
+    env.spawn_bg(&env.pg.bin("psql"), &args);
+}
+
 fn interval(ms: &str) -> (&'static str, Option<&str>) {
     ("OCF_RESKEY_CRM_meta_interval", Some(ms))
 }
@@ -538,17 +546,39 @@ pub fn validate_pgdata_missing(v: u32) {
     assert!(!missing.exists(), "validate-all created pgdata");
 }
 
-pub fn validate_maxlag_not_numeric(v: u32) {
-    let Some((env, inst)) = validate_setup(v, "validate_maxlag") else { return };
-    for bad in ["abc", "10MB", "-5"] {
-        expect_validate_failure(
-            &env,
-            &inst,
-            &inst.pgdata,
-            &[("OCF_RESKEY_maxlag", Some(bad))],
-            RESOURCE_DEFINITION,
-            &format!("maxlag={bad}"),
-        );
+/// Changes to the base environment: `(name, Some(value))` sets, `(name,
+/// None)` removes.
+type EnvChanges = &'static [(&'static str, Option<&'static str>)];
+
+/// Resource definitions validate-all refuses, each with its code: the
+/// environment changes from a good setup, and what is wrong.
+#[rustfmt::skip]
+const BAD_DEFINITIONS: &[(&str, EnvChanges, i32)] = &[
+    ("maxlag=abc", &[("OCF_RESKEY_maxlag", Some("abc"))], RESOURCE_DEFINITION),
+    ("maxlag=10MB", &[("OCF_RESKEY_maxlag", Some("10MB"))], RESOURCE_DEFINITION),
+    ("maxlag=-5", &[("OCF_RESKEY_maxlag", Some("-5"))], RESOURCE_DEFINITION),
+    ("notify=false", &[("OCF_RESKEY_CRM_meta_notify", Some("false"))], RESOURCE_DEFINITION),
+    ("notify unset", &[("OCF_RESKEY_CRM_meta_notify", None)], RESOURCE_DEFINITION),
+    ("promoted-max=2", &[
+        ("OCF_RESKEY_CRM_meta_promoted_max", Some("2")),
+        ("OCF_RESKEY_CRM_meta_master_max", Some("2")),
+    ], RESOURCE_DEFINITION),
+    ("legacy master-max=2", &[
+        ("OCF_RESKEY_CRM_meta_promoted_max", None),
+        ("OCF_RESKEY_CRM_meta_master_max", Some("2")),
+    ], RESOURCE_DEFINITION),
+    ("recovery_template set",
+        &[("OCF_RESKEY_recovery_template", Some("/var/lib/pgsql/recovery.conf.pcmk"))],
+        RESOURCE_DEFINITION),
+    ("system_user=root", &[("OCF_RESKEY_system_user", Some("root"))], RESOURCE_DEFINITION),
+    ("system_user that does not exist",
+        &[("OCF_RESKEY_system_user", Some("pgsqlms-no-such-user"))], NODE_SETUP),
+];
+
+pub fn validate_refuses_bad_definitions(v: u32) {
+    let Some((env, inst)) = validate_setup(v, "validate_bad_definitions") else { return };
+    for (what, changes, code) in BAD_DEFINITIONS {
+        expect_validate_failure(&env, &inst, &inst.pgdata, changes, *code, what);
     }
 }
 
@@ -605,26 +635,6 @@ pub fn validate_wal_level_minimal(v: u32) {
     expect_validate_failure(&env, &inst, &inst.pgdata, &[], NODE_SETUP, "wal_level = minimal");
 }
 
-pub fn validate_notify_not_true(v: u32) {
-    let Some((env, inst)) = validate_setup(v, "validate_notify") else { return };
-    expect_validate_failure(
-        &env,
-        &inst,
-        &inst.pgdata,
-        &[("OCF_RESKEY_CRM_meta_notify", Some("false"))],
-        RESOURCE_DEFINITION,
-        "notify=false",
-    );
-    expect_validate_failure(
-        &env,
-        &inst,
-        &inst.pgdata,
-        &[("OCF_RESKEY_CRM_meta_notify", None)],
-        RESOURCE_DEFINITION,
-        "notify unset",
-    );
-}
-
 /// `crm_resource --validate` (what `pcs resource create --agent-validation`
 /// runs) passes no clone meta attributes: the parameters and the node are
 /// checked, the clone's meta attributes are not, and the resource
@@ -665,49 +675,6 @@ pub fn validate_outside_a_transition(v: u32) {
     );
 }
 
-pub fn validate_promoted_max_2(v: u32) {
-    let Some((env, inst)) = validate_setup(v, "validate_promoted_max") else { return };
-    expect_validate_failure(
-        &env,
-        &inst,
-        &inst.pgdata,
-        &[
-            ("OCF_RESKEY_CRM_meta_promoted_max", Some("2")),
-            ("OCF_RESKEY_CRM_meta_master_max", Some("2")),
-        ],
-        RESOURCE_DEFINITION,
-        "promoted-max=2",
-    );
-}
-
-pub fn validate_legacy_master_max_2(v: u32) {
-    let Some((env, inst)) = validate_setup(v, "validate_master_max") else { return };
-    expect_validate_failure(
-        &env,
-        &inst,
-        &inst.pgdata,
-        &[
-            ("OCF_RESKEY_CRM_meta_promoted_max", None),
-            ("OCF_RESKEY_CRM_meta_master_max", Some("2")),
-        ],
-        RESOURCE_DEFINITION,
-        "legacy master-max=2",
-    );
-}
-
-pub fn validate_recovery_template_set(v: u32) {
-    let Some((env, inst)) = validate_setup(v, "validate_recovery_template") else { return };
-    let tpl = inst.pgdata.join("recovery.conf.pcmk");
-    expect_validate_failure(
-        &env,
-        &inst,
-        &inst.pgdata,
-        &[("OCF_RESKEY_recovery_template", Some(tpl.to_str().unwrap()))],
-        RESOURCE_DEFINITION,
-        "recovery_template set",
-    );
-}
-
 pub fn validate_bindir_without_binaries(v: u32) {
     let Some((env, inst)) = validate_setup(v, "validate_bindir") else { return };
     let empty = env.dir.join("emptybin");
@@ -739,18 +706,6 @@ pub fn validate_unsupported_pg_version(v: u32) {
         &[("OCF_RESKEY_pgdata", Some(old.to_str().unwrap()))],
         NOT_INSTALLED,
         "PG_VERSION 11",
-    );
-}
-
-pub fn validate_unknown_system_user(v: u32) {
-    let Some((env, inst)) = validate_setup(v, "validate_system_user") else { return };
-    expect_validate_failure(
-        &env,
-        &inst,
-        &inst.pgdata,
-        &[("OCF_RESKEY_system_user", Some("pgsqlms-no-such-user"))],
-        NODE_SETUP,
-        "system_user that does not exist",
     );
 }
 
@@ -855,13 +810,7 @@ pub fn failover_election_hands_over_to_most_advanced(v: u32) {
         );
     }
     let r = env.agent(&s2, "promote");
-    r.expect(OCF_ERR_GENERIC, "promote of the lagging standby srv2");
-    assert!(
-        r.exit_reasons()[0].contains("srv3"),
-        "the exit reason names the better candidate\n{}",
-        r.describe()
-    );
-    assert!(env.in_recovery(&s2), "srv2 must stay a standby");
+    expect_promotion_refused(&env, &r, &s2, "srv3", "promote of the lagging standby srv2");
     let score = |n: &str| env.score(n).and_then(|s| s.parse::<i64>().ok());
     assert!(
         score("srv3") > score("srv2"),
@@ -931,13 +880,13 @@ pub fn stopped_node_with_newer_wal_stops_the_promotion(v: u32) {
     n.promote = names(&["srv2"]);
     env.notify_all(&[&s2], &n);
     let r = env.agent(&s2, "promote");
-    r.expect(OCF_ERR_GENERIC, "promote of the laggard while srv3 holds more WAL");
-    assert!(
-        r.exit_reasons()[0].contains("election: srv3 holds the newest WAL"),
-        "{}",
-        r.describe()
+    expect_promotion_refused(
+        &env,
+        &r,
+        &s2,
+        "election: srv3 holds the newest WAL",
+        "promote of the laggard while srv3 holds more WAL",
     );
-    assert!(env.in_recovery(&s2), "srv2 must stay a standby");
 
     // srv3 starts in the next transition; marked never to be promoted,
     // its WAL still counts.
@@ -1144,26 +1093,58 @@ pub fn switchover(v: u32) {
         .expect(OCF_SUCCESS, "monitor of the old primary");
 }
 
+/// `r`, a promote of `standby`, failed with a reason that says `reason`,
+/// and `standby` is still a standby.
+#[track_caller]
+fn expect_promotion_refused(
+    env: &TestEnv,
+    r: &AgentRun,
+    standby: &Instance,
+    reason: &str,
+    what: &str,
+) {
+    r.expect(OCF_ERR_GENERIC, what);
+    assert!(
+        r.exit_reasons()[0].contains(reason),
+        "{what}: the exit reason must say {reason:?}\n{}",
+        r.describe()
+    );
+    assert!(env.in_recovery(standby), "{what}: {} must stay a standby", standby.node);
+}
+
 /// Switchover to a standby that did not receive srv1's shutdown checkpoint
 /// (its replication was cut before the demote): the promotion is refused.
 pub fn switchover_cancelled_without_shutdown_checkpoint(v: u32) {
-    let env = env_for!(v, "switchover_cancelled");
-    let p = env.init_instance("srv1");
-    env.start(&p);
-    let s = env.clone_standby(&p, "srv2");
-    env.start(&s);
-    env.wait_streaming(&p, &s);
-    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
-    cut_replication(&env, &p, &s);
+    switchover_after_cut(v, "switchover_cancelled", Before::Nothing);
+}
 
-    let r = switchover_transition(&env, &p, &s);
-    r.expect(OCF_ERR_GENERIC, "promote of a standby that missed the shutdown checkpoint");
-    assert!(
-        r.exit_reasons()[0].to_lowercase().contains("switchover"),
-        "the promotion must be refused by the switchover check\n{}",
-        r.describe()
-    );
-    assert!(env.in_recovery(&s), "srv2 must stay a standby");
+/// What happens besides the cut of srv2's replication, before the
+/// switchover.
+enum Before {
+    Nothing,
+    /// srv1 restarts cleanly before the cut: srv2 received a shutdown
+    /// checkpoint, but not the one of the demote.
+    CleanRestart,
+    /// attrd cannot take the cancel flag in pre-promote.
+    AttrdFailsInPrePromote,
+}
+
+/// A switchover from srv1 to srv2 after srv2's replication was cut: the
+/// promotion is refused, srv2 stays a standby.
+fn switchover_after_cut(v: u32, name: &str, before: Before) {
+    let env = env_for!(v, name);
+    let (p, s) = two_nodes(&env);
+    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
+    if let Before::CleanRestart = before {
+        env.stop(&p, "fast");
+        env.start(&p);
+        env.wait_streaming(&p, &s);
+    }
+    cut_replication(&env, &p, &s);
+    let attrd_fails = matches!(before, Before::AttrdFailsInPrePromote);
+    let r = switchover_transition_with(&env, &p, &s, attrd_fails);
+    let what = format!("{name}: promote of srv2 after its replication was cut");
+    expect_promotion_refused(&env, &r, &s, "switchover cancelled", &what);
 }
 
 /// srv2 with its replication cut before a switchover from srv1: it cannot
@@ -1192,38 +1173,13 @@ fn cut_replication(env: &TestEnv, p: &Instance, s: &Instance) {
 /// the switchover: srv2 has a shutdown checkpoint in its WAL, but not the
 /// one of the demote. The promotion is refused.
 pub fn switchover_refused_with_an_earlier_shutdown_checkpoint(v: u32) {
-    let env = env_for!(v, "switchover_earlier_checkpoint");
-    let (p, s) = two_nodes(&env);
-    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
-    env.stop(&p, "fast");
-    env.start(&p);
-    env.wait_streaming(&p, &s);
-    cut_replication(&env, &p, &s);
-    let r = switchover_transition(&env, &p, &s);
-    r.expect(OCF_ERR_GENERIC, "promote of a standby that has only an earlier shutdown checkpoint");
-    assert!(
-        r.exit_reasons()[0].contains("switchover cancelled"),
-        "the promotion must be refused by the switchover check\n{}",
-        r.describe()
-    );
-    assert!(env.in_recovery(&s), "srv2 must stay a standby");
+    switchover_after_cut(v, "switchover_earlier_checkpoint", Before::CleanRestart);
 }
 
 /// The switchover check fails while attrd cannot take the cancel flag: the
 /// promotion is still refused (the flag is kept on the node too).
 pub fn switchover_cancelled_when_attrd_fails_in_pre_promote(v: u32) {
-    let env = env_for!(v, "switchover_cancel_attrd_fails");
-    let (p, s) = two_nodes(&env);
-    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
-    cut_replication(&env, &p, &s);
-    let r = switchover_transition_with(&env, &p, &s, true);
-    r.expect(OCF_ERR_GENERIC, "promote after a cancel flag attrd could not take");
-    assert!(
-        r.exit_reasons()[0].contains("switchover cancelled"),
-        "the promotion must be refused by the switchover check\n{}",
-        r.describe()
-    );
-    assert!(env.in_recovery(&s), "srv2 must stay a standby");
+    switchover_after_cut(v, "switchover_cancel_attrd_fails", Before::AttrdFailsInPrePromote);
 }
 
 /// attrd cannot answer during a promote: the switchover flag and the
@@ -1235,13 +1191,7 @@ pub fn promote_refused_when_attrd_cannot_answer(v: u32) {
     env.fail_tool("attrd_updater", Some(102));
     let r = env.agent(&s, "promote");
     env.fail_tool("attrd_updater", None);
-    r.expect(OCF_ERR_GENERIC, "promote while attrd_updater fails");
-    assert!(
-        r.exit_reasons()[0].contains("attrd_updater"),
-        "the reason must name the failed tool\n{}",
-        r.describe()
-    );
-    assert!(env.in_recovery(&s), "srv2 must stay a standby");
+    expect_promotion_refused(&env, &r, &s, "attrd_updater", "promote while attrd_updater fails");
 }
 
 // ---------------------------------------------------------------------------
@@ -1849,18 +1799,14 @@ pub fn maxlag_flags_standby_and_election_honours_it(v: u32) {
         format!("1#{}", env.sql_ok(&s2, &format!("SELECT '{}'::pg_lsn + 1048576", lsn_of(&p2))));
     env.set_private("srv3", "lsn_location", &ahead);
     let r = env.agent_env(&s2, "promote", &[("OCF_RESKEY_maxlag", Some("1024"))]);
-    r.expect(OCF_ERR_GENERIC, "promote of srv2 while the most advanced srv3 is beyond maxlag");
-    assert!(
-        r.exit_reasons()[0].contains("maxlag"),
-        "the exit reason must name maxlag\n{}",
-        r.describe()
+    expect_promotion_refused(
+        &env,
+        &r,
+        &s2,
+        "maxlag",
+        "promote of srv2 while the most advanced srv3 is beyond maxlag",
     );
-    assert!(
-        r.exit_reasons()[0].contains("srv3"),
-        "the exit reason must name srv3\n{}",
-        r.describe()
-    );
-    assert!(env.in_recovery(&s2), "srv2 must stay a standby");
+    assert!(r.exit_reasons()[0].contains("srv3"), "{}", r.describe());
     assert_eq!(
         scores(&env),
         want(&["1001", "1000", "-100"]),
@@ -1893,23 +1839,34 @@ pub fn maxlag_flags_standby_and_election_honours_it(v: u32) {
 // ---------------------------------------------------------------------------
 // every action is bounded by its timeout (src/agent.rs deadline)
 
+/// A primary whose postmaster is stopped (SIGSTOP); returns its pid.
+fn paused_primary(env: &TestEnv) -> (Instance, i32) {
+    let p = env.init_instance("srv1");
+    env.start(&p);
+    let pm = p.postmaster_pid().expect("postmaster.pid");
+    env.pause(pm);
+    (p, pm)
+}
+
+/// A recurring monitor of `p` with this timeout (ms), and how long it took.
+fn timed_monitor(env: &TestEnv, p: &Instance, timeout_ms: &str) -> (AgentRun, Duration) {
+    let t0 = std::time::Instant::now();
+    let r = env.agent_env(
+        p,
+        "monitor",
+        &[interval("15000"), ("OCF_RESKEY_CRM_meta_timeout", Some(timeout_ms))],
+    );
+    (r, t0.elapsed())
+}
+
 /// A postmaster that accepts connections but never serves them (SIGSTOP:
 /// the kernel queues the connection, no backend is forked): the monitor
 /// gives up before its timeout, with a reason, instead of hanging until
 /// Pacemaker kills it.
 pub fn monitor_of_a_hung_postmaster_is_bounded(v: u32) {
     let env = env_for!(v, "monitor_hung_postmaster");
-    let p = env.init_instance("srv1");
-    env.start(&p);
-    let pm = p.postmaster_pid().expect("postmaster.pid");
-    env.pause(pm);
-    let t0 = std::time::Instant::now();
-    let r = env.agent_env(
-        &p,
-        "monitor",
-        &[interval("15000"), ("OCF_RESKEY_CRM_meta_timeout", Some("3000"))],
-    );
-    let wall = t0.elapsed();
+    let (p, pm) = paused_primary(&env);
+    let (r, wall) = timed_monitor(&env, &p, "3000");
     r.expect(OCF_ERR_GENERIC, "monitor of a hung postmaster");
     assert!(
         wall < Duration::from_millis(3500),
@@ -1917,12 +1874,9 @@ pub fn monitor_of_a_hung_postmaster_is_bounded(v: u32) {
         r.describe()
     );
     env.resume(pm);
-    env.agent_env(
-        &p,
-        "monitor",
-        &[interval("15000"), ("OCF_RESKEY_CRM_meta_timeout", Some("3000"))],
-    )
-    .expect(OCF_RUNNING_PROMOTED, "monitor once the postmaster runs again");
+    timed_monitor(&env, &p, "3000")
+        .0
+        .expect(OCF_RUNNING_PROMOTED, "monitor once the postmaster runs again");
 }
 
 /// A hung postmaster whose listen backlog is full: a connect() to its socket
@@ -1932,10 +1886,7 @@ pub fn monitor_with_a_full_listen_backlog_is_bounded(v: u32) {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
     use std::os::fd::AsRawFd;
     let env = env_for!(v, "monitor_full_backlog");
-    let p = env.init_instance("srv1");
-    env.start(&p);
-    let pm = p.postmaster_pid().expect("postmaster.pid");
-    env.pause(pm);
+    let (p, pm) = paused_primary(&env);
     let addr = UnixAddr::new(&env.sock.join(format!(".s.PGSQL.{}", p.port))).unwrap();
     let mut queued = Vec::new();
     loop {
@@ -1953,13 +1904,7 @@ pub fn monitor_with_a_full_listen_backlog_is_bounded(v: u32) {
         }
         assert!(queued.len() < 15000, "the listen backlog never filled");
     }
-    let t0 = std::time::Instant::now();
-    let r = env.agent_env(
-        &p,
-        "monitor",
-        &[interval("15000"), ("OCF_RESKEY_CRM_meta_timeout", Some("3000"))],
-    );
-    let wall = t0.elapsed();
+    let (r, wall) = timed_monitor(&env, &p, "3000");
     r.expect(OCF_ERR_GENERIC, "monitor of a hung postmaster with a full backlog");
     assert!(
         wall < Duration::from_millis(3000),
@@ -1983,17 +1928,8 @@ pub fn monitor_with_a_full_listen_backlog_is_bounded(v: u32) {
 /// (no floor above it), and says why in at most 128 bytes.
 pub fn monitor_with_a_subsecond_timeout_is_bounded(v: u32) {
     let env = env_for!(v, "monitor_subsecond_timeout");
-    let p = env.init_instance("srv1");
-    env.start(&p);
-    let pm = p.postmaster_pid().expect("postmaster.pid");
-    env.pause(pm);
-    let t0 = std::time::Instant::now();
-    let r = env.agent_env(
-        &p,
-        "monitor",
-        &[interval("15000"), ("OCF_RESKEY_CRM_meta_timeout", Some("400"))],
-    );
-    let wall = t0.elapsed();
+    let (p, pm) = paused_primary(&env);
+    let (r, wall) = timed_monitor(&env, &p, "400");
     r.expect(OCF_ERR_GENERIC, "monitor of a hung postmaster with a 400 ms timeout");
     assert!(wall < Duration::from_millis(400), "took {wall:?}\n{}", r.describe());
     let reasons = r.exit_reasons();
@@ -2130,27 +2066,14 @@ pub fn sync_record_follows_synchronous_standby_names(v: u32) {
 }
 
 /// The only synchronous standby is stopped and a client's commit waits for
-/// it: the primary's monitor still answers promptly (PAF issue 218).
+/// it: the primary's monitor still answers promptly.
 pub fn primary_monitor_with_lost_sync_standby(v: u32) {
     let env = env_for!(v, "sync_lost");
     let (p, s) = two_nodes(&env);
     set_sync_names(&env, &p, "srv2");
     env.sql_ok(&p, "CREATE TABLE t (i int)");
     env.stop(&s, "fast");
-    env.spawn_bg(
-        &env.pg.bin("psql"),
-        &[
-            "-X",
-            "-h",
-            env.sock.to_str().unwrap(),
-            "-p",
-            &p.port.to_string(),
-            "-d",
-            "postgres",
-            "-c",
-            "INSERT INTO t VALUES (1)",
-        ],
-    );
+    psql_in_background(&env, &p, "INSERT INTO t VALUES (1)");
     env.wait_sql(&p, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'", "1");
     let r = env.agent_env(
         &p,
@@ -2170,19 +2093,10 @@ pub fn monitor_queries_are_cancelled_by_the_server(v: u32) {
     let env = env_for!(v, "stmt_timeout");
     let p = env.init_instance("srv1");
     env.start(&p);
-    env.spawn_bg(
-        &env.pg.bin("psql"),
-        &[
-            "-X",
-            "-h",
-            env.sock.to_str().unwrap(),
-            "-p",
-            &p.port.to_string(),
-            "-d",
-            "postgres",
-            "-c",
-            "BEGIN; LOCK TABLE pg_catalog.pg_stat_wal_receiver IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120);",
-        ],
+    psql_in_background(
+        &env,
+        &p,
+        "BEGIN; LOCK TABLE pg_catalog.pg_stat_wal_receiver IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120);",
     );
     env.wait_sql(
         &p,
@@ -2494,14 +2408,6 @@ pub fn validate_refuses_setups_that_cannot_work(v: u32) {
         &[("OCF_RESKEY_pghost", Some(no_sock.to_str().unwrap()))],
         NODE_SETUP,
         "pghost directory missing",
-    );
-    expect_validate_failure(
-        &env,
-        &inst,
-        &inst.pgdata,
-        &[("OCF_RESKEY_system_user", Some("root"))],
-        RESOURCE_DEFINITION,
-        "system_user=root",
     );
     // a data directory of another owner: root creates nothing in it
     std::os::unix::fs::chown(&inst.pgdata, Some(0), Some(0)).unwrap();
