@@ -4,8 +4,8 @@
 //!
 //! Scores are hints for Pacemaker's choice; the election at promotion time
 //! re-checks with fresh positions. Standbys are ranked by `write_lsn`, the most
-//! advanced one highest (PAF 2.3.0 ranks them the other way round, its issue
-//! 198), equal positions share a score.
+//! advanced one highest (PAF 2.3.0 ranks them the other way round), equal
+//! positions share a score.
 
 use crate::lsn::Lsn;
 use std::collections::{BTreeMap, HashMap};

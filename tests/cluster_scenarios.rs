@@ -1136,7 +1136,7 @@ async fn sc_crash_primary_unscored(ctx: &mut Ctx) -> Result<(), String> {
     }
     let p = ctx.primary.clone();
     // The crashed primary stays out (its cluster stack does not start at
-    // boot), as in the incident: the standbys are on their own.
+    // boot): the standbys are on their own.
     ctx.set_autostart(&p, false)?;
     let before = ctx.inject("crash.sh", &["--hang", &p]).await?;
     for s in ctx.standbys.clone() {

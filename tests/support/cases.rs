@@ -1231,8 +1231,8 @@ pub fn former_primary_diverged_refuses_start(v: u32) {
     diverged_former_primary_start_is_refused(&env, false);
 }
 
-/// The same with primary_conninfo as a URI (the check used to append
-/// keywords to it, which libpq rejects, and skipped itself).
+/// The same with primary_conninfo as a URI: the check must not append
+/// keywords to it (libpq rejects that) nor skip itself.
 pub fn former_primary_diverged_refuses_start_with_uri_conninfo(v: u32) {
     let env = env_for!(v, "former_primary_diverged_uri");
     diverged_former_primary_start_is_refused(&env, true);
