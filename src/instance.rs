@@ -178,15 +178,14 @@ async fn waldump_cmd(
     extra: &[&str],
     until: Instant,
 ) -> Result<crate::process::Output, Failure> {
-    Cmd::new(agent.params.bin("pg_waldump"))
+    Ok(Cmd::new(agent.params.bin("pg_waldump"))
         .args(extra.iter().copied())
         .arg("--path")
         .arg(agent.params.datadir.join("pg_wal").display().to_string())
         .args(["--timeline", &timeline.to_string(), "--start", &start.to_string()])
         .run_as(agent.runas()?)
         .run(until.min(agent.deadline))
-        .await
-        .map_err(|e| Failure::generic(e.to_string()))
+        .await?)
 }
 
 /// pg_waldump's STARTSEG and ENDSEG arguments: the segment file holding
@@ -488,7 +487,7 @@ pub async fn wait_for(
         }
         if Instant::now() + POLL >= agent.deadline {
             return Err(Failure::generic(format!(
-                "timed out waiting for the instance to be {what} (it is {:?})",
+                "timed out waiting for the instance to be {what} (it is {})",
                 o.role
             )));
         }
@@ -565,7 +564,7 @@ pub async fn pg_ctl_start(agent: &Agent) -> Result<(), Failure> {
     }
     wait_unreaped_postmaster(agent).await;
     remove_foreign_pid_file(&agent.params.datadir);
-    let out = cmd.run(agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
+    let out = cmd.run(agent.deadline).await?;
     if !out.success() {
         let logged = log.map(|(path, from)| log_since(&path, from)).unwrap_or_default();
         return Err(Failure::generic(format!(
@@ -731,8 +730,7 @@ pub async fn pg_ctl_stop_until(agent: &Agent, mode: &str, until: Instant) -> Res
         .arg(secs)
         .run_as(agent.runas()?)
         .run(until)
-        .await
-        .map_err(|e| Failure::generic(e.to_string()))?;
+        .await?;
     if !out.success() {
         return Err(Failure::generic(format!("pg_ctl stop -m {mode} failed: {}", out.message())));
     }

@@ -17,6 +17,27 @@ pub enum Operation {
     Demote,
 }
 
+/// As Pacemaker names them (`pre`, `promote`): "pre-promote".
+impl std::fmt::Display for When {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            When::Pre => "pre",
+            When::Post => "post",
+        })
+    }
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Operation::Start => "start",
+            Operation::Stop => "stop",
+            Operation::Promote => "promote",
+            Operation::Demote => "demote",
+        })
+    }
+}
+
 /// Node names per list of the notification.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Transition {
@@ -36,8 +57,15 @@ pub struct Notification {
     pub transition: Transition,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A notification whose environment cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct NotifyError(pub String);
+
+/// An environment Pacemaker would not send.
+impl crate::agent::EdgeError for NotifyError {
+    const CODE: crate::exit::OcfExit = crate::exit::OcfExit::ErrArgs;
+}
 
 const PREFIX: &str = "OCF_RESKEY_CRM_meta_notify_";
 
@@ -54,17 +82,14 @@ fn names_or_legacy(env: &HashMap<String, String>, list: &str, legacy: &str) -> V
 
 pub fn parse(env: &HashMap<String, String>) -> Result<Notification, NotifyError> {
     let get = |k: &str| env.get(&format!("{PREFIX}{k}")).map(|s| s.trim()).unwrap_or("");
-    let when = match get("type") {
-        "pre" => When::Pre,
-        "post" => When::Post,
-        other => return Err(NotifyError(format!("unknown notification type \"{other}\""))),
+    let named = |value: &str, w: &dyn std::fmt::Display| w.to_string() == value;
+    let Some(when) = [When::Pre, When::Post].into_iter().find(|w| named(get("type"), w)) else {
+        return Err(NotifyError(format!("unknown notification type \"{}\"", get("type"))));
     };
-    let operation = match get("operation") {
-        "start" => Operation::Start,
-        "stop" => Operation::Stop,
-        "promote" => Operation::Promote,
-        "demote" => Operation::Demote,
-        other => return Err(NotifyError(format!("unknown notification operation \"{other}\""))),
+    let operations = [Operation::Start, Operation::Stop, Operation::Promote, Operation::Demote];
+    let Some(operation) = operations.into_iter().find(|o| named(get("operation"), o)) else {
+        let other = get("operation");
+        return Err(NotifyError(format!("unknown notification operation \"{other}\"")));
     };
     let list = |l: &str| names(env, l).unwrap_or_default();
     Ok(Notification {

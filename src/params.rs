@@ -125,13 +125,13 @@ pub struct Params {
 }
 
 /// Why the parameters cannot be used at all.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct ParamError(pub String);
 
-impl std::fmt::Display for ParamError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// The resource definition is wrong, on every node.
+impl crate::agent::EdgeError for ParamError {
+    const CODE: crate::exit::OcfExit = crate::exit::OcfExit::ErrConfigured;
 }
 
 fn reskey<'a>(env: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {

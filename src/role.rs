@@ -67,6 +67,45 @@ impl Role {
     }
 }
 
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::HotStandbyOff => f.write_str("hot standby mode is disabled"),
+            Refusal::NotYet(msg) | Refusal::Denied(msg) | Refusal::Other(msg) => f.write_str(msg),
+        }
+    }
+}
+
+impl std::fmt::Display for Contact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Contact::Answered { in_recovery: true } => {
+                f.write_str("PostgreSQL answered, in recovery")
+            }
+            Contact::Answered { in_recovery: false } => {
+                f.write_str("PostgreSQL answered, a primary")
+            }
+            Contact::Refused(r) => write!(f, "PostgreSQL refused the connection: {r}"),
+            Contact::Unreachable => f.write_str("PostgreSQL is not listening"),
+        }
+    }
+}
+
+/// For an operator: what the instance is.
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Role::Primary => f.write_str("a primary"),
+            Role::Standby => f.write_str("a standby"),
+            Role::Stopped => f.write_str("stopped"),
+            Role::CrashedPrimary => f.write_str("a crashed primary"),
+            Role::CrashedStandby => f.write_str("a crashed standby"),
+            Role::Transient(why) => write!(f, "in transition: {why}"),
+            Role::Broken(_, why) => write!(f, "unusable: {why}"),
+        }
+    }
+}
+
 /// `backup_label`: the data directory holds one, i.e. it is a base backup
 /// never started, whose copied control file still says "in production".
 pub fn decide(
@@ -110,6 +149,19 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roles_and_contacts_read_as_text() {
+        let refused =
+            Contact::Refused(Refusal::NotYet("the database system is starting up".into()));
+        assert_eq!(
+            refused.to_string(),
+            "PostgreSQL refused the connection: the database system is starting up"
+        );
+        assert_eq!(Contact::Unreachable.to_string(), "PostgreSQL is not listening");
+        assert_eq!(Role::Transient("recovering".into()).to_string(), "in transition: recovering");
+        assert_eq!(Role::CrashedStandby.to_string(), "a crashed standby");
+    }
 
     const STATES: [DbState; 7] = DbState::ALL;
 
