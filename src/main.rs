@@ -274,22 +274,8 @@ fn run(action: Option<Action>, env: HashMap<String, String>) -> OcfExit {
         eprintln!("usage: pgsqlms {{{}}}", names.join("|"));
         return OcfExit::ErrArgs;
     };
-    // Actions that need neither parameters nor a runtime.
-    let document = match action {
-        Action::MetaData => Some(metadata::meta_data_xml()),
-        Action::Methods => Some(metadata::methods()),
-        Action::Man => Some(metadata::man_page()),
-        Action::Start
-        | Action::Stop
-        | Action::Promote
-        | Action::Demote
-        | Action::Monitor
-        | Action::Notify
-        | Action::Reload
-        | Action::ValidateAll => None,
-    };
-    if let Some(document) = document {
-        print!("{document}");
+    if let actions::Kind::Document(document) = action.kind() {
+        print!("{}", document());
         return OcfExit::Success;
     }
     logging::init(&env);

@@ -168,48 +168,41 @@ mod tests {
     #[test]
     fn an_answer_decides_whatever_the_control_file_says() {
         // The control file lags a promotion by one checkpoint: SQL wins.
+        // (backup_label too: a server that answers was started.)
         for st in STATES {
             for pm in [Postmaster::Running(10), Postmaster::NotRunning] {
-                assert_eq!(
-                    decide(st, pm, &Contact::Answered { in_recovery: false }, false),
-                    Role::Primary
-                );
-                assert_eq!(
-                    decide(st, pm, &Contact::Answered { in_recovery: true }, false),
-                    Role::Standby
-                );
+                for label in [false, true] {
+                    let primary = Contact::Answered { in_recovery: false };
+                    assert_eq!(decide(st, pm, &primary, label), Role::Primary);
+                    let standby = Contact::Answered { in_recovery: true };
+                    assert_eq!(decide(st, pm, &standby, label), Role::Standby);
+                }
             }
         }
     }
 
     #[test]
-    fn stopped_instances_are_classified_by_their_last_state() {
-        let expect = |st| decide(st, Postmaster::NotRunning, &Contact::Unreachable, false);
-        assert_eq!(expect(DbState::ShutDown), Role::Stopped);
-        assert_eq!(expect(DbState::ShutDownInRecovery), Role::Stopped);
-        assert_eq!(expect(DbState::InProduction), Role::CrashedPrimary);
-        assert_eq!(expect(DbState::InCrashRecovery), Role::CrashedPrimary);
-        assert_eq!(expect(DbState::ShuttingDown), Role::CrashedPrimary);
-        assert_eq!(expect(DbState::InArchiveRecovery), Role::CrashedStandby);
-        assert_eq!(expect(DbState::StartingUp), Role::CrashedStandby);
-    }
-
-    #[test]
-    fn a_base_backup_never_started_is_stopped_not_crashed() {
-        let fresh = |st| decide(st, Postmaster::NotRunning, &Contact::Unreachable, true);
-        assert_eq!(fresh(DbState::InProduction), Role::Stopped);
-        // backup_label changes nothing else.
-        assert_eq!(fresh(DbState::InArchiveRecovery), Role::CrashedStandby);
-        assert_eq!(fresh(DbState::InCrashRecovery), Role::CrashedPrimary);
-        assert_eq!(
-            decide(
-                DbState::InProduction,
-                Postmaster::Running(3),
-                &Contact::Answered { in_recovery: true },
-                true
-            ),
-            Role::Standby
-        );
+    fn instances_not_running_are_classified_by_their_last_state() {
+        use DbState::*;
+        // (control file state, backup_label, role)
+        let table = [
+            (ShutDown, false, Role::Stopped),
+            (ShutDownInRecovery, false, Role::Stopped),
+            (InProduction, false, Role::CrashedPrimary),
+            (InCrashRecovery, false, Role::CrashedPrimary),
+            (ShuttingDown, false, Role::CrashedPrimary),
+            (InArchiveRecovery, false, Role::CrashedStandby),
+            (StartingUp, false, Role::CrashedStandby),
+            // A base backup never started is stopped, not crashed;
+            // backup_label changes nothing else.
+            (InProduction, true, Role::Stopped),
+            (InArchiveRecovery, true, Role::CrashedStandby),
+            (InCrashRecovery, true, Role::CrashedPrimary),
+        ];
+        for (st, label, role) in table {
+            let got = decide(st, Postmaster::NotRunning, &Contact::Unreachable, label);
+            assert_eq!(got, role, "{st:?}, backup_label {label}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ pub mod rejoin;
 
 use crate::agent::{ActionResult, Agent};
 use crate::exit::OcfExit;
-use crate::validate;
+use crate::{metadata, validate};
 
 /// What the agent is asked to do: the OCF actions, in the order meta-data
 /// lists them, and `man`. The doc comment of each is its help text in
@@ -90,36 +90,42 @@ impl Action {
         Action::value_variants().iter().copied().filter(|a| !a.advertised().is_empty())
     }
 
-    /// Whether it reads the resource's parameters (and so fails on bad ones).
-    pub fn needs_parameters(self) -> bool {
+    /// What it works on.
+    pub fn kind(self) -> Kind {
         match self {
-            Action::MetaData | Action::Methods | Action::Man => false,
+            Action::MetaData => Kind::Document(metadata::meta_data_xml),
+            Action::Methods => Kind::Document(metadata::methods),
+            Action::Man => Kind::Document(metadata::man_page),
+            // stop stops whatever the definition; validate-all checks it
+            // itself, parameters only when it runs outside a transition.
+            Action::Stop | Action::ValidateAll => Kind::Resource { definition_first: false },
             Action::Start
-            | Action::Stop
             | Action::Promote
             | Action::Demote
             | Action::Monitor
             | Action::Notify
-            | Action::Reload
-            | Action::ValidateAll => true,
+            | Action::Reload => Kind::Resource { definition_first: true },
         }
     }
 
-    /// Whether the resource definition is checked before the action runs.
-    /// stop stops whatever the definition; validate-all checks it itself,
-    /// parameters only when it runs outside a transition.
-    pub fn checks_resource_first(self) -> bool {
-        match self {
-            Action::Stop | Action::ValidateAll => false,
-            Action::Start
-            | Action::Promote
-            | Action::Demote
-            | Action::Monitor
-            | Action::Notify
-            | Action::Reload => true,
-            Action::MetaData | Action::Methods | Action::Man => false,
-        }
+    /// Whether it reads the resource's parameters (and so fails on bad ones).
+    pub fn needs_parameters(self) -> bool {
+        matches!(self.kind(), Kind::Resource { .. })
     }
+
+    /// Whether the resource definition is checked before the action runs.
+    pub fn checks_resource_first(self) -> bool {
+        matches!(self.kind(), Kind::Resource { definition_first: true })
+    }
+}
+
+/// What an action works on.
+pub enum Kind {
+    /// Prints this document: needs no parameters and no runtime.
+    Document(fn() -> String),
+    /// Acts on the resource; `definition_first`: after a check of the
+    /// resource definition.
+    Resource { definition_first: bool },
 }
 
 pub async fn validate_all(agent: &Agent) -> ActionResult {

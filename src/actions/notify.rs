@@ -323,17 +323,28 @@ async fn waldump(
         .await?)
 }
 
+/// Whether this node's instance is `crashed` (a crashed primary or standby)
+/// and the transition recovers it in place: a primary demoted and promoted
+/// again, a standby stopped and started again.
+async fn recovered_in_place(
+    agent: &Agent,
+    n: &Notification,
+    crashed: Role,
+) -> Result<bool, Failure> {
+    let me = agent.node().await?;
+    let t = &n.transition;
+    let in_place = match crashed {
+        Role::CrashedPrimary => t.demote.iter().any(|x| x == me) && t.is_primary_recovery(me),
+        _ => t.stop.iter().any(|x| x == me) && t.is_standby_recovery(me),
+    };
+    Ok(in_place && instance::observe(agent).await?.role == crashed)
+}
+
 /// A crashed primary about to be demoted and promoted again on this node:
 /// let it finish crash recovery as a primary first, as no other primary
 /// exists, so the demote that follows stops it cleanly.
 async fn pre_demote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
-    let me = agent.node().await?;
-    let t = &n.transition;
-    if !t.demote.iter().any(|x| x == me) || !t.is_primary_recovery(me) {
-        return Ok(());
-    }
-    let o = instance::observe(agent).await?;
-    if o.role != Role::CrashedPrimary {
+    if !recovered_in_place(agent, n, Role::CrashedPrimary).await? {
         return Ok(());
     }
     log::info!(
@@ -351,13 +362,7 @@ async fn pre_demote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
 /// A crashed standby about to be stopped and started again on this node:
 /// start it now so its crash recovery is done and the stop is a clean one.
 async fn pre_stop(agent: &Agent, n: &Notification) -> Result<(), Failure> {
-    let me = agent.node().await?;
-    let t = &n.transition;
-    if !t.stop.iter().any(|x| x == me) || !t.is_standby_recovery(me) {
-        return Ok(());
-    }
-    let o = instance::observe(agent).await?;
-    if o.role != Role::CrashedStandby {
+    if !recovered_in_place(agent, n, Role::CrashedStandby).await? {
         return Ok(());
     }
     log::info!("standby crashed and is restarted in place: starting it so the stop is clean");
