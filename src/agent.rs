@@ -157,6 +157,7 @@ impl Agent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::params::env_of;
 
     /// Each edge's error is a std::error::Error and reaches Pacemaker with
     /// its code and its operator text (no Debug output).
@@ -216,17 +217,16 @@ mod tests {
         }
     }
 
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
-
     #[test]
     fn timeout_from_meta_in_milliseconds() {
         assert_eq!(
-            action_timeout(&env(&[("OCF_RESKEY_CRM_meta_timeout", "20000")])),
+            action_timeout(&env_of("", &[("OCF_RESKEY_CRM_meta_timeout", "20000")])),
             Duration::from_secs(20)
         );
-        assert_eq!(action_timeout(&env(&[("OCF_RESKEY_CRM_meta_timeout", "x")])), DEFAULT_TIMEOUT);
+        assert_eq!(
+            action_timeout(&env_of("", &[("OCF_RESKEY_CRM_meta_timeout", "x")])),
+            DEFAULT_TIMEOUT
+        );
         assert_eq!(action_timeout(&HashMap::new()), DEFAULT_TIMEOUT);
     }
 
@@ -242,7 +242,7 @@ mod tests {
 
     #[test]
     fn resource_name_drops_the_clone_suffix() {
-        assert_eq!(resource_name(&env(&[("OCF_RESOURCE_INSTANCE", "pgsqld:2")])), "pgsqld");
-        assert_eq!(resource_name(&env(&[("OCF_RESOURCE_INSTANCE", "pgsqld")])), "pgsqld");
+        assert_eq!(resource_name(&env_of("", &[("OCF_RESOURCE_INSTANCE", "pgsqld:2")])), "pgsqld");
+        assert_eq!(resource_name(&env_of("", &[("OCF_RESOURCE_INSTANCE", "pgsqld")])), "pgsqld");
     }
 }

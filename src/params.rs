@@ -184,12 +184,18 @@ impl Params {
     }
 }
 
+/// An environment from (name, value) pairs, each name after `prefix`.
+#[cfg(test)]
+pub fn env_of(prefix: &str, pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs.iter().map(|(k, v)| (format!("{prefix}{k}"), v.to_string())).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string())).collect()
+        env_of("OCF_RESKEY_", pairs)
     }
 
     #[test]
