@@ -24,8 +24,8 @@ pub const NOT_CONNECTED: i32 = -1000;
 /// Marked never to be promoted by the operator (Pacemaker's -INFINITY).
 pub const NEVER_PROMOTE: i32 = -1_000_000;
 
-/// One row of `pg_stat_replication`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One row of `pg_stat_replication`, what the scores are made of.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReplicationRow {
     pub application_name: String,
     pub state: String,
