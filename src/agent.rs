@@ -28,11 +28,17 @@ impl Failure {
     }
 }
 
-/// A Pacemaker tool that failed or could not run: a generic failure with
-/// the tool's own message.
-impl From<crate::pacemaker::ToolError> for Failure {
-    fn from(e: crate::pacemaker::ToolError) -> Failure {
-        Failure::generic(e.to_string())
+/// An edge's error (a `thiserror` enum of `pg`, `pacemaker`, `process`,
+/// `controlfile`, `params`, `notify`): its text is the exit reason, written
+/// for the operator; `CODE` is what Pacemaker gets. Each edge says its code
+/// beside its error type.
+pub trait EdgeError: std::error::Error {
+    const CODE: OcfExit;
+}
+
+impl<E: EdgeError> From<E> for Failure {
+    fn from(e: E) -> Failure {
+        Failure::new(E::CODE, e.to_string())
     }
 }
 
@@ -113,8 +119,7 @@ impl Agent {
         if let Some(r) = self.runas.get() {
             return Ok(r);
         }
-        let r = RunAs::lookup(&self.params.system_user)
-            .map_err(|e| Failure::new(OcfExit::ErrArgs, e.to_string()))?;
+        let r = RunAs::lookup(&self.params.system_user)?;
         Ok(self.runas.get_or_init(|| r))
     }
 
@@ -152,18 +157,76 @@ impl Agent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::params::env_of;
 
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    /// Each edge's error is a std::error::Error and reaches Pacemaker with
+    /// its code and its operator text (no Debug output).
+    #[test]
+    fn edge_errors_become_failures_with_their_code() {
+        use crate::role::{Contact, Refusal};
+        fn failure<E: std::error::Error + Into<Failure>>(e: E) -> Failure {
+            let text = e.to_string();
+            let f: Failure = e.into();
+            assert_eq!(f.reason, text);
+            f
+        }
+        let cases = [
+            (
+                failure(crate::pg::PgError::Contact(Contact::Refused(Refusal::Denied(
+                    "no pg_hba.conf entry".into(),
+                )))),
+                OcfExit::ErrGeneric,
+                "PostgreSQL refused the connection: no pg_hba.conf entry",
+            ),
+            (
+                failure(crate::process::CmdError::TimedOut("/usr/bin/x".into())),
+                OcfExit::ErrGeneric,
+                "/usr/bin/x did not finish before the action timeout",
+            ),
+            (
+                failure(crate::process::UserError::NoSuchUser("pg".into())),
+                OcfExit::ErrArgs,
+                "system user \"pg\" does not exist",
+            ),
+            (
+                failure(crate::pacemaker::ToolError::Failed {
+                    command: "attrd_updater".into(),
+                    message: "boom".into(),
+                }),
+                OcfExit::ErrGeneric,
+                "attrd_updater failed: boom",
+            ),
+            (
+                failure(crate::controlfile::ControlError::BadCrc),
+                OcfExit::ErrGeneric,
+                "control file CRC does not match (torn or unknown layout)",
+            ),
+            (
+                failure(crate::params::ParamError("maxlag: not a number".into())),
+                OcfExit::ErrConfigured,
+                "maxlag: not a number",
+            ),
+            (
+                failure(crate::notify::NotifyError("unknown notification type".into())),
+                OcfExit::ErrArgs,
+                "unknown notification type",
+            ),
+        ];
+        for (f, code, reason) in cases {
+            assert_eq!((f.code, f.reason.as_str()), (code, reason));
+        }
     }
 
     #[test]
     fn timeout_from_meta_in_milliseconds() {
         assert_eq!(
-            action_timeout(&env(&[("OCF_RESKEY_CRM_meta_timeout", "20000")])),
+            action_timeout(&env_of("", &[("OCF_RESKEY_CRM_meta_timeout", "20000")])),
             Duration::from_secs(20)
         );
-        assert_eq!(action_timeout(&env(&[("OCF_RESKEY_CRM_meta_timeout", "x")])), DEFAULT_TIMEOUT);
+        assert_eq!(
+            action_timeout(&env_of("", &[("OCF_RESKEY_CRM_meta_timeout", "x")])),
+            DEFAULT_TIMEOUT
+        );
         assert_eq!(action_timeout(&HashMap::new()), DEFAULT_TIMEOUT);
     }
 
@@ -179,7 +242,7 @@ mod tests {
 
     #[test]
     fn resource_name_drops_the_clone_suffix() {
-        assert_eq!(resource_name(&env(&[("OCF_RESOURCE_INSTANCE", "pgsqld:2")])), "pgsqld");
-        assert_eq!(resource_name(&env(&[("OCF_RESOURCE_INSTANCE", "pgsqld")])), "pgsqld");
+        assert_eq!(resource_name(&env_of("", &[("OCF_RESOURCE_INSTANCE", "pgsqld:2")])), "pgsqld");
+        assert_eq!(resource_name(&env_of("", &[("OCF_RESOURCE_INSTANCE", "pgsqld")])), "pgsqld");
     }
 }

@@ -123,43 +123,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pairs_lose_their_password() {
-        assert_eq!(
-            take_password("host=vip port=5432 user=rep password=s3cret application_name=srv1"),
+    fn passwords_are_taken_out() {
+        // (connection string, what is left, the password)
+        let table = [
             (
-                "host=vip port=5432 user=rep application_name=srv1".to_string(),
-                Some("s3cret".to_string())
-            )
-        );
-        assert_eq!(
-            take_password("password = 'a b\\'c' host=vip"),
-            ("host=vip".to_string(), Some("a b'c".to_string()))
-        );
-        assert_eq!(
-            take_password("host='/run/pg sock' password=x\\ y"),
-            ("host='/run/pg sock'".to_string(), Some("x y".to_string()))
-        );
-        assert_eq!(take_password("host=vip"), ("host=vip".to_string(), None));
-        assert_eq!(take_password(""), (String::new(), None));
-    }
-
-    #[test]
-    fn uris_lose_their_password() {
-        assert_eq!(
-            take_password("postgresql://rep:p%40ss@vip:5432/db?application_name=srv1"),
+                "host=vip port=5432 user=rep password=s3cret application_name=srv1",
+                "host=vip port=5432 user=rep application_name=srv1",
+                Some("s3cret"),
+            ),
+            ("password = 'a b\\'c' host=vip", "host=vip", Some("a b'c")),
+            ("host='/run/pg sock' password=x\\ y", "host='/run/pg sock'", Some("x y")),
+            ("host=vip", "host=vip", None),
+            ("", "", None),
+            // URIs: in the user info or as a query parameter.
             (
-                "postgresql://rep@vip:5432/db?application_name=srv1".to_string(),
-                Some("p@ss".to_string())
-            )
-        );
-        assert_eq!(
-            take_password("postgres://vip/?password=x&application_name=srv1"),
-            ("postgres://vip/?application_name=srv1".to_string(), Some("x".to_string()))
-        );
-        assert_eq!(
-            take_password("postgresql://rep@vip"),
-            ("postgresql://rep@vip".to_string(), None)
-        );
+                "postgresql://rep:p%40ss@vip:5432/db?application_name=srv1",
+                "postgresql://rep@vip:5432/db?application_name=srv1",
+                Some("p@ss"),
+            ),
+            (
+                "postgres://vip/?password=x&application_name=srv1",
+                "postgres://vip/?application_name=srv1",
+                Some("x"),
+            ),
+            ("postgresql://rep@vip", "postgresql://rep@vip", None),
+        ];
+        for (conninfo, rest, password) in table {
+            let want = (rest.to_string(), password.map(str::to_string));
+            assert_eq!(take_password(conninfo), want, "{conninfo}");
+        }
     }
 
     #[test]

@@ -78,24 +78,20 @@ pub struct ControlData {
     pub timeline: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ControlError {
+    #[error("cannot read the control file: {0}")]
     Io(String),
     /// No offset where the CRC matches: torn write, or a layout we do not know.
+    #[error("control file CRC does not match (torn or unknown layout)")]
     BadCrc,
+    #[error("unexpected control file content: {0}")]
     Malformed(String),
 }
 
-impl std::fmt::Display for ControlError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ControlError::Io(e) => write!(f, "cannot read the control file: {e}"),
-            ControlError::BadCrc => {
-                write!(f, "control file CRC does not match (torn or unknown layout)")
-            }
-            ControlError::Malformed(e) => write!(f, "unexpected control file content: {e}"),
-        }
-    }
+/// The control file cannot be read or makes no sense.
+impl crate::agent::EdgeError for ControlError {
+    const CODE: crate::exit::OcfExit = crate::exit::OcfExit::ErrGeneric;
 }
 
 const MIN_CONTROL_VERSION: u32 = 1201; // PostgreSQL 12

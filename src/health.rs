@@ -8,7 +8,7 @@
 //! that Pacemaker did not promote (started by hand, a former primary not
 //! yet demoted) never gets write traffic.
 
-use crate::lsn::Lsn;
+use crate::status::LocalPg;
 use serde::Serialize;
 
 /// What a check asks.
@@ -60,20 +60,6 @@ pub fn route(method: &str, path_and_query: &str) -> Result<Check, BadRequest> {
     }
 }
 
-/// What the local PostgreSQL answered to the health query.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PgFacts {
-    /// Why it did not answer (None: it answered).
-    pub error: Option<String>,
-    pub in_recovery: bool,
-    pub read_only: bool,
-    pub receiver_status: Option<String>,
-    /// Standby: the primary's end of WAL as last reported to it.
-    pub primary_end_lsn: Option<Lsn>,
-    pub replay_lsn: Option<Lsn>,
-    pub timeline: Option<u32>,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Answer {
     #[serde(skip)]
@@ -89,31 +75,15 @@ pub struct Answer {
     pub reason: Option<String>,
 }
 
-impl PgFacts {
-    fn role(&self) -> &'static str {
-        match (&self.error, self.in_recovery) {
-            (Some(_), _) => "down",
-            (None, false) => "primary",
-            (None, true) => "standby",
-        }
-    }
-
-    /// Bytes between the primary's end of WAL and what this standby replayed.
-    pub fn lag_bytes(&self) -> Option<u64> {
-        match (self.primary_end_lsn, self.replay_lsn) {
-            (Some(p), Some(r)) if self.in_recovery => Some(p.0.saturating_sub(r.0)),
-            _ => None,
-        }
-    }
-}
-
-pub fn decide(check: Check, promoted_here: bool, pg: &PgFacts) -> Answer {
+/// The answer to `check` from what the local PostgreSQL answered to the
+/// status query (`status_cmd::local_pg_as`, without replication rows).
+pub fn decide(check: Check, promoted_here: bool, pg: &LocalPg) -> Answer {
     let mut a = Answer {
         status: 503,
         ok: false,
         role: pg.role(),
         pacemaker_promoted: promoted_here,
-        lag_bytes: pg.lag_bytes(),
+        lag_bytes: pg.standby_lag_bytes(),
         timeline: pg.timeline,
         reason: None,
     };
@@ -127,9 +97,9 @@ pub fn decide(check: Check, promoted_here: bool, pg: &PgFacts) -> Answer {
     let verdict = match check {
         Check::Health => Ok(()),
         Check::Primary => {
-            if pg.in_recovery {
+            if pg.in_recovery != Some(false) {
                 Err("PostgreSQL is a standby".to_string())
-            } else if pg.read_only {
+            } else if pg.read_only == Some(true) {
                 Err("PostgreSQL is read-only (default_transaction_read_only)".to_string())
             } else if !promoted_here {
                 Err("Pacemaker has not promoted this node".to_string())
@@ -138,7 +108,7 @@ pub fn decide(check: Check, promoted_here: bool, pg: &PgFacts) -> Answer {
             }
         }
         Check::Replica { max_lag } => {
-            if !pg.in_recovery {
+            if pg.in_recovery != Some(true) {
                 Err("PostgreSQL is a primary".to_string())
             } else if pg.receiver_status.as_deref() != Some("streaming") {
                 Err(format!(
@@ -146,7 +116,7 @@ pub fn decide(check: Check, promoted_here: bool, pg: &PgFacts) -> Answer {
                     pg.receiver_status.as_deref().unwrap_or("none")
                 ))
             } else {
-                match (max_lag, pg.lag_bytes()) {
+                match (max_lag, pg.standby_lag_bytes()) {
                     (None, _) => Ok(()),
                     (Some(max), Some(lag)) if lag <= max => Ok(()),
                     (Some(max), Some(lag)) => Err(format!("{lag} bytes behind (limit {max})")),
@@ -175,14 +145,15 @@ pub fn promotion_marker(rsctmp: &str, resource: &str) -> std::path::PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lsn::Lsn;
 
-    fn primary() -> PgFacts {
-        PgFacts { timeline: Some(2), ..Default::default() }
+    fn primary() -> LocalPg {
+        LocalPg { in_recovery: Some(false), timeline: Some(2), ..Default::default() }
     }
 
-    fn standby(lag: u64, status: &str) -> PgFacts {
-        PgFacts {
-            in_recovery: true,
+    fn standby(lag: u64, status: &str) -> LocalPg {
+        LocalPg {
+            in_recovery: Some(true),
             receiver_status: Some(status.into()),
             primary_end_lsn: Some(Lsn(1000 + lag)),
             replay_lsn: Some(Lsn(1000)),
@@ -211,21 +182,21 @@ mod tests {
         assert_eq!(a.status, 503);
         assert!(a.reason.unwrap().contains("not promoted"));
         assert_eq!(decide(Check::Primary, true, &standby(0, "streaming")).status, 503);
-        let ro = PgFacts { read_only: true, ..primary() };
+        let ro = LocalPg { read_only: Some(true), ..primary() };
         assert_eq!(decide(Check::Primary, true, &ro).status, 503);
-        let down = PgFacts { error: Some("gone".into()), ..primary() };
+        let down = LocalPg { error: Some("gone".into()), ..primary() };
         assert_eq!(decide(Check::Primary, true, &down).status, 503);
     }
 
     #[test]
     fn replica_streaming_within_lag() {
-        let r = |lag: Option<u64>, pg: &PgFacts| decide(Check::Replica { max_lag: lag }, false, pg);
+        let r = |lag: Option<u64>, pg: &LocalPg| decide(Check::Replica { max_lag: lag }, false, pg);
         assert_eq!(r(None, &standby(5000, "streaming")).status, 200);
         assert_eq!(r(Some(5000), &standby(5000, "streaming")).status, 200);
         assert_eq!(r(Some(4999), &standby(5000, "streaming")).status, 503);
         assert_eq!(r(None, &standby(0, "waiting")).status, 503);
         assert_eq!(r(None, &primary()).status, 503);
-        let unknown = PgFacts { primary_end_lsn: None, ..standby(0, "streaming") };
+        let unknown = LocalPg { primary_end_lsn: None, ..standby(0, "streaming") };
         assert_eq!(r(Some(10), &unknown).status, 503);
         assert_eq!(r(None, &unknown).status, 200);
     }
@@ -234,7 +205,7 @@ mod tests {
     fn health_is_postgres_answering() {
         assert_eq!(decide(Check::Health, false, &standby(9, "waiting")).status, 200);
         assert_eq!(decide(Check::Health, true, &primary()).status, 200);
-        let down = PgFacts { error: Some("no socket".into()), ..Default::default() };
+        let down = LocalPg { error: Some("no socket".into()), ..Default::default() };
         let a = decide(Check::Health, false, &down);
         assert_eq!((a.status, a.role), (503, "down"));
     }

@@ -74,7 +74,7 @@ async fn answer(state: Rc<State>, req: Request<hyper::body::Incoming>) -> Respon
     // A regular file in a root-owned directory; a link is not a marker.
     let promoted = std::fs::symlink_metadata(&marker).is_ok_and(|m| m.file_type().is_file());
     let deadline = Instant::now() + state.cfg.pg_timeout;
-    let facts = status_cmd::health_facts(&state.cfg.params, &state.user, deadline).await;
+    let facts = status_cmd::local_pg_as(&state.cfg.params, &state.user, false, deadline).await;
     let a = health::decide(check, promoted, &facts);
     let body = serde_json::to_string(&a).unwrap_or_else(|_| "{}".into());
     json(a.status, body, head)

@@ -205,7 +205,7 @@ async fn waldump_cmd(
     segments: &[String],
     until: Instant,
 ) -> Result<crate::process::Output, Failure> {
-    Cmd::new(agent.params.bin("pg_waldump"))
+    Ok(Cmd::new(agent.params.bin("pg_waldump"))
         .args(extra.iter().copied())
         .arg("--path")
         .arg(agent.params.datadir.join("pg_wal").display().to_string())
@@ -213,8 +213,7 @@ async fn waldump_cmd(
         .args(segments.iter().map(String::as_str))
         .run_as(agent.runas()?)
         .run(until.min(agent.deadline))
-        .await
-        .map_err(|e| Failure::generic(e.to_string()))
+        .await?)
 }
 
 /// pg_waldump's STARTSEG and ENDSEG for a read from `start` to `end` (the
@@ -539,7 +538,7 @@ pub async fn wait_for(
         }
         if Instant::now() + POLL >= agent.deadline {
             return Err(Failure::generic(format!(
-                "timed out waiting for the instance to be {what} (it is {:?})",
+                "timed out waiting for the instance to be {what} (it is {})",
                 o.role
             )));
         }
@@ -616,7 +615,7 @@ pub async fn pg_ctl_start(agent: &Agent) -> Result<(), Failure> {
     }
     wait_unreaped_postmaster(agent).await;
     remove_foreign_pid_file(&agent.params.datadir);
-    let out = cmd.run(agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
+    let out = cmd.run(agent.deadline).await?;
     if !out.success() {
         let logged = log.map(|(path, from)| log_since(&path, from)).unwrap_or_default();
         return Err(Failure::generic(format!(
@@ -782,8 +781,7 @@ pub async fn pg_ctl_stop_until(agent: &Agent, mode: &str, until: Instant) -> Res
         .arg(secs)
         .run_as(agent.runas()?)
         .run(until)
-        .await
-        .map_err(|e| Failure::generic(e.to_string()))?;
+        .await?;
     if !out.success() {
         return Err(Failure::generic(format!("pg_ctl stop -m {mode} failed: {}", out.message())));
     }

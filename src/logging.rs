@@ -159,22 +159,19 @@ pub fn exit_reason(env: &HashMap<String, String>, reason: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
+    use crate::params::env_of;
 
     #[test]
     fn tag_and_line_shape() {
-        let l = OcfLogger::from_env(&env(&[
-            ("OCF_RESOURCE_INSTANCE", "pgsqld"),
-            ("HA_LOGFACILITY", "none"),
-        ]));
+        let l = OcfLogger::from_env(&env_of(
+            "",
+            &[("OCF_RESOURCE_INSTANCE", "pgsqld"), ("HA_LOGFACILITY", "none")],
+        ));
         assert!(l.syslog.is_none());
         let line = l.line(Level::Warn, "hello");
         assert!(line.starts_with("pgsqlms(pgsqld)["), "{line}");
         assert!(line.ends_with("]: WARNING: hello"), "{line}");
-        let l = OcfLogger::from_env(&env(&[("HA_LOGTAG", "custom")]));
+        let l = OcfLogger::from_env(&env_of("", &[("HA_LOGTAG", "custom")]));
         assert!(l.line(Level::Info, "x").starts_with("custom["));
     }
 
@@ -184,7 +181,7 @@ mod tests {
         let quiet = OcfLogger::from_env(&HashMap::new());
         assert!(quiet.enabled(&meta(Level::Info)));
         assert!(!quiet.enabled(&meta(Level::Debug)));
-        let loud = OcfLogger::from_env(&env(&[("HA_debug", "1")]));
+        let loud = OcfLogger::from_env(&env_of("", &[("HA_debug", "1")]));
         assert!(loud.enabled(&meta(Level::Debug)));
     }
 
@@ -204,10 +201,10 @@ mod tests {
         // whatever the umask (the executor's may be 000)
         let old = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
         let path = std::env::temp_dir().join(format!("pgsqlms-log-test-{}", std::process::id()));
-        let l = OcfLogger::from_env(&env(&[
-            ("HA_LOGFILE", path.to_str().unwrap()),
-            ("OCF_RESOURCE_INSTANCE", "r"),
-        ]));
+        let l = OcfLogger::from_env(&env_of(
+            "",
+            &[("HA_LOGFILE", path.to_str().unwrap()), ("OCF_RESOURCE_INSTANCE", "r")],
+        ));
         l.log(&Record::builder().level(Level::Info).args(format_args!("written")).build());
         nix::sys::stat::umask(old);
         let text = std::fs::read_to_string(&path).unwrap();

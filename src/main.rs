@@ -32,6 +32,7 @@ mod syncrep;
 mod validate;
 mod waldump;
 
+use actions::Action;
 use clap::Parser;
 use exit::OcfExit;
 use std::collections::HashMap;
@@ -43,10 +44,10 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "pgsqlms", version, about, long_about = None)]
 struct Cli {
-    /// start, stop, monitor, promote, demote, notify, reload, meta-data,
-    /// methods, validate-all; `man` to print the manual page; `status` and
-    /// `health-server` (see `pgsqlms status --help`, `pgsqlms health-server --help`)
-    action: Option<String>,
+    /// The OCF action, or `man`. Two more commands take their own options:
+    /// `status` and `health-server` (see `pgsqlms status --help`,
+    /// `pgsqlms health-server --help`)
+    action: Option<Action>,
 }
 
 /// The cluster at a glance, from any node (run as root).
@@ -97,19 +98,6 @@ struct HealthCli {
     tls_key: Option<std::path::PathBuf>,
 }
 
-const ACTIONS: &[&str] = &[
-    "start",
-    "stop",
-    "monitor",
-    "promote",
-    "demote",
-    "notify",
-    "reload",
-    "meta-data",
-    "methods",
-    "validate-all",
-];
-
 fn main() -> ExitCode {
     install_panic_hook();
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -118,9 +106,12 @@ fn main() -> ExitCode {
         Some("health-server") => return health_main(HealthCli::parse_from(&argv[1..])),
         _ => {}
     }
-    let cli = Cli::parse();
     let (env, not_utf8) = read_env(std::env::vars_os());
-    let needs_env = !matches!(cli.action.as_deref(), Some("meta-data" | "methods" | "man"));
+    let action = match parse_action(&argv, &env) {
+        Ok(action) => action,
+        Err(code) => return code.into(),
+    };
+    let needs_env = action.is_none_or(Action::needs_parameters);
     if let Some(name) = not_utf8.first().filter(|_| needs_env) {
         logging::init(&env);
         logging::exit_reason(
@@ -129,7 +120,37 @@ fn main() -> ExitCode {
         );
         return OcfExit::ErrConfigured.into();
     }
-    run(cli.action.as_deref(), env).into()
+    run(action, env).into()
+}
+
+/// The action named on the command line. One the agent does not know is
+/// OCF's "unimplemented" (Pacemaker may try actions an agent lacks), with a
+/// reason; `--help` and `--version` print and exit.
+fn parse_action(
+    argv: &[std::ffi::OsString],
+    env: &HashMap<String, String>,
+) -> Result<Option<Action>, OcfExit> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let e = match Cli::try_parse_from(argv) {
+        Ok(cli) => return Ok(cli.action),
+        Err(e) => e,
+    };
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => e.exit(),
+        ErrorKind::InvalidValue => {
+            let name = match e.get(ContextKind::InvalidValue) {
+                Some(ContextValue::String(s)) => s.clone(),
+                _ => String::new(),
+            };
+            logging::init(env);
+            logging::exit_reason(env, &format!("action \"{name}\" is not implemented"));
+            Err(OcfExit::ErrUnimplemented)
+        }
+        _ => {
+            let _ = e.print();
+            Err(OcfExit::ErrArgs)
+        }
+    }
 }
 
 /// A bug must still look like an OCF failure with a reason, not an exit
@@ -247,39 +268,24 @@ fn health_main(cli: HealthCli) -> ExitCode {
     }
 }
 
-fn run(action: Option<&str>, env: HashMap<String, String>) -> OcfExit {
+fn run(action: Option<Action>, env: HashMap<String, String>) -> OcfExit {
     let Some(action) = action else {
-        eprintln!("usage: pgsqlms {{{}}}", ACTIONS.join("|"));
+        let names: Vec<String> = Action::ocf().map(Action::name).collect();
+        eprintln!("usage: pgsqlms {{{}}}", names.join("|"));
         return OcfExit::ErrArgs;
     };
-    // Actions that need neither parameters nor a runtime.
-    match action {
-        "meta-data" => {
-            print!("{}", metadata::meta_data_xml());
-            return OcfExit::Success;
-        }
-        "methods" => {
-            print!("{}", metadata::methods());
-            return OcfExit::Success;
-        }
-        "man" => {
-            print!("{}", metadata::man_page());
-            return OcfExit::Success;
-        }
-        _ => {}
+    if let actions::Kind::Document(document) = action.kind() {
+        print!("{}", document());
+        return OcfExit::Success;
     }
     logging::init(&env);
-    if !ACTIONS.contains(&action) {
-        logging::exit_reason(&env, &format!("action \"{action}\" is not implemented"));
-        return OcfExit::ErrUnimplemented;
-    }
     let started = tokio::time::Instant::now();
     // stop needs only where the instance is and who runs it: a bad value
     // of a parameter it does not use must not keep it from stopping
     // (actions::stop_despite_configuration says why).
     let (params, deferred) = match params::Params::from_env(&env) {
         Ok(p) => (p, None),
-        Err(e) if action == "stop" => {
+        Err(e) if action == Action::Stop => {
             let mut lenient = env.clone();
             for unused in ["OCF_RESKEY_maxlag", "OCF_RESKEY_pgport"] {
                 lenient.remove(unused);
@@ -316,7 +322,7 @@ fn run(action: Option<&str>, env: HashMap<String, String>) -> OcfExit {
             f.code
         }
     };
-    log::debug!("{action} returns {} ({})", code.code(), code.name());
+    log::debug!("{} returns {} ({})", action.name(), code.code(), code.name());
     code
 }
 
@@ -329,15 +335,34 @@ mod tests {
         assert_eq!(run(None, HashMap::new()), OcfExit::ErrArgs);
     }
 
+    fn argv(words: &[&str]) -> Vec<std::ffi::OsString> {
+        words.iter().map(std::ffi::OsString::from).collect()
+    }
+
     #[test]
     fn unknown_actions_are_unimplemented() {
-        assert_eq!(run(Some("migrate_to"), HashMap::new()), OcfExit::ErrUnimplemented);
+        let env: HashMap<String, String> =
+            [("HA_LOGFACILITY".to_string(), "none".to_string())].into();
+        let r = parse_action(&argv(&["pgsqlms", "migrate_to"]), &env);
+        assert_eq!(r, Err(OcfExit::ErrUnimplemented));
+        let r = parse_action(&argv(&["pgsqlms", "monitor", "extra"]), &env);
+        assert_eq!(r, Err(OcfExit::ErrArgs));
+    }
+
+    #[test]
+    fn every_action_parses_by_its_name() {
+        use clap::ValueEnum;
+        for a in Action::value_variants() {
+            let r = parse_action(&argv(&["pgsqlms", &a.name()]), &HashMap::new());
+            assert_eq!(r, Ok(Some(*a)));
+        }
+        assert_eq!(parse_action(&argv(&["pgsqlms"]), &HashMap::new()), Ok(None));
     }
 
     #[test]
     fn metadata_and_methods_need_nothing() {
-        assert_eq!(run(Some("meta-data"), HashMap::new()), OcfExit::Success);
-        assert_eq!(run(Some("methods"), HashMap::new()), OcfExit::Success);
+        assert_eq!(run(Some(Action::MetaData), HashMap::new()), OcfExit::Success);
+        assert_eq!(run(Some(Action::Methods), HashMap::new()), OcfExit::Success);
     }
 
     #[test]
@@ -391,6 +416,6 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
-        assert_eq!(run(Some("monitor"), env), OcfExit::ErrConfigured);
+        assert_eq!(run(Some(Action::Monitor), env), OcfExit::ErrConfigured);
     }
 }

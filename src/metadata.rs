@@ -1,8 +1,10 @@
 //! meta-data XML and the ocf_rust_pgsqlms(7) manual page, both generated from
-//! the tables in `params`, so parameters, defaults and actions never drift
-//! between what Pacemaker reads and what the operator reads.
+//! the parameter table in `params` and the `Action` enum, so parameters,
+//! defaults and actions never drift between what Pacemaker reads and what the
+//! operator reads.
 
-use crate::params::{ACTIONS, PARAMS};
+use crate::actions::Action;
+use crate::params::PARAMS;
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 
@@ -62,18 +64,20 @@ pub fn meta_data_xml() -> String {
     w.write_event(Event::End(BytesEnd::new("parameters"))).expect("write to Vec");
 
     w.write_event(Event::Start(BytesStart::new("actions"))).expect("write to Vec");
-    for a in ACTIONS {
-        let mut el = BytesStart::new("action");
-        el.push_attribute(("name", a.name));
-        el.push_attribute(("timeout", a.timeout.to_string().as_str()));
-        if let Some(i) = a.interval {
-            el.push_attribute(("interval", i.to_string().as_str()));
-            el.push_attribute(("depth", "0"));
+    for action in Action::ocf() {
+        for a in action.advertised() {
+            let mut el = BytesStart::new("action");
+            el.push_attribute(("name", action.name().as_str()));
+            el.push_attribute(("timeout", a.timeout.to_string().as_str()));
+            if let Some(i) = a.interval {
+                el.push_attribute(("interval", i.to_string().as_str()));
+                el.push_attribute(("depth", "0"));
+            }
+            if let Some(r) = a.role {
+                el.push_attribute(("role", r));
+            }
+            w.write_event(Event::Empty(el)).expect("write to Vec");
         }
-        if let Some(r) = a.role {
-            el.push_attribute(("role", r));
-        }
-        w.write_event(Event::Empty(el)).expect("write to Vec");
     }
     w.write_event(Event::End(BytesEnd::new("actions"))).expect("write to Vec");
     w.write_event(Event::End(BytesEnd::new("resource-agent"))).expect("write to Vec");
@@ -84,9 +88,7 @@ pub fn meta_data_xml() -> String {
 
 /// The `methods` action: one supported action per line.
 pub fn methods() -> String {
-    let mut names: Vec<&str> = ACTIONS.iter().map(|a| a.name).collect();
-    names.dedup();
-    names.join("\n") + "\n"
+    Action::ocf().map(|a| a.name() + "\n").collect()
 }
 
 fn roff_escape(s: &str) -> String {
@@ -123,10 +125,11 @@ pub fn man_page() -> String {
         m.push('\n');
     }
     m.push_str(".SH ACTIONS\n");
-    for a in ACTIONS.iter().filter(|a| !a.description.is_empty()) {
-        m.push_str(&format!(".TP\n.B {}\n", a.name));
-        m.push_str(&roff_escape(a.description));
-        m.push_str(&format!(" Default timeout: {} s.", a.timeout));
+    for a in Action::ocf() {
+        m.push_str(&format!(".TP\n.B {}\n", a.name()));
+        m.push_str(&roff_escape(&a.description()));
+        // clap drops the final period of a doc comment; the manual has sentences.
+        m.push_str(&format!(". Default timeout: {} s.", a.advertised()[0].timeout));
         m.push('\n');
     }
     m.push_str(".SH EXIT STATUS\nOCF codes: 0 success or running standby, 1 generic error, 2 invalid arguments, \
@@ -161,19 +164,29 @@ mod tests {
     fn methods_lists_each_action_once() {
         let m = methods();
         assert_eq!(m.lines().filter(|l| *l == "monitor").count(), 1);
-        for a in [
-            "start",
-            "stop",
-            "promote",
-            "demote",
-            "notify",
-            "reload",
-            "validate-all",
-            "meta-data",
-            "methods",
-        ] {
-            assert!(m.lines().any(|l| l == a), "{a}");
+        assert_eq!(m.lines().count(), Action::ocf().count());
+        for a in Action::ocf() {
+            assert!(m.lines().any(|l| l == a.name()), "{}", a.name());
         }
+    }
+
+    #[test]
+    fn meta_data_and_man_page_list_every_action() {
+        let xml = meta_data_xml();
+        let man = man_page();
+        for a in Action::ocf() {
+            let name = a.name();
+            for ad in a.advertised() {
+                let mut el = format!("<action name=\"{name}\" timeout=\"{}\"", ad.timeout);
+                if let (Some(i), Some(r)) = (ad.interval, ad.role) {
+                    el.push_str(&format!(" interval=\"{i}\" depth=\"0\" role=\"{r}\""));
+                }
+                assert!(xml.contains(&format!("{el}/>")), "meta-data lacks {el}:\n{xml}");
+            }
+            let entry = format!(".TP\n.B {name}\n{}. Default", roff_escape(&a.description()));
+            assert!(man.contains(&entry), "the man page lacks {name}");
+        }
+        assert!(!xml.contains("\"man\""), "man is not an OCF action");
     }
 
     #[test]

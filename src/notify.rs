@@ -17,6 +17,27 @@ pub enum Operation {
     Demote,
 }
 
+/// As Pacemaker names them (`pre`, `promote`): "pre-promote".
+impl std::fmt::Display for When {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            When::Pre => "pre",
+            When::Post => "post",
+        })
+    }
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Operation::Start => "start",
+            Operation::Stop => "stop",
+            Operation::Promote => "promote",
+            Operation::Demote => "demote",
+        })
+    }
+}
+
 /// Node names per list of the notification.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Transition {
@@ -36,8 +57,15 @@ pub struct Notification {
     pub transition: Transition,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A notification whose environment cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct NotifyError(pub String);
+
+/// An environment Pacemaker would not send.
+impl crate::agent::EdgeError for NotifyError {
+    const CODE: crate::exit::OcfExit = crate::exit::OcfExit::ErrArgs;
+}
 
 const PREFIX: &str = "OCF_RESKEY_CRM_meta_notify_";
 
@@ -54,17 +82,14 @@ fn names_or_legacy(env: &HashMap<String, String>, list: &str, legacy: &str) -> V
 
 pub fn parse(env: &HashMap<String, String>) -> Result<Notification, NotifyError> {
     let get = |k: &str| env.get(&format!("{PREFIX}{k}")).map(|s| s.trim()).unwrap_or("");
-    let when = match get("type") {
-        "pre" => When::Pre,
-        "post" => When::Post,
-        other => return Err(NotifyError(format!("unknown notification type \"{other}\""))),
+    let named = |value: &str, w: &dyn std::fmt::Display| w.to_string() == value;
+    let Some(when) = [When::Pre, When::Post].into_iter().find(|w| named(get("type"), w)) else {
+        return Err(NotifyError(format!("unknown notification type \"{}\"", get("type"))));
     };
-    let operation = match get("operation") {
-        "start" => Operation::Start,
-        "stop" => Operation::Stop,
-        "promote" => Operation::Promote,
-        "demote" => Operation::Demote,
-        other => return Err(NotifyError(format!("unknown notification operation \"{other}\""))),
+    let operations = [Operation::Start, Operation::Stop, Operation::Promote, Operation::Demote];
+    let Some(operation) = operations.into_iter().find(|o| named(get("operation"), o)) else {
+        let other = get("operation");
+        return Err(NotifyError(format!("unknown notification operation \"{other}\"")));
     };
     let list = |l: &str| names(env, l).unwrap_or_default();
     Ok(Notification {
@@ -134,22 +159,22 @@ impl Transition {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (format!("{PREFIX}{k}"), v.to_string())).collect()
-    }
+    use crate::params::env_of;
 
     #[test]
     fn parses_lists_with_stray_spaces() {
-        let n = parse(&env(&[
-            ("type", "pre"),
-            ("operation", "promote"),
-            ("promote_uname", " srv2 "),
-            ("promote_resource", "pgsqld:1 "),
-            ("active_uname", "srv1  srv2 srv3 "),
-            ("unpromoted_uname", "srv2 srv3"),
-            ("promoted_uname", ""),
-        ]))
+        let n = parse(&env_of(
+            PREFIX,
+            &[
+                ("type", "pre"),
+                ("operation", "promote"),
+                ("promote_uname", " srv2 "),
+                ("promote_resource", "pgsqld:1 "),
+                ("active_uname", "srv1  srv2 srv3 "),
+                ("unpromoted_uname", "srv2 srv3"),
+                ("promoted_uname", ""),
+            ],
+        ))
         .unwrap();
         assert_eq!((n.when, n.operation), (When::Pre, Operation::Promote));
         assert_eq!(n.transition.promote, vec!["srv2"]);
@@ -160,37 +185,47 @@ mod tests {
 
     #[test]
     fn legacy_names_are_used_when_new_ones_are_absent() {
-        let n = parse(&env(&[
-            ("type", "post"),
-            ("operation", "demote"),
-            ("master_uname", "a"),
-            ("slave_uname", "b c"),
-        ]))
+        let n = parse(&env_of(
+            PREFIX,
+            &[
+                ("type", "post"),
+                ("operation", "demote"),
+                ("master_uname", "a"),
+                ("slave_uname", "b c"),
+            ],
+        ))
         .unwrap();
         assert_eq!(n.transition.promoted, vec!["a"]);
         assert_eq!(n.transition.unpromoted, vec!["b", "c"]);
         // New names win when present.
-        let n = parse(&env(&[
-            ("type", "post"),
-            ("operation", "demote"),
-            ("master_uname", "a"),
-            ("promoted_uname", "z"),
-        ]))
+        let n = parse(&env_of(
+            PREFIX,
+            &[
+                ("type", "post"),
+                ("operation", "demote"),
+                ("master_uname", "a"),
+                ("promoted_uname", "z"),
+            ],
+        ))
         .unwrap();
         assert_eq!(n.transition.promoted, vec!["z"]);
     }
 
     #[test]
     fn unknown_type_or_operation_is_an_error() {
-        assert!(parse(&env(&[("type", "during"), ("operation", "start")])).is_err());
-        assert!(parse(&env(&[("type", "pre"), ("operation", "migrate")])).is_err());
+        assert!(parse(&env_of(PREFIX, &[("type", "during"), ("operation", "start")])).is_err());
+        assert!(parse(&env_of(PREFIX, &[("type", "pre"), ("operation", "migrate")])).is_err());
         assert!(parse(&HashMap::new()).is_err());
     }
 
-    fn t(f: impl FnOnce(&mut Transition)) -> Transition {
-        let mut t = Transition::default();
-        f(&mut t);
-        t
+    /// The transition of a notification with these lists (`("demote",
+    /// "srv1")`: `demote_uname=srv1`), read as Pacemaker passes them.
+    fn t(lists: &[(&str, &str)]) -> Transition {
+        let keys: Vec<(String, &str)> =
+            lists.iter().map(|(l, v)| (format!("{l}_uname"), *v)).collect();
+        let mut pairs: Vec<(&str, &str)> = vec![("type", "pre"), ("operation", "promote")];
+        pairs.extend(keys.iter().map(|(k, v)| (k.as_str(), *v)));
+        parse(&env_of(PREFIX, &pairs)).unwrap().transition
     }
 
     fn v(s: &str) -> Vec<String> {
@@ -199,66 +234,43 @@ mod tests {
 
     #[test]
     fn classifies_recoveries() {
-        let tr = t(|t| {
-            t.promoted = v("srv1");
-            t.demote = v("srv1");
-            t.stop = v("srv1");
-            t.start = v("srv1");
-            t.promote = v("srv1");
-            t.unpromoted = v("srv2 srv3");
-        });
+        let all_srv1 = ["promoted", "demote", "stop", "start", "promote"].map(|l| (l, "srv1"));
+        let tr = t(&[&all_srv1[..], &[("unpromoted", "srv2 srv3")]].concat());
         assert!(tr.is_primary_recovery("srv1"));
         assert!(!tr.is_primary_recovery("srv2"));
         assert_eq!(tr.switchover_from("srv1"), None);
-        let tr = t(|t| {
-            t.unpromoted = v("srv2 srv3");
-            t.stop = v("srv3");
-            t.start = v("srv3");
-        });
+        let tr = t(&[("unpromoted", "srv2 srv3"), ("stop", "srv3"), ("start", "srv3")]);
         assert!(tr.is_standby_recovery("srv3"));
         assert!(!tr.is_standby_recovery("srv2"));
     }
 
     #[test]
     fn classifies_switchover_and_failover() {
-        let base = |t: &mut Transition| {
-            t.promoted = v("srv1");
-            t.unpromoted = v("srv2 srv3");
-            t.demote = v("srv1");
-            t.promote = v("srv2");
-            t.active = v("srv1 srv2 srv3");
-        };
-        let switchover = t(base);
+        let base = [
+            ("promoted", "srv1"),
+            ("unpromoted", "srv2 srv3"),
+            ("demote", "srv1"),
+            ("promote", "srv2"),
+            ("active", "srv1 srv2 srv3"),
+        ];
+        // The lists of `base` with `changes` (a list given again replaces it).
+        let with = |changes: &[(&'static str, &'static str)]| t(&[&base[..], changes].concat());
+        let switchover = with(&[]);
         assert_eq!(switchover.switchover_from("srv2"), Some("srv1"));
         assert_eq!(switchover.switchover_from("srv3"), None);
         // The old primary is stopped too: a failover, no shutdown checkpoint to expect.
-        let failover = t(|t| {
-            base(t);
-            t.stop = v("srv1");
-        });
+        let failover = with(&[("stop", "srv1")]);
         assert_eq!(failover.switchover_from("srv2"), None);
         assert_eq!(failover.election_nodes(), v("srv2 srv3"));
         assert_eq!(switchover.election_nodes(), v("srv1 srv2 srv3"));
         // Two primaries (never with promoted-max=1) or no demote: not a switchover.
-        let odd = t(|t| {
-            base(t);
-            t.promoted = v("srv1 srv3");
-        });
-        assert_eq!(odd.switchover_from("srv2"), None);
-        let no_demote = t(|t| {
-            base(t);
-            t.demote.clear();
-        });
-        assert_eq!(no_demote.switchover_from("srv2"), None);
+        assert_eq!(with(&[("promoted", "srv1 srv3")]).switchover_from("srv2"), None);
+        assert_eq!(with(&[("demote", "")]).switchover_from("srv2"), None);
     }
 
     #[test]
     fn starting_nodes_join_the_election() {
-        let tr = t(|t| {
-            t.active = v("a");
-            t.start = v("b a");
-            t.stop = v("c");
-        });
+        let tr = t(&[("active", "a"), ("start", "b a"), ("stop", "c")]);
         assert_eq!(tr.election_nodes(), v("a b"));
     }
 
@@ -267,20 +279,14 @@ mod tests {
     fn a_node_counts_unless_it_stops_for_good() {
         for bits in 0..8u8 {
             let (active, start, stop) = (bits & 1 != 0, bits & 2 != 0, bits & 4 != 0);
-            let tr = t(|t| {
-                if active {
-                    t.active = v("x");
-                }
-                if start {
-                    t.start = v("x");
-                }
-                if stop {
-                    t.stop = v("x");
-                }
-            });
+            let lists: Vec<(&str, &str)> = [("active", active), ("start", start), ("stop", stop)]
+                .into_iter()
+                .filter(|(_, listed)| *listed)
+                .map(|(list, _)| (list, "x"))
+                .collect();
             let counts = start || active && !stop;
             assert_eq!(
-                tr.election_nodes().len() == 1,
+                t(&lists).election_nodes().len() == 1,
                 counts,
                 "active {active} start {start} stop {stop}"
             );

@@ -8,21 +8,21 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use tokio::time::Instant;
 
-#[derive(Debug)]
+/// A Pacemaker tool that could not run, failed, or printed what cannot be
+/// read.
+#[derive(Debug, thiserror::Error)]
 pub enum ToolError {
-    Cmd(CmdError),
+    #[error(transparent)]
+    Cmd(#[from] CmdError),
+    #[error("{command} failed: {message}")]
     Failed { command: String, message: String },
+    #[error("{0}")]
     Parse(String),
 }
 
-impl std::fmt::Display for ToolError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ToolError::Cmd(e) => write!(f, "{e}"),
-            ToolError::Failed { command, message } => write!(f, "{command} failed: {message}"),
-            ToolError::Parse(e) => write!(f, "{e}"),
-        }
-    }
+/// A tool that failed: a generic failure with the tool's own message.
+impl crate::agent::EdgeError for ToolError {
+    const CODE: crate::exit::OcfExit = crate::exit::OcfExit::ErrGeneric;
 }
 
 pub struct Pacemaker {
@@ -50,7 +50,7 @@ impl Pacemaker {
     }
 
     async fn run_ok(&self, cmd: Cmd<'_>, deadline: Instant) -> Result<String, ToolError> {
-        let o = cmd.run(deadline).await.map_err(ToolError::Cmd)?;
+        let o = cmd.run(deadline).await?;
         if o.success() {
             Ok(o.stdout)
         } else {
@@ -156,7 +156,7 @@ impl Pacemaker {
             .tool("attrd_updater")
             .args(["--query", "--all", "--name", &self.private_name(name)])
             .env_remove("OCF_RESKEY_CRM_meta_on_node");
-        let o = cmd.run(deadline).await.map_err(ToolError::Cmd)?;
+        let o = cmd.run(deadline).await?;
         if o.success() || is_missing_attribute(o.status.code(), &o.stderr) {
             return Ok(parse_attrd_query(&o.stdout));
         }

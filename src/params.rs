@@ -107,95 +107,6 @@ pub const PARAMS: &[ParamSpec] = &[
     },
 ];
 
-/// Actions with their advertised default timeouts (seconds) and intervals.
-pub struct ActionSpec {
-    pub name: &'static str,
-    pub timeout: u32,
-    pub interval: Option<u32>,
-    pub role: Option<&'static str>,
-    pub description: &'static str,
-}
-
-pub const ACTIONS: &[ActionSpec] = &[
-    ActionSpec {
-        name: "start",
-        timeout: 60,
-        interval: None,
-        role: None,
-        description: "Start the instance as a standby (standby.signal) and wait until it accepts connections in recovery.",
-    },
-    ActionSpec {
-        name: "stop",
-        timeout: 60,
-        interval: None,
-        role: None,
-        description: "Stop the instance with a fast shutdown and wait until it is down.",
-    },
-    ActionSpec {
-        name: "promote",
-        timeout: 30,
-        interval: None,
-        role: None,
-        description: "Check that this standby is the best candidate (election, switchover safety), then promote it and wait until it is a primary.",
-    },
-    ActionSpec {
-        name: "demote",
-        timeout: 120,
-        interval: None,
-        role: None,
-        description: "Stop the primary cleanly and start it again as a standby.",
-    },
-    ActionSpec {
-        name: "monitor",
-        timeout: 10,
-        interval: Some(15),
-        role: Some("Promoted"),
-        description: "Report the role of the instance; on the primary, also set the promotion score of every node from the replication state.",
-    },
-    ActionSpec {
-        name: "monitor",
-        timeout: 10,
-        interval: Some(16),
-        role: Some("Unpromoted"),
-        description: "",
-    },
-    ActionSpec {
-        name: "notify",
-        timeout: 60,
-        interval: None,
-        role: None,
-        description: "Election before a promotion, switchover safety check, recovery of a crashed instance before it is demoted or stopped.",
-    },
-    ActionSpec {
-        name: "reload",
-        timeout: 20,
-        interval: None,
-        role: None,
-        description: "Take new parameter values; nothing is restarted.",
-    },
-    ActionSpec {
-        name: "validate-all",
-        timeout: 5,
-        interval: None,
-        role: None,
-        description: "Check the parameters, the binaries, the data directory and the PostgreSQL settings replication needs.",
-    },
-    ActionSpec {
-        name: "meta-data",
-        timeout: 5,
-        interval: None,
-        role: None,
-        description: "Print the agent's OCF meta-data.",
-    },
-    ActionSpec {
-        name: "methods",
-        timeout: 5,
-        interval: None,
-        role: None,
-        description: "List the supported actions.",
-    },
-];
-
 /// Parameters as parsed from the environment. Values are raw here; checks
 /// that need facts from the machine live in `validate`.
 #[derive(Debug, Clone, PartialEq)]
@@ -214,13 +125,13 @@ pub struct Params {
 }
 
 /// Why the parameters cannot be used at all.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct ParamError(pub String);
 
-impl std::fmt::Display for ParamError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// The resource definition is wrong, on every node.
+impl crate::agent::EdgeError for ParamError {
+    const CODE: crate::exit::OcfExit = crate::exit::OcfExit::ErrConfigured;
 }
 
 fn reskey<'a>(env: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
@@ -273,12 +184,18 @@ impl Params {
     }
 }
 
+/// An environment from (name, value) pairs, each name after `prefix`.
+#[cfg(test)]
+pub fn env_of(prefix: &str, pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs.iter().map(|(k, v)| (format!("{prefix}{k}"), v.to_string())).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string())).collect()
+        env_of("OCF_RESKEY_", pairs)
     }
 
     #[test]

@@ -21,27 +21,21 @@ pub struct Target<'a> {
     pub user: &'a RunAs,
 }
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum PgError {
     /// Could not get a session: why, as the role decision needs it.
+    #[error("{0}")]
     Contact(Contact),
     /// Connected, but a query failed.
+    #[error("query failed: {0}")]
     Query(String),
+    #[error("PostgreSQL did not answer before the action timeout")]
     TimedOut,
 }
 
-impl std::fmt::Display for PgError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PgError::Contact(Contact::Unreachable) => write!(f, "PostgreSQL is not listening"),
-            PgError::Contact(Contact::Refused(r)) => {
-                write!(f, "PostgreSQL refused the connection: {r:?}")
-            }
-            PgError::Contact(c) => write!(f, "{c:?}"),
-            PgError::Query(e) => write!(f, "query failed: {e}"),
-            PgError::TimedOut => write!(f, "PostgreSQL did not answer before the action timeout"),
-        }
-    }
+/// A session or query that failed.
+impl crate::agent::EdgeError for PgError {
+    const CODE: crate::exit::OcfExit = crate::exit::OcfExit::ErrGeneric;
 }
 
 fn socket_path(t: &Target) -> PathBuf {

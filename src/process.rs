@@ -17,19 +17,17 @@ pub struct RunAs {
     pub home: PathBuf,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UserError {
+    #[error("system user \"{0}\" does not exist")]
     NoSuchUser(String),
+    #[error("cannot look up the system user: {0}")]
     Lookup(String),
 }
 
-impl std::fmt::Display for UserError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            UserError::NoSuchUser(u) => write!(f, "system user \"{u}\" does not exist"),
-            UserError::Lookup(e) => write!(f, "cannot look up the system user: {e}"),
-        }
-    }
+/// The system user cannot be used: this node's setup.
+impl crate::agent::EdgeError for UserError {
+    const CODE: crate::exit::OcfExit = crate::exit::OcfExit::ErrArgs;
 }
 
 impl RunAs {
@@ -75,23 +73,19 @@ impl Output {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum CmdError {
+    #[error("{} not found or not executable", .0.display())]
     Missing(PathBuf),
-    Spawn(PathBuf, std::io::Error),
+    #[error("cannot run {path}: {1}", path = .0.display())]
+    Spawn(PathBuf, #[source] std::io::Error),
+    #[error("{} did not finish before the action timeout", .0.display())]
     TimedOut(PathBuf),
 }
 
-impl std::fmt::Display for CmdError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CmdError::Missing(p) => write!(f, "{} not found or not executable", p.display()),
-            CmdError::Spawn(p, e) => write!(f, "cannot run {}: {e}", p.display()),
-            CmdError::TimedOut(p) => {
-                write!(f, "{} did not finish before the action timeout", p.display())
-            }
-        }
-    }
+/// A command that could not run or did not finish in time.
+impl crate::agent::EdgeError for CmdError {
+    const CODE: crate::exit::OcfExit = crate::exit::OcfExit::ErrGeneric;
 }
 
 /// How the child's standard output is handled.

@@ -67,6 +67,45 @@ impl Role {
     }
 }
 
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::HotStandbyOff => f.write_str("hot standby mode is disabled"),
+            Refusal::NotYet(msg) | Refusal::Denied(msg) | Refusal::Other(msg) => f.write_str(msg),
+        }
+    }
+}
+
+impl std::fmt::Display for Contact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Contact::Answered { in_recovery: true } => {
+                f.write_str("PostgreSQL answered, in recovery")
+            }
+            Contact::Answered { in_recovery: false } => {
+                f.write_str("PostgreSQL answered, a primary")
+            }
+            Contact::Refused(r) => write!(f, "PostgreSQL refused the connection: {r}"),
+            Contact::Unreachable => f.write_str("PostgreSQL is not listening"),
+        }
+    }
+}
+
+/// For an operator: what the instance is.
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Role::Primary => f.write_str("a primary"),
+            Role::Standby => f.write_str("a standby"),
+            Role::Stopped => f.write_str("stopped"),
+            Role::CrashedPrimary => f.write_str("a crashed primary"),
+            Role::CrashedStandby => f.write_str("a crashed standby"),
+            Role::Transient(why) => write!(f, "in transition: {why}"),
+            Role::Broken(_, why) => write!(f, "unusable: {why}"),
+        }
+    }
+}
+
 /// `backup_label`: the data directory holds one, i.e. it is a base backup
 /// never started, whose copied control file still says "in production".
 pub fn decide(
@@ -111,53 +150,59 @@ pub fn decide(
 mod tests {
     use super::*;
 
+    #[test]
+    fn roles_and_contacts_read_as_text() {
+        let refused =
+            Contact::Refused(Refusal::NotYet("the database system is starting up".into()));
+        assert_eq!(
+            refused.to_string(),
+            "PostgreSQL refused the connection: the database system is starting up"
+        );
+        assert_eq!(Contact::Unreachable.to_string(), "PostgreSQL is not listening");
+        assert_eq!(Role::Transient("recovering".into()).to_string(), "in transition: recovering");
+        assert_eq!(Role::CrashedStandby.to_string(), "a crashed standby");
+    }
+
     const STATES: [DbState; 7] = DbState::ALL;
 
     #[test]
     fn an_answer_decides_whatever_the_control_file_says() {
         // The control file lags a promotion by one checkpoint: SQL wins.
+        // (backup_label too: a server that answers was started.)
         for st in STATES {
             for pm in [Postmaster::Running(10), Postmaster::NotRunning] {
-                assert_eq!(
-                    decide(st, pm, &Contact::Answered { in_recovery: false }, false),
-                    Role::Primary
-                );
-                assert_eq!(
-                    decide(st, pm, &Contact::Answered { in_recovery: true }, false),
-                    Role::Standby
-                );
+                for label in [false, true] {
+                    let primary = Contact::Answered { in_recovery: false };
+                    assert_eq!(decide(st, pm, &primary, label), Role::Primary);
+                    let standby = Contact::Answered { in_recovery: true };
+                    assert_eq!(decide(st, pm, &standby, label), Role::Standby);
+                }
             }
         }
     }
 
     #[test]
-    fn stopped_instances_are_classified_by_their_last_state() {
-        let expect = |st| decide(st, Postmaster::NotRunning, &Contact::Unreachable, false);
-        assert_eq!(expect(DbState::ShutDown), Role::Stopped);
-        assert_eq!(expect(DbState::ShutDownInRecovery), Role::Stopped);
-        assert_eq!(expect(DbState::InProduction), Role::CrashedPrimary);
-        assert_eq!(expect(DbState::InCrashRecovery), Role::CrashedPrimary);
-        assert_eq!(expect(DbState::ShuttingDown), Role::CrashedPrimary);
-        assert_eq!(expect(DbState::InArchiveRecovery), Role::CrashedStandby);
-        assert_eq!(expect(DbState::StartingUp), Role::CrashedStandby);
-    }
-
-    #[test]
-    fn a_base_backup_never_started_is_stopped_not_crashed() {
-        let fresh = |st| decide(st, Postmaster::NotRunning, &Contact::Unreachable, true);
-        assert_eq!(fresh(DbState::InProduction), Role::Stopped);
-        // backup_label changes nothing else.
-        assert_eq!(fresh(DbState::InArchiveRecovery), Role::CrashedStandby);
-        assert_eq!(fresh(DbState::InCrashRecovery), Role::CrashedPrimary);
-        assert_eq!(
-            decide(
-                DbState::InProduction,
-                Postmaster::Running(3),
-                &Contact::Answered { in_recovery: true },
-                true
-            ),
-            Role::Standby
-        );
+    fn instances_not_running_are_classified_by_their_last_state() {
+        use DbState::*;
+        // (control file state, backup_label, role)
+        let table = [
+            (ShutDown, false, Role::Stopped),
+            (ShutDownInRecovery, false, Role::Stopped),
+            (InProduction, false, Role::CrashedPrimary),
+            (InCrashRecovery, false, Role::CrashedPrimary),
+            (ShuttingDown, false, Role::CrashedPrimary),
+            (InArchiveRecovery, false, Role::CrashedStandby),
+            (StartingUp, false, Role::CrashedStandby),
+            // A base backup never started is stopped, not crashed;
+            // backup_label changes nothing else.
+            (InProduction, true, Role::Stopped),
+            (InArchiveRecovery, true, Role::CrashedStandby),
+            (InCrashRecovery, true, Role::CrashedPrimary),
+        ];
+        for (st, label, role) in table {
+            let got = decide(st, Postmaster::NotRunning, &Contact::Unreachable, label);
+            assert_eq!(got, role, "{st:?}, backup_label {label}");
+        }
     }
 
     #[test]

@@ -24,34 +24,25 @@ use std::path::{Component, Path};
 /// all under 8 kB).
 pub const SMALL: u64 = 64 * 1024;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a file of the data directory was not read or written. The text
+/// follows the file's name in a reason ("<path> is a FIFO, ...").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FsError {
+    #[error("does not exist")]
     NotFound,
     /// A link, a FIFO, a device, a directory where a file was expected.
+    #[error("is a {0}, not a regular file: refused")]
     NotRegular(&'static str),
+    #[error("is {0} bytes, larger than expected: refused")]
     TooLarge(u64),
     /// Not owned by the owner of its directory.
+    #[error("is owned by uid {0}, not by its directory's owner: refused")]
     Owner(u32),
     /// A directory not owned by the user files are created for.
+    #[error("is a directory owned by uid {0}, not by the system user: refused")]
     DirOwner(u32),
+    #[error("{0}")]
     Io(String),
-}
-
-impl std::fmt::Display for FsError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            FsError::NotFound => write!(f, "does not exist"),
-            FsError::NotRegular(kind) => write!(f, "is a {kind}, not a regular file: refused"),
-            FsError::TooLarge(n) => write!(f, "is {n} bytes, larger than expected: refused"),
-            FsError::Owner(uid) => {
-                write!(f, "is owned by uid {uid}, not by its directory's owner: refused")
-            }
-            FsError::DirOwner(uid) => {
-                write!(f, "is a directory owned by uid {uid}, not by the system user: refused")
-            }
-            FsError::Io(e) => write!(f, "{e}"),
-        }
-    }
 }
 
 fn from_errno(e: Errno) -> FsError {

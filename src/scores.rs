@@ -4,8 +4,8 @@
 //!
 //! Scores are hints for Pacemaker's choice; the election at promotion time
 //! re-checks with fresh positions. Standbys are ranked by `write_lsn`, the most
-//! advanced one highest (PAF 2.3.0 ranks them the other way round, its issue
-//! 198), equal positions share a score.
+//! advanced one highest (PAF 2.3.0 ranks them the other way round), equal
+//! positions share a score.
 
 use crate::lsn::Lsn;
 use std::collections::{BTreeMap, HashMap};
@@ -24,8 +24,8 @@ pub const NOT_CONNECTED: i32 = -1000;
 /// Marked never to be promoted by the operator (Pacemaker's -INFINITY).
 pub const NEVER_PROMOTE: i32 = -1_000_000;
 
-/// One row of `pg_stat_replication`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One row of `pg_stat_replication`, what the scores are made of.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReplicationRow {
     pub application_name: String,
     pub state: String,
@@ -223,12 +223,22 @@ pub fn may_raise_itself(o: &Orphan) -> Result<(), &'static str> {
 mod tests {
     use super::*;
 
-    fn row(name: &str, state: &str, lsn: Option<&str>) -> ReplicationRow {
-        ReplicationRow {
-            application_name: name.into(),
-            state: state.into(),
-            write_lsn: lsn.map(|l| l.parse().unwrap()),
-        }
+    /// `compute` on the primary, the first of `nodes`, with
+    /// pg_stat_replication rows written "name state write_lsn" (`-`: none).
+    fn scored(nodes: &str, rows: &[&str], current: &str, maxlag: u64) -> Table {
+        let nodes: Vec<String> = nodes.split_whitespace().map(String::from).collect();
+        let rows: Vec<ReplicationRow> = rows
+            .iter()
+            .map(|r| match r.split_whitespace().collect::<Vec<_>>()[..] {
+                [name, state, lsn] => ReplicationRow {
+                    application_name: name.into(),
+                    state: state.into(),
+                    write_lsn: (lsn != "-").then(|| lsn.parse().unwrap()),
+                },
+                _ => panic!("row {r:?}"),
+            })
+            .collect();
+        compute(&nodes[0], &nodes, &rows, current.parse().unwrap(), maxlag)
     }
 
     fn nodes(n: &[&str]) -> Vec<String> {
@@ -241,72 +251,51 @@ mod tests {
 
     #[test]
     fn most_advanced_standby_scores_highest() {
-        let rows = [
-            row("srv2", "streaming", Some("0/3000000")),
-            row("srv3", "streaming", Some("0/5000000")),
-        ];
-        let t = compute(
-            "srv1",
-            &nodes(&["srv1", "srv2", "srv3"]),
-            &rows,
-            "0/5000000".parse().unwrap(),
-            0,
-        );
+        let rows = ["srv2 streaming 0/3000000", "srv3 streaming 0/5000000"];
+        let t = scored("srv1 srv2 srv3", &rows, "0/5000000", 0);
         assert_eq!(values(&t), vec![("srv1", 1001), ("srv2", 990), ("srv3", 1000)]);
     }
 
     #[test]
     fn equal_positions_share_a_score_and_ranks_stay_dense() {
-        let rows = [
-            row("b", "streaming", Some("0/5")),
-            row("a", "streaming", Some("0/5")),
-            row("c", "catchup", Some("0/4")),
-        ];
-        let t = compute("p", &nodes(&["p", "a", "b", "c"]), &rows, "0/5".parse().unwrap(), 0);
+        let rows = ["b streaming 0/5", "a streaming 0/5", "c catchup 0/4"];
+        let t = scored("p a b c", &rows, "0/5", 0);
         assert_eq!(values(&t), vec![("a", 1000), ("b", 1000), ("c", 990), ("p", 1001)]);
     }
 
     #[test]
     fn standbys_not_streaming_cannot_be_promoted() {
         for state in ["startup", "backup", "stopping"] {
-            let t = compute("p", &nodes(&["p", "s"]), &[row("s", state, Some("0/1"))], Lsn(1), 0);
+            let t = scored("p s", &[&format!("s {state} 0/1")], "0/1", 0);
             assert_eq!(t.scores["s"].value, NOT_READY, "{state}");
         }
-        let t = compute("p", &nodes(&["p", "s"]), &[row("s", "streaming", None)], Lsn(1), 0);
+        let t = scored("p s", &["s streaming -"], "0/1", 0);
         assert_eq!(t.scores["s"].value, NOT_READY);
     }
 
     #[test]
     fn maxlag_gives_a_negative_score_and_zero_disables_it() {
-        let rows = [row("s1", "streaming", Some("0/1000")), row("s2", "streaming", Some("0/F00"))];
-        let t = compute("p", &nodes(&["p", "s1", "s2"]), &rows, "0/1000".parse().unwrap(), 0x80);
+        let rows = ["s1 streaming 0/1000", "s2 streaming 0/F00"];
+        let t = scored("p s1 s2", &rows, "0/1000", 0x80);
         assert_eq!(t.scores["s1"].value, 1000);
         assert_eq!(t.scores["s2"].value, TOO_FAR_BEHIND);
         assert_eq!(t.scores["s2"].reason, Reason::TooFarBehind { lag: 0x100, maxlag: 0x80 });
         // exactly maxlag behind is still fine
-        let t = compute("p", &nodes(&["p", "s1", "s2"]), &rows, "0/1000".parse().unwrap(), 0x100);
-        assert_eq!(t.scores["s2"].value, 990);
-        let t = compute("p", &nodes(&["p", "s1", "s2"]), &rows, "0/1000".parse().unwrap(), 0);
-        assert_eq!(t.scores["s2"].value, 990);
+        assert_eq!(scored("p s1 s2", &rows, "0/1000", 0x100).scores["s2"].value, 990);
+        assert_eq!(scored("p s1 s2", &rows, "0/1000", 0).scores["s2"].value, 990);
     }
 
     #[test]
     fn disconnected_nodes_and_foreign_clients() {
-        let rows =
-            [row("pg_receivewal", "streaming", Some("0/9")), row("p", "streaming", Some("0/9"))];
-        let t = compute("p", &nodes(&["p", "s"]), &rows, "0/9".parse().unwrap(), 0);
+        let t = scored("p s", &["pg_receivewal streaming 0/9", "p streaming 0/9"], "0/9", 0);
         assert_eq!(values(&t), vec![("p", 1001), ("s", NOT_CONNECTED)]);
         assert_eq!(t.foreign_clients, vec!["p".to_string(), "pg_receivewal".to_string()]);
     }
 
     #[test]
     fn duplicate_connections_keep_the_best() {
-        let rows = [
-            row("s", "startup", Some("0/1")),
-            row("s", "streaming", Some("0/2")),
-            row("s", "streaming", Some("0/1")),
-        ];
-        let t = compute("p", &nodes(&["p", "s"]), &rows, "0/2".parse().unwrap(), 0);
+        let rows = ["s startup 0/1", "s streaming 0/2", "s streaming 0/1"];
+        let t = scored("p s", &rows, "0/2", 0);
         assert_eq!(t.scores["s"].value, 1000);
         assert_eq!(
             t.scores["s"].reason,
@@ -317,14 +306,13 @@ mod tests {
     #[test]
     fn many_standbys_never_drop_to_zero() {
         let names: Vec<String> = (0..150).map(|i| format!("s{i:03}")).collect();
-        let rows: Vec<_> = names
+        let rows: Vec<String> = names
             .iter()
             .enumerate()
-            .map(|(i, n)| row(n, "streaming", Some(&format!("0/{:X}", 1000 - i))))
+            .map(|(i, n)| format!("{n} streaming 0/{:X}", 1000 - i))
             .collect();
-        let mut all = names.clone();
-        all.push("p".into());
-        let t = compute("p", &all, &rows, "0/1000".parse().unwrap(), 0);
+        let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+        let t = scored(&format!("p {}", names.join(" ")), &rows, "0/1000", 0);
         assert_eq!(t.scores["s000"].value, 1000);
         assert_eq!(t.scores["s099"].value, 10);
         assert_eq!(t.scores["s149"].value, LOWEST_STANDBY);
@@ -332,8 +320,7 @@ mod tests {
 
     #[test]
     fn only_changed_scores_are_written() {
-        let rows = [row("s", "streaming", Some("0/2"))];
-        let t = compute("p", &nodes(&["p", "s", "x"]), &rows, "0/2".parse().unwrap(), 0);
+        let t = scored("p s x", &["s streaming 0/2"], "0/2", 0);
         let mut current = HashMap::new();
         assert_eq!(changes(&t, &current).len(), 3);
         current.insert("p".to_string(), 1001);
@@ -348,8 +335,7 @@ mod tests {
 
     #[test]
     fn never_promote_nodes_get_minus_infinity_except_a_primary() {
-        let rows = [row("s", "streaming", Some("0/2")), row("n", "streaming", Some("0/2"))];
-        let mut t = compute("p", &nodes(&["p", "s", "n", "x"]), &rows, Lsn(2), 0);
+        let mut t = scored("p s n x", &["s streaming 0/2", "n streaming 0/2"], "0/2", 0);
         bar(&mut t, &nodes(&["n", "x", "p"]));
         assert_eq!(
             values(&t),

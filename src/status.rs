@@ -19,6 +19,9 @@ pub struct LocalPg {
     /// Why there is no answer, when there is none.
     pub error: Option<String>,
     pub in_recovery: Option<bool>,
+    /// transaction_read_only: on for every session (a primary that takes
+    /// no writes).
+    pub read_only: Option<bool>,
     pub timeline: Option<u32>,
     /// Primary: current WAL write position.
     pub current_lsn: Option<Lsn>,
@@ -35,13 +38,33 @@ pub struct LocalPg {
     pub replication: Vec<ReplicationView>,
 }
 
-/// A row of the primary's pg_stat_replication.
+impl LocalPg {
+    /// "down" (no answer), "primary" or "standby".
+    pub fn role(&self) -> &'static str {
+        match (&self.error, self.in_recovery) {
+            (None, Some(false)) => "primary",
+            (None, Some(true)) => "standby",
+            _ => "down",
+        }
+    }
+
+    /// Standby: bytes between the primary's end of WAL, as last reported,
+    /// and what it replayed.
+    pub fn standby_lag_bytes(&self) -> Option<u64> {
+        match (self.in_recovery, self.primary_end_lsn, self.replay_lsn) {
+            (Some(true), Some(p), Some(r)) => Some(p.0.saturating_sub(r.0)),
+            _ => None,
+        }
+    }
+}
+
+/// A row of the primary's pg_stat_replication: what the scores read, and
+/// more.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReplicationView {
-    pub application_name: String,
-    pub state: String,
+    /// Name, state and write position.
+    pub standby: scores::ReplicationRow,
     pub sync_state: String,
-    pub write_lsn: Option<Lsn>,
     pub flush_lsn: Option<Lsn>,
     pub replay_lsn: Option<Lsn>,
     /// replay_lag in seconds
@@ -217,11 +240,11 @@ pub fn build(resource: &str, local: &str, st: &ClusterStatus, pg: &LocalPg) -> R
             n.source = "local".into();
             fill_local(&mut n, pg);
         } else if local_is_primary {
-            if let Some(r) = pg.replication.iter().find(|r| &r.application_name == name) {
+            if let Some(r) = pg.replication.iter().find(|r| &r.standby.application_name == name) {
                 n.source = "primary".into();
                 n.postgres_role = "standby".into();
                 n.timeline = pg.timeline;
-                n.wal_written = lsn_str(r.write_lsn);
+                n.wal_written = lsn_str(r.standby.write_lsn);
                 n.wal_flushed = lsn_str(r.flush_lsn);
                 n.wal_replayed = lsn_str(r.replay_lsn);
                 n.lag_bytes = match (pg.current_lsn, r.replay_lsn) {
@@ -229,7 +252,7 @@ pub fn build(resource: &str, local: &str, st: &ClusterStatus, pg: &LocalPg) -> R
                     _ => None,
                 };
                 n.lag_seconds = r.replay_lag_s.or(Some(0.0));
-                n.replication = Some(format!("{} {}", r.state, r.sync_state));
+                n.replication = Some(format!("{} {}", r.standby.state, r.sync_state));
             } else if role == "Unpromoted" {
                 n.source = "primary".into();
                 n.replication = Some("not connected to the primary".into());
@@ -321,10 +344,7 @@ fn fill_local(n: &mut NodeReport, pg: &LocalPg) {
             n.wal_written = lsn_str(pg.receive_lsn);
             n.wal_flushed = lsn_str(pg.receive_lsn);
             n.wal_replayed = lsn_str(pg.replay_lsn);
-            n.lag_bytes = match (pg.primary_end_lsn, pg.replay_lsn) {
-                (Some(p), Some(r)) => Some(p.0.saturating_sub(r.0)),
-                _ => None,
-            };
+            n.lag_bytes = pg.standby_lag_bytes();
             n.lag_seconds = pg.replay_delay_s;
             n.replication =
                 Some(pg.receiver_status.clone().unwrap_or_else(|| "no WAL receiver".into()));
@@ -497,6 +517,14 @@ mod tests {
         crm_mon::parse(include_str!("../tests/fixtures/crm_mon/healthy.xml"), "pgsqld").unwrap()
     }
 
+    fn row(name: &str, write_lsn: Option<Lsn>) -> scores::ReplicationRow {
+        scores::ReplicationRow {
+            application_name: name.into(),
+            state: "streaming".into(),
+            write_lsn,
+        }
+    }
+
     fn primary_pg() -> LocalPg {
         LocalPg {
             in_recovery: Some(false),
@@ -504,17 +532,14 @@ mod tests {
             current_lsn: Some(Lsn(0x3000100)),
             replication: vec![
                 ReplicationView {
-                    application_name: "srv2".into(),
-                    state: "streaming".into(),
+                    standby: row("srv2", Some(Lsn(0x3000100))),
                     sync_state: "sync".into(),
-                    write_lsn: Some(Lsn(0x3000100)),
                     flush_lsn: Some(Lsn(0x3000100)),
                     replay_lsn: Some(Lsn(0x3000000)),
                     replay_lag_s: Some(0.25),
                 },
                 ReplicationView {
-                    application_name: "someone-else".into(),
-                    state: "streaming".into(),
+                    standby: row("someone-else", None),
                     sync_state: "async".into(),
                     ..Default::default()
                 },

@@ -4,11 +4,11 @@
 //! rendering are in `status` and `health`.
 
 use crate::crm_mon::{self, ClusterStatus};
-use crate::health::PgFacts;
 use crate::lsn::Lsn;
 use crate::params::Params;
 use crate::pg::{self, Target};
 use crate::process::{Cmd, RunAs};
+use crate::scores::ReplicationRow;
 use crate::status::{LocalPg, ReplicationView};
 use quick_xml::events::Event;
 use quick_xml::reader::Reader;
@@ -179,13 +179,23 @@ const LOCAL_SQL: &str = "SELECT pg_is_in_recovery(), \
 const REPLICATION_SQL: &str = "SELECT application_name, state, sync_state, \
  write_lsn, flush_lsn, replay_lsn, extract(epoch FROM replay_lag) FROM pg_stat_replication";
 
-/// One session to the local PostgreSQL, one or two queries, closed after.
+/// One session to the local PostgreSQL as system_user, one or two
+/// queries, closed after.
 pub async fn local_pg(params: &Params, with_replication: bool, deadline: Instant) -> LocalPg {
-    let user = match RunAs::lookup(&params.system_user) {
-        Ok(u) => u,
-        Err(e) => return LocalPg { error: Some(e.to_string()), ..Default::default() },
-    };
-    let target = Target { host: &params.pghost, port: params.pgport, user: &user };
+    match RunAs::lookup(&params.system_user) {
+        Ok(user) => local_pg_as(params, &user, with_replication, deadline).await,
+        Err(e) => LocalPg { error: Some(e.to_string()), ..Default::default() },
+    }
+}
+
+/// The same as `user` (the health service looks the user up once).
+pub async fn local_pg_as(
+    params: &Params,
+    user: &RunAs,
+    with_replication: bool,
+    deadline: Instant,
+) -> LocalPg {
+    let target = Target { host: &params.pghost, port: params.pgport, user };
     let client = match pg::connect(&target, deadline).await {
         Ok(c) => c,
         Err(e) => return LocalPg { error: Some(e.to_string()), ..Default::default() },
@@ -204,6 +214,7 @@ pub async fn local_pg(params: &Params, with_replication: bool, deadline: Instant
     let mut out = LocalPg {
         error: None,
         in_recovery: Some(in_recovery),
+        read_only: Some(r[8].as_deref() == Some("on")),
         timeline: r[7].as_deref().and_then(|s| s.parse().ok()),
         current_lsn: lsn(&r[1]),
         receive_lsn: lsn(&r[2]),
@@ -219,10 +230,12 @@ pub async fn local_pg(params: &Params, with_replication: bool, deadline: Instant
                 out.replication = rows
                     .into_iter()
                     .map(|r| ReplicationView {
-                        application_name: r[0].clone().unwrap_or_default(),
-                        state: r[1].clone().unwrap_or_default(),
+                        standby: ReplicationRow {
+                            application_name: r[0].clone().unwrap_or_default(),
+                            state: r[1].clone().unwrap_or_default(),
+                            write_lsn: lsn(&r[3]),
+                        },
                         sync_state: r[2].clone().unwrap_or_default(),
-                        write_lsn: lsn(&r[3]),
                         flush_lsn: lsn(&r[4]),
                         replay_lsn: lsn(&r[5]),
                         replay_lag_s: r[6].as_deref().and_then(|s| s.parse().ok()),
@@ -233,30 +246,6 @@ pub async fn local_pg(params: &Params, with_replication: bool, deadline: Instant
         }
     }
     out
-}
-
-/// The health service's facts: the same query, read-only flag included.
-pub async fn health_facts(params: &Params, user: &RunAs, deadline: Instant) -> PgFacts {
-    let target = Target { host: &params.pghost, port: params.pgport, user };
-    let client = match pg::connect(&target, deadline).await {
-        Ok(c) => c,
-        Err(e) => return PgFacts { error: Some(e.to_string()), ..Default::default() },
-    };
-    match pg::rows(&client, LOCAL_SQL, deadline).await {
-        Ok(rows) => match rows.first() {
-            Some(r) => PgFacts {
-                error: None,
-                in_recovery: r[0].as_deref() == Some("t"),
-                read_only: r[8].as_deref() == Some("on"),
-                receiver_status: r[4].clone(),
-                primary_end_lsn: primary_end(&r[5], &r[2]),
-                replay_lsn: lsn(&r[3]),
-                timeline: r[7].as_deref().and_then(|s| s.parse().ok()),
-            },
-            None => PgFacts { error: Some("no answer".into()), ..Default::default() },
-        },
-        Err(e) => PgFacts { error: Some(e.to_string()), ..Default::default() },
-    }
 }
 
 #[cfg(test)]

@@ -583,7 +583,7 @@ mod tests {
     }
 
     /// What libpq refuses is refused, and application_name=%aé does not
-    /// panic (it used to slice inside a UTF-8 character).
+    /// panic (no slicing inside a UTF-8 character).
     #[test]
     fn conninfo_libpq_refuses_is_refused() {
         for bad in [

@@ -38,12 +38,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::process::Command;
 use tokio::time::{sleep, timeout};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
-const HARNESS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cluster");
-const RECIPES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/pcs-examples");
+mod cluster_harness;
+use cluster_harness::*;
+
 const PAF: &str = "ocf:heartbeat:pgsqlms";
 
 /// One scenario at a time: they all share the one cluster.
@@ -174,12 +174,6 @@ fn s41_haproxy_crash_primary() {
     scenario("haproxy_crash_primary");
 }
 
-fn say(msg: &str) {
-    // Straight to the process's stderr: libtest does not capture this, so a
-    // skipped test says so even without --nocapture.
-    let _ = writeln!(std::io::stderr(), "{msg}");
-}
-
 fn scenario(name: &str) {
     // Ignored by default; run on purpose, they must not pass vacuously.
     if std::env::var("PGSQLMS_CLUSTER").as_deref() != Ok("1") {
@@ -216,174 +210,8 @@ fn append_result(line: &str) {
 }
 
 // ---------------------------------------------------------------------------
-// Cluster settings and harness scripts
+// Cluster state (the harness itself is in cluster_harness/)
 // ---------------------------------------------------------------------------
-
-#[derive(Clone, Debug)]
-struct Settings {
-    nodes: Vec<String>,
-    vip: String,
-    port: u16,
-    /// Where clients connect: the VIP's port, or HAProxy's write port.
-    client_port: u16,
-    sockdir: String,
-    app_user: String,
-    app_password: String,
-    app_db: String,
-    cg_root: String,
-    state_dir: String,
-    agent: String,
-    pg_major: String,
-    sbin_extra: String,
-    debian: String,
-}
-
-impl Settings {
-    async fn load() -> Settings {
-        let out = run(
-            "bash",
-            &[
-                "-c",
-                &format!(
-                    ". {HARNESS}/lib.sh && printf '%s\\n' \"$NODES\" \"$VIP\" \"$PGPORT\" \
-                     \"$PGSOCKDIR\" \"$APP_USER\" \"$APP_PASSWORD\" \"$APP_DB\" \"$CG_ROOT\" \
-                     \"$STATE_DIR\" \"$AGENT\" \"$PG_MAJOR\" \"$SBIN_EXTRA\" \"$DEBIAN\""
-                ),
-            ],
-            Duration::from_secs(10),
-        )
-        .await;
-        let v: Vec<&str> = out.stdout.lines().collect();
-        assert!(v.len() >= 11 && out.ok, "cannot read lib.sh settings: {}", out.stderr);
-        Settings {
-            nodes: v[0].split_whitespace().map(String::from).collect(),
-            vip: v[1].into(),
-            port: v[2].parse().expect("PGPORT"),
-            client_port: v[2].parse().expect("PGPORT"),
-            sockdir: v[3].into(),
-            app_user: v[4].into(),
-            app_password: v[5].into(),
-            app_db: v[6].into(),
-            cg_root: v[7].into(),
-            state_dir: v[8].into(),
-            agent: v[9].into(),
-            pg_major: v[10].into(),
-            sbin_extra: v.get(11).copied().unwrap_or("").into(),
-            debian: v.get(12).copied().filter(|d| !d.is_empty()).unwrap_or("12").into(),
-        }
-    }
-
-    /// Host pid of the node's init (pid 1 of its pid namespace).
-    fn init_pid(&self, node: &str) -> Option<u32> {
-        let procs =
-            std::fs::read_to_string(format!("{}/{node}/cgroup.procs", self.cg_root)).ok()?;
-        for p in procs.lines() {
-            let Ok(status) = std::fs::read_to_string(format!("/proc/{p}/status")) else {
-                continue;
-            };
-            if let Some(l) = status.lines().find(|l| l.starts_with("NSpid:")) {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                if f.len() == 3 && f[2] == "1" {
-                    return p.parse().ok();
-                }
-            }
-        }
-        None
-    }
-
-    /// Fencing actions (reboot/off) the hypervisor carried out, per node.
-    fn fences(&self) -> BTreeMap<String, usize> {
-        let mut m: BTreeMap<String, usize> = self.nodes.iter().map(|n| (n.clone(), 0)).collect();
-        let log = std::fs::read_to_string(format!("{}/hypervisor.log", self.state_dir))
-            .unwrap_or_default();
-        for l in log.lines() {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            if f.len() >= 4 && (f[1] == "reboot" || f[1] == "off") && f[3] == "rc=0" {
-                *m.entry(f[2].trim_end_matches(':').to_string()).or_default() += 1;
-            }
-        }
-        m
-    }
-}
-
-struct Out {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-async fn run(prog: &str, args: &[&str], limit: Duration) -> Out {
-    run_env(prog, args, &[], limit).await
-}
-
-async fn run_env(prog: &str, args: &[&str], env: &[(&str, &str)], limit: Duration) -> Out {
-    let child = Command::new(prog)
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    match timeout(limit, child).await {
-        Ok(Ok(o)) => Out {
-            ok: o.status.success(),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        },
-        Ok(Err(e)) => Out { ok: false, stdout: String::new(), stderr: e.to_string() },
-        Err(_) => Out {
-            ok: false,
-            stdout: String::new(),
-            stderr: format!("{prog} {}: timed out after {limit:?}", args.join(" ")),
-        },
-    }
-}
-
-/// Run tests/cluster/<name> ARGS, logging it.
-async fn script(name: &str, args: &[&str], limit: Duration) -> Out {
-    script_env(name, args, &[], limit).await
-}
-
-async fn script_env(name: &str, args: &[&str], env: &[(&str, &str)], limit: Duration) -> Out {
-    say(&format!("    {} $ {name} {}", clock(), args.join(" ")));
-    let out = run_env(&format!("{HARNESS}/{name}"), args, env, limit).await;
-    if !out.ok {
-        say(&format!("    {name} failed: {}", out.stderr.trim()));
-    }
-    out
-}
-
-fn clock() -> String {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let s = d.as_secs() % 86400;
-    format!("{:02}:{:02}:{:02}.{:03}", s / 3600, s / 60 % 60, s % 60, d.subsec_millis())
-}
-
-#[derive(Debug, Default, Clone)]
-struct Roles {
-    promoted: Vec<String>,
-    unpromoted: Vec<String>,
-    vip: Option<String>,
-}
-
-async fn roles() -> Roles {
-    let out = run(&format!("{HARNESS}/status.sh"), &["--roles"], Duration::from_secs(20)).await;
-    let mut r = Roles::default();
-    for l in out.stdout.lines() {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        match f.as_slice() {
-            ["vip", n] => r.vip = Some(n.to_string()),
-            [n, "Promoted"] => r.promoted.push(n.to_string()),
-            [n, "Unpromoted"] => r.unpromoted.push(n.to_string()),
-            _ => {}
-        }
-    }
-    r.unpromoted.sort();
-    r
-}
-
-async fn wait_healthy(secs: u64) -> bool {
-    script("wait-healthy.sh", &[&secs.to_string()], Duration::from_secs(secs + 30)).await.ok
-}
 
 async fn status_text() -> String {
     run(&format!("{HARNESS}/status.sh"), &[], Duration::from_secs(30)).await.stdout
@@ -392,44 +220,6 @@ async fn status_text() -> String {
 async fn promotion_score(node: &str) -> Option<i64> {
     let out = run(&format!("{HARNESS}/promotion-score.sh"), &[node], Duration::from_secs(20)).await;
     out.stdout.trim().parse().ok()
-}
-
-// ---------------------------------------------------------------------------
-// SQL connections
-// ---------------------------------------------------------------------------
-
-async fn connect(conninfo: &str) -> Result<Client, String> {
-    let (client, conn) = timeout(Duration::from_secs(3), tokio_postgres::connect(conninfo, NoTls))
-        .await
-        .map_err(|_| "connect: timeout".to_string())?
-        .map_err(|e| format!("connect: {e}"))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(client)
-}
-
-/// The application's view: TCP to the VIP.
-async fn connect_vip(s: &Settings) -> Result<Client, String> {
-    connect(&format!(
-        "host={} port={} user={} password={} dbname={} connect_timeout=2 \
-         application_name=scenario-writer",
-        s.vip, s.client_port, s.app_user, s.app_password, s.app_db
-    ))
-    .await
-}
-
-/// The operator's view: the node's unix socket, through its mount namespace
-/// (/proc/PID/root), as root (peer authentication, role root).
-async fn connect_node(s: &Settings, node: &str) -> Result<(u32, Client), String> {
-    let pid = s.init_pid(node).ok_or_else(|| format!("{node} is off"))?;
-    let c = connect(&format!(
-        "host=/proc/{pid}/root{} port={} user=root dbname={} connect_timeout=2 \
-         application_name=scenario-poller",
-        s.sockdir, s.port, s.app_db
-    ))
-    .await?;
-    Ok((pid, c))
 }
 
 async fn node_in_recovery(s: &Settings, node: &str) -> Option<bool> {
@@ -498,7 +288,7 @@ async fn writer(s: Settings, run_id: String, stop: Arc<AtomicBool>, log: Arc<Mut
     };
     while !stop.load(Ordering::Relaxed) {
         if client.is_none() {
-            match connect_vip(&s).await {
+            match connect_vip(&s, "scenario-writer").await {
                 Ok(c) => {
                     let ddl = "CREATE TABLE IF NOT EXISTS ha_rows (run text, id bigint, \
                                at timestamptz DEFAULT clock_timestamp(), PRIMARY KEY (run, id))";
@@ -517,23 +307,11 @@ async fn writer(s: Settings, run_id: String, stop: Arc<AtomicBool>, log: Arc<Mut
         }
         id += 1;
         let c = client.as_ref().expect("connected");
-        let r = timeout(
-            Duration::from_secs(5),
-            c.execute("INSERT INTO ha_rows (run, id) VALUES ($1, $2)", &[&run_id, &id]),
-        )
-        .await;
-        match r {
-            Ok(Ok(1)) => log.lock().unwrap().acks.push((Instant::now(), id)),
-            Ok(Ok(n)) => {
-                fail(&log, format!("insert returned {n} rows"));
-                client = None;
-            }
-            Ok(Err(e)) => {
-                fail(&log, e.to_string());
-                client = None;
-            }
-            Err(_) => {
-                fail(&log, "commit: no answer within 5s".into());
+        match insert_one(c, "INSERT INTO ha_rows (run, id) VALUES ($1, $2)", &[&run_id, &id]).await
+        {
+            Ok(()) => log.lock().unwrap().acks.push((Instant::now(), id)),
+            Err(e) => {
+                fail(&log, e);
                 client = None;
             }
         }
@@ -667,6 +445,91 @@ impl Ctx {
         self.fault_at = Instant::now();
     }
 
+    /// The fault prologue: counts the fences so far, marks the fault and
+    /// injects it with tests/cluster/SCRIPT ARGS. Returns the fences counted
+    /// before it.
+    async fn inject(
+        &mut self,
+        name: &str,
+        args: &[&str],
+    ) -> Result<BTreeMap<String, usize>, String> {
+        let before = self.s.fences();
+        self.fault();
+        let out = script(name, args, Duration::from_secs(30)).await;
+        if !out.ok {
+            return Err(format!("{name} {}: {}", args.join(" "), out.stderr.trim()));
+        }
+        Ok(before)
+    }
+
+    /// Whether NODE's cluster stack starts when it boots (tests/cluster's
+    /// autostart file); a node kept out stays down after a fence.
+    fn set_autostart(&self, node: &str, on: bool) -> Result<(), String> {
+        let autostart = format!("{}/nodes/{node}/autostart", self.s.state_dir);
+        std::fs::write(&autostart, if on { "1\n" } else { "0\n" }).map_err(|e| e.to_string())
+    }
+
+    /// Two standbys, the second one lagging: its replication link slowed
+    /// down, 6000 rows written. Returns (most advanced, lagging).
+    async fn lagging_standby(&mut self, when: &str) -> Result<(String, String), String> {
+        if self.standbys.len() < 2 {
+            return Err("needs at least 2 standbys".into());
+        }
+        let good = self.standbys[0].clone();
+        let lagging = self.standbys[1].clone();
+        script("slow-replication.sh", &[&lagging, "64kbit"], Duration::from_secs(30)).await;
+        self.bulk_write(6000).await;
+        let lag = write_lag(&self.s, &self.primary).await;
+        self.notes.push(format!("lag before {when}: {lag:?}"));
+        if lag.get(&lagging).copied().unwrap_or(0) < 1_000_000 {
+            self.fail(format!("{lagging} is not lagging: {lag:?}"));
+        }
+        Ok((good, lagging))
+    }
+
+    /// Waits (WRITABLE_LIMIT) for the first promotion after the fault, not
+    /// for commits, and fails unless it is `expected`.
+    async fn expect_promoted(&mut self, expected: &str, why: &str) {
+        let deadline = Instant::now() + WRITABLE_LIMIT;
+        while self.first_promoted().is_none() && Instant::now() < deadline {
+            sleep(Duration::from_millis(200)).await;
+        }
+        let first = self.first_promoted();
+        self.notes.push(format!("promoted: {}", first.as_deref().unwrap_or("-")));
+        if first.as_deref() != Some(expected) {
+            self.fail(format!("expected {expected} promoted ({why}), got {first:?}"));
+        }
+    }
+
+    /// Waits (up to a minute) for NODE, fenced, to boot.
+    async fn wait_booted(&self, node: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.s.init_pid(node).is_none() && Instant::now() < deadline {
+            sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Starts NODE's cluster stack, powering the node on if it is off.
+    async fn start_stack(&mut self, node: &str) {
+        if self.s.init_pid(node).is_none() {
+            script("power.sh", &["on", node], Duration::from_secs(60)).await;
+        }
+        let services = format!("{HARNESS}/node-services.sh");
+        let out = script("on.sh", &[node, &services, "start"], Duration::from_secs(90)).await;
+        if !out.ok {
+            self.fail(format!("starting the cluster stack on {node}: {}", out.stderr.trim()));
+        }
+    }
+
+    /// Brings a node back as an administrator would: re-cloned from the
+    /// primary.
+    async fn rebuild(&mut self, node: &str) {
+        let out = script("rebuild.sh", &[node], Duration::from_secs(240)).await;
+        if !out.ok {
+            self.fail(format!("rebuild.sh {node}: {}", out.stderr.trim()));
+        }
+    }
+
     /// First acknowledged commit after the first failure that followed the
     /// fault (or, with no failure at all, the first one after the fault).
     fn writable_at(&self) -> Option<Instant> {
@@ -732,7 +595,7 @@ impl Ctx {
     }
 
     async fn bulk_write(&mut self, rows: u32) {
-        match connect_vip(&self.s).await {
+        match connect_vip(&self.s, "scenario-writer").await {
             Ok(c) => {
                 let sql = format!(
                     "CREATE TABLE IF NOT EXISTS ha_bulk (i int, t text); \
@@ -1069,21 +932,7 @@ async fn save_logs(name: &str) -> Option<String> {
         env!("CARGO_MANIFEST_DIR"),
         SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs()
     );
-    let out = run(
-        "bash",
-        &[
-            "-c",
-            &format!(
-                ". {HARNESS}/lib.sh && mkdir -p {dir} && \
-                 for n in $NODES; do cp -a \"$NODES_DIR/$n/var-log\" {dir}/$n 2>/dev/null; \
-                 cp \"$NODES_DIR/$n/boot.log\" {dir}/$n/ 2>/dev/null; done; \
-                 cp \"$STATE_DIR/hypervisor.log\" {dir}/ 2>/dev/null; \
-                 {HARNESS}/status.sh > {dir}/status.txt 2>&1; true"
-            ),
-        ],
-        Duration::from_secs(60),
-    )
-    .await;
+    let out = copy_cluster_logs(&dir, "", Duration::from_secs(60)).await;
     out.ok.then_some(dir)
 }
 
@@ -1127,7 +976,7 @@ async fn through_haproxy(s: &mut Settings) -> Result<(), String> {
     s.client_port = 5000;
     // HAProxy marks the primary up after its first successful check (1 s).
     let deadline = Instant::now() + Duration::from_secs(15);
-    while connect_vip(s).await.is_err() {
+    while connect_vip(s, "scenario-writer").await.is_err() {
         if Instant::now() > deadline {
             return Err("no PostgreSQL behind HAProxy's write port after 15 s".into());
         }
@@ -1236,12 +1085,7 @@ async fn sc_kill_primary(ctx: &mut Ctx) -> Result<(), String> {
 /// and kills it instead of waiting out its timeouts; nobody is fenced.
 async fn sc_hung_primary(ctx: &mut Ctx) -> Result<(), String> {
     let p = ctx.primary.clone();
-    let before = ctx.s.fences();
-    ctx.fault();
-    let out = script("hang-postgres.sh", &[&p, "STOP"], Duration::from_secs(30)).await;
-    if !out.ok {
-        return Err(format!("hang-postgres.sh: {}", out.stderr.trim()));
-    }
+    let before = ctx.inject("hang-postgres.sh", &[&p, "STOP"]).await?;
     ctx.wait_writable_after_outage(WRITABLE_LIMIT).await;
     let r = roles().await;
     ctx.notes.push(format!("primary after: {}", r.promoted.join(",")));
@@ -1254,12 +1098,7 @@ async fn sc_hung_primary(ctx: &mut Ctx) -> Result<(), String> {
 /// fencing can resolve it; a standby is promoted, the node power-cycled.
 async fn sc_frozen_primary_node(ctx: &mut Ctx) -> Result<(), String> {
     let p = ctx.primary.clone();
-    let before = ctx.s.fences();
-    ctx.fault();
-    let out = script("crash.sh", &["--hang", &p], Duration::from_secs(30)).await;
-    if !out.ok {
-        return Err(format!("crash.sh --hang: {}", out.stderr.trim()));
-    }
+    let before = ctx.inject("crash.sh", &["--hang", &p]).await?;
     ctx.expect_fenced_and_replaced(&p, &before).await;
     Ok(())
 }
@@ -1267,12 +1106,7 @@ async fn sc_frozen_primary_node(ctx: &mut Ctx) -> Result<(), String> {
 /// Power loss of the primary node: fenced, the best standby promoted.
 async fn sc_crash_primary(ctx: &mut Ctx) -> Result<(), String> {
     let p = ctx.primary.clone();
-    let before = ctx.s.fences();
-    ctx.fault();
-    let out = script("crash.sh", &[&p], Duration::from_secs(30)).await;
-    if !out.ok {
-        return Err(format!("crash.sh: {}", out.stderr.trim()));
-    }
+    let before = ctx.inject("crash.sh", &[&p]).await?;
     ctx.expect_fenced_and_replaced(&p, &before).await;
     expect_status_view(ctx, "after the primary's node was fenced", |v, _| {
         let last = &v["cluster"]["last_fence"];
@@ -1301,16 +1135,10 @@ async fn sc_crash_primary_unscored(ctx: &mut Ctx) -> Result<(), String> {
         raises_before.push(raises(s).await);
     }
     let p = ctx.primary.clone();
-    let before = ctx.s.fences();
     // The crashed primary stays out (its cluster stack does not start at
-    // boot), as in the incident: the standbys are on their own.
-    let autostart = format!("{}/nodes/{p}/autostart", ctx.s.state_dir);
-    std::fs::write(&autostart, "0\n").map_err(|e| e.to_string())?;
-    ctx.fault();
-    let out = script("crash.sh", &["--hang", &p], Duration::from_secs(30)).await;
-    if !out.ok {
-        return Err(format!("crash.sh --hang: {}", out.stderr.trim()));
-    }
+    // boot): the standbys are on their own.
+    ctx.set_autostart(&p, false)?;
+    let before = ctx.inject("crash.sh", &["--hang", &p]).await?;
     for s in ctx.standbys.clone() {
         let args = [
             s.as_str(),
@@ -1345,11 +1173,7 @@ async fn sc_crash_primary_unscored(ctx: &mut Ctx) -> Result<(), String> {
     if raised.is_empty() {
         ctx.fail("no standby raised its own score: the stale scores did not hold");
     }
-    // Bring the old primary back as an administrator would: re-clone it.
-    let out = script("rebuild.sh", &[&p], Duration::from_secs(240)).await;
-    if !out.ok {
-        ctx.fail(format!("rebuild.sh {p}: {}", out.stderr.trim()));
-    }
+    ctx.rebuild(&p).await;
     Ok(())
 }
 
@@ -1359,23 +1183,11 @@ async fn sc_crash_primary_unscored(ctx: &mut Ctx) -> Result<(), String> {
 /// must be the one promoted (its WAL on disk counts in the election), not
 /// the laggard, with no acknowledged commit lost.
 async fn sc_double_failure(ctx: &mut Ctx) -> Result<(), String> {
-    if ctx.standbys.len() < 2 {
-        return Err("needs at least 2 standbys".into());
-    }
-    let good = ctx.standbys[0].clone();
-    let lagging = ctx.standbys[1].clone();
-    script("slow-replication.sh", &[&lagging, "64kbit"], Duration::from_secs(30)).await;
-    ctx.bulk_write(6000).await;
-    let lag = write_lag(&ctx.s, &ctx.primary).await;
-    ctx.notes.push(format!("lag before the power loss: {lag:?}"));
-    if lag.get(&lagging).copied().unwrap_or(0) < 1_000_000 {
-        ctx.fail(format!("{lagging} is not lagging: {lag:?}"));
-    }
+    let (good, lagging) = ctx.lagging_standby("the power loss").await?;
     ctx.notes.push(format!("score of {lagging}: {:?}", promotion_score(&lagging).await));
     // The old primary stays out (its cluster stack does not start at boot).
     let p = ctx.primary.clone();
-    let autostart = format!("{}/nodes/{p}/autostart", ctx.s.state_dir);
-    std::fs::write(&autostart, "0\n").map_err(|e| e.to_string())?;
+    ctx.set_autostart(&p, false)?;
     ctx.fault();
     let (off_p, off_good) = (["off", p.as_str()], ["off", good.as_str()]);
     let (a, b) = tokio::join!(
@@ -1391,23 +1203,9 @@ async fn sc_double_failure(ctx: &mut Ctx) -> Result<(), String> {
     if !out.ok {
         return Err(format!("power.sh on {good}: {}", out.stderr.trim()));
     }
-    let deadline = Instant::now() + WRITABLE_LIMIT;
-    while ctx.first_promoted().is_none() && Instant::now() < deadline {
-        sleep(Duration::from_millis(200)).await;
-    }
-    let first = ctx.first_promoted();
-    ctx.notes.push(format!("promoted: {}", first.as_deref().unwrap_or("-")));
-    if first.as_deref() != Some(good.as_str()) {
-        ctx.fail(format!(
-            "expected {good}, which holds the most WAL, promoted; got {first:?} ({lagging} lagged)"
-        ));
-    }
+    ctx.expect_promoted(&good, &format!("it holds the most WAL, {lagging} lagged")).await;
     ctx.wait_writable_after_outage(WRITABLE_LIMIT).await;
-    // Bring the old primary back as an administrator would: re-clone it.
-    let out = script("rebuild.sh", &[&p], Duration::from_secs(240)).await;
-    if !out.ok {
-        ctx.fail(format!("rebuild.sh {p}: {}", out.stderr.trim()));
-    }
+    ctx.rebuild(&p).await;
     Ok(())
 }
 
@@ -1462,49 +1260,19 @@ async fn sc_kill_standby(ctx: &mut Ctx) -> Result<(), String> {
 /// One standby lags behind (its replication link slowed down), the primary
 /// crashes: the most advanced standby must be promoted.
 async fn sc_election(ctx: &mut Ctx) -> Result<(), String> {
-    if ctx.standbys.len() < 2 {
-        return Err("needs at least 2 standbys".into());
-    }
-    let good = ctx.standbys[0].clone();
-    let lagging = ctx.standbys[1].clone();
-    script("slow-replication.sh", &[&lagging, "64kbit"], Duration::from_secs(30)).await;
-    ctx.bulk_write(6000).await;
-    let lag = write_lag(&ctx.s, &ctx.primary).await;
-    ctx.notes.push(format!("lag before crash: {lag:?}"));
-    if lag.get(&lagging).copied().unwrap_or(0) < 1_000_000 {
-        ctx.fail(format!("{lagging} is not lagging: {lag:?}"));
-    }
+    let (good, lagging) = ctx.lagging_standby("the crash").await?;
     // The crashed primary stays out (its cluster stack does not start at
     // boot): this scenario is about the election only.
     let p = ctx.primary.clone();
-    let autostart = format!("{}/nodes/{p}/autostart", ctx.s.state_dir);
-    std::fs::write(&autostart, "0\n").map_err(|e| e.to_string())?;
-    ctx.fault();
-    let out = script("crash.sh", &[&p], Duration::from_secs(30)).await;
-    if !out.ok {
-        return Err(format!("crash.sh: {}", out.stderr.trim()));
-    }
+    ctx.set_autostart(&p, false)?;
+    ctx.inject("crash.sh", &[&p]).await?;
     // Wait for a promotion, not for commits: with the old primary down, the
     // lagging standby may be the only one left to acknowledge synchronous
     // commits, and it needs its link back for that.
-    let deadline = Instant::now() + WRITABLE_LIMIT;
-    while ctx.first_promoted().is_none() && Instant::now() < deadline {
-        sleep(Duration::from_millis(200)).await;
-    }
-    let first = ctx.first_promoted();
-    ctx.notes.push(format!("promoted: {}", first.as_deref().unwrap_or("-")));
-    if first.as_deref() != Some(good.as_str()) {
-        ctx.fail(format!(
-            "expected the most advanced standby {good} promoted, got {first:?} ({lagging} lagged)"
-        ));
-    }
+    ctx.expect_promoted(&good, &format!("the most advanced standby, {lagging} lagged")).await;
     script("heal.sh", &[], Duration::from_secs(30)).await;
     ctx.wait_writable_after_outage(WRITABLE_LIMIT).await;
-    // Bring the old primary back as an administrator would: re-clone it.
-    let out = script("rebuild.sh", &[&p], Duration::from_secs(240)).await;
-    if !out.ok {
-        ctx.fail(format!("rebuild.sh {p}: {}", out.stderr.trim()));
-    }
+    ctx.rebuild(&p).await;
     Ok(())
 }
 
@@ -1601,12 +1369,7 @@ async fn accept_diverged_old_primary(ctx: &mut Ctx) -> bool {
 /// fences it and promotes a standby; the partition heals afterwards.
 async fn sc_partition_primary(ctx: &mut Ctx) -> Result<(), String> {
     let p = ctx.primary.clone();
-    let before = ctx.s.fences();
-    ctx.fault();
-    let out = script("partition.sh", &[&p], Duration::from_secs(30)).await;
-    if !out.ok {
-        return Err(format!("partition.sh: {}", out.stderr.trim()));
-    }
+    let before = ctx.inject("partition.sh", &[&p]).await?;
     if ctx.wait_writable_after_outage(WRITABLE_LIMIT).await {
         let r = roles().await;
         ctx.notes.push(format!("promoted: {}", r.promoted.join(",")));
@@ -1626,53 +1389,22 @@ async fn sc_partition_primary(ctx: &mut Ctx) -> Result<(), String> {
 /// the new primary takes writes, then comes back: it must rejoin as a standby.
 async fn sc_old_primary_returns(ctx: &mut Ctx) -> Result<(), String> {
     let p = ctx.primary.clone();
-    let autostart = format!("{}/nodes/{p}/autostart", ctx.s.state_dir);
-    std::fs::write(&autostart, "0\n").map_err(|e| e.to_string())?;
-    ctx.fault();
-    let out = script("crash.sh", &[&p], Duration::from_secs(30)).await;
-    if !out.ok {
-        return Err(format!("crash.sh: {}", out.stderr.trim()));
-    }
+    ctx.set_autostart(&p, false)?;
+    ctx.inject("crash.sh", &[&p]).await?;
     ctx.wait_writable_after_outage(WRITABLE_LIMIT).await;
     // The node is fenced (booted without its cluster stack); writes go on.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ctx.s.init_pid(&p).is_none() && Instant::now() < deadline {
-        sleep(Duration::from_millis(500)).await;
-    }
+    ctx.wait_booted(&p).await;
     sleep(Duration::from_secs(5)).await;
-    std::fs::write(&autostart, "1\n").map_err(|e| e.to_string())?;
-    if ctx.s.init_pid(&p).is_none() {
-        script("power.sh", &["on", &p], Duration::from_secs(60)).await;
-    }
-    let out = script(
-        "on.sh",
-        &[&p, &format!("{HARNESS}/node-services.sh"), "start"],
-        Duration::from_secs(90),
-    )
-    .await;
-    if !out.ok {
-        ctx.fail(format!("starting the cluster stack on {p}: {}", out.stderr.trim()));
-    }
+    ctx.set_autostart(&p, true)?;
+    ctx.start_stack(&p).await;
     let r = roles().await;
     ctx.notes.push(format!("promoted after the return: {}", r.promoted.join(",")));
     Ok(())
 }
 
 // ---------------------------------------------------------------------------
-// Recipes of pcs-examples/, run on a node as an operator would.
+// Nodes
 // ---------------------------------------------------------------------------
-
-/// Run pcs-examples/RECIPE ARGS on NODE; its output goes to the test log.
-async fn recipe(node: &str, name: &str, args: &[&str]) -> Out {
-    let path = format!("{RECIPES}/{name}");
-    let mut all = vec![node, path.as_str()];
-    all.extend_from_slice(args);
-    let out = script("on.sh", &all, Duration::from_secs(300)).await;
-    for l in out.stdout.lines().filter(|l| l.starts_with(name)) {
-        say(&format!("      {l}"));
-    }
-    out
-}
 
 /// A node other than the ones given.
 fn other_node(ctx: &Ctx, not: &[&str]) -> Result<String, String> {
@@ -1992,8 +1724,7 @@ async fn sc_sync_loss(ctx: &mut Ctx, first: bool) -> Result<(), String> {
     let lag = write_lag(&ctx.s, &p).await;
     ctx.notes.push(format!("lag before the loss: {lag:?}"));
     for n in [&p, &x] {
-        let autostart = format!("{}/nodes/{n}/autostart", ctx.s.state_dir);
-        std::fs::write(&autostart, "0\n").map_err(|e| e.to_string())?;
+        ctx.set_autostart(n, false)?;
     }
     ctx.fault();
     let (pa, xa) = ([p.as_str()], [x.as_str()]);
@@ -2028,24 +1759,9 @@ async fn sc_sync_loss(ctx: &mut Ctx, first: bool) -> Result<(), String> {
     script("heal.sh", &[], Duration::from_secs(30)).await;
 
     // X comes back: promoted by itself.
-    let autostart = format!("{}/nodes/{x}/autostart", ctx.s.state_dir);
-    std::fs::write(&autostart, "1\n").map_err(|e| e.to_string())?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ctx.s.init_pid(&x).is_none() && Instant::now() < deadline {
-        sleep(Duration::from_millis(500)).await;
-    }
-    if ctx.s.init_pid(&x).is_none() {
-        script("power.sh", &["on", &x], Duration::from_secs(60)).await;
-    }
-    let out = script(
-        "on.sh",
-        &[&x, &format!("{HARNESS}/node-services.sh"), "start"],
-        Duration::from_secs(90),
-    )
-    .await;
-    if !out.ok {
-        ctx.fail(format!("starting the cluster stack on {x}: {}", out.stderr.trim()));
-    }
+    ctx.set_autostart(&x, true)?;
+    ctx.wait_booted(&x).await;
+    ctx.start_stack(&x).await;
     ctx.wait_writable_after_outage(WRITABLE_LIMIT).await;
     let promoted = ctx.first_promoted();
     ctx.notes.push(format!("promoted: {}", promoted.as_deref().unwrap_or("-")));
@@ -2058,9 +1774,6 @@ async fn sc_sync_loss(ctx: &mut Ctx, first: bool) -> Result<(), String> {
         format!("no-quorum-policy={old_policy}")
     };
     script("on.sh", &[&y, "pcs", "property", "set", &restore], Duration::from_secs(30)).await;
-    let out = script("rebuild.sh", &[&p], Duration::from_secs(240)).await;
-    if !out.ok {
-        ctx.fail(format!("rebuild.sh {p}: {}", out.stderr.trim()));
-    }
+    ctx.rebuild(&p).await;
     Ok(())
 }

@@ -18,6 +18,7 @@
 //! The unit tests of the schedule and of the checker (crafted histories, one
 //! per violated property) run with a plain `cargo test`.
 
+mod cluster_harness;
 mod soak;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -113,11 +113,7 @@ async fn setting(agent: &Agent, name: &str) -> Result<String, Failure> {
     // same words the server gets at start.
     let words = validate::check_start_opts(p)?;
     cmd = cmd.args(config_file_opts(agent, &words));
-    let out = cmd
-        .run_as(agent.runas()?)
-        .run(agent.deadline)
-        .await
-        .map_err(|e| Failure::generic(e.to_string()))?;
+    let out = cmd.run_as(agent.runas()?).run(agent.deadline).await?;
     if !out.success() {
         return Err(Failure::new(
             OcfExit::ErrArgs,

@@ -328,19 +328,15 @@ pub async fn promote(agent: &Agent) -> ActionResult {
         pcmk.private_all(ATTR_WAL_ON_DISK, d),
         pcmk.cluster_view(d),
     );
-    if let Some(why) = cancel.map_err(Failure::from)?.get(&me) {
+    if let Some(why) = cancel?.get(&me) {
         let _ = pcmk.delete_private(ATTR_CANCEL_SWITCHOVER, agent.deadline).await;
         return Err(Failure::generic(format!("switchover cancelled: {why}")));
     }
-    if recovering.map_err(Failure::from)?.contains_key(&me) {
+    if recovering?.contains_key(&me) {
         log::info!("recovering the primary in place: no election");
     } else {
-        let published = Published {
-            nodes: nodes_attr.map_err(Failure::from)?,
-            positions: published.map_err(Failure::from)?,
-            on_disk: on_disk.map_err(Failure::from)?,
-        };
-        elect(agent, &me, published, view.map_err(Failure::from)?).await?;
+        let published = Published { nodes: nodes_attr?, positions: published?, on_disk: on_disk? };
+        elect(agent, &me, published, view?).await?;
     }
 
     let o = instance::observe(agent).await?;
@@ -508,7 +504,7 @@ async fn elect(
             )));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        published = pcmk.private_all(ATTR_LSN, agent.deadline).await.map_err(Failure::from)?;
+        published = pcmk.private_all(ATTR_LSN, agent.deadline).await?;
     };
     let mut candidates = Vec::new();
     for n in &nodes {
@@ -564,10 +560,8 @@ async fn elect(
         Verdict::HandOver { node, position } => {
             let mine =
                 if view.never_promote.iter().any(|n| n == me) { scores::NEVER_PROMOTE } else { 1 };
-            pcmk.set_score(me, mine, agent.deadline).await.map_err(Failure::from)?;
-            pcmk.set_score(&node, scores::BEST_STANDBY, agent.deadline)
-                .await
-                .map_err(Failure::from)?;
+            pcmk.set_score(me, mine, agent.deadline).await?;
+            pcmk.set_score(&node, scores::BEST_STANDBY, agent.deadline).await?;
             Err(Failure::generic(format!(
                 "{node} is more advanced ({}) than this node: promotion handed over to it",
                 position.to_attr()

@@ -58,8 +58,8 @@ async fn publish_wal_on_disk(agent: &Agent, o: &Observed) -> Result<(), Failure>
     let mine = instance::wal_end_on_disk(agent, &o.control, None, until).await?;
     log::info!("WAL on disk ends at {} (timeline {})", mine.lsn, mine.timeline);
     let d = agent.deadline;
-    agent.pcmk.set_private(ATTR_WAL_ON_DISK, &mine.to_attr(), d).await.map_err(Failure::from)?;
-    let view = agent.pcmk.cluster_view(d).await.map_err(Failure::from)?;
+    agent.pcmk.set_private(ATTR_WAL_ON_DISK, &mine.to_attr(), d).await?;
+    let view = agent.pcmk.cluster_view(d).await?;
     let Some(me) = may_raise(agent, &view, "at its probe").await? else { return Ok(()) };
     raise_if_most_advanced(agent, &me, mine, &view).await
 }
@@ -99,7 +99,7 @@ async fn raise_if_most_advanced(
         agent.pcmk.private_all(ATTR_LSN, d),
         agent.pcmk.private_all(ATTR_WAL_ON_DISK, d)
     );
-    let (live, disk) = (live.map_err(Failure::from)?, disk.map_err(Failure::from)?);
+    let (live, disk) = (live?, disk?);
     // Every other node's best known position: running standbys and WAL on disk.
     let mut others: std::collections::BTreeMap<String, Position> = Default::default();
     for (n, v) in live.iter().chain(disk.iter()) {
@@ -129,7 +129,7 @@ async fn raise_if_most_advanced(
         mine.to_attr(),
         scores::LOWEST_STANDBY
     );
-    agent.pcmk.set_score(me, scores::LOWEST_STANDBY, d).await.map_err(Failure::from)
+    Ok(agent.pcmk.set_score(me, scores::LOWEST_STANDBY, d).await?)
 }
 
 /// Turn an observed role into the monitor's answer, doing the role's duties.
@@ -173,15 +173,9 @@ pub async fn report(agent: &Agent, o: Observed) -> ActionResult {
 async fn update_scores(agent: &Agent, o: &Observed) -> Result<(), Failure> {
     let client = o.client.as_ref().ok_or_else(|| Failure::generic("no session"))?;
     let primary_lsn = o.status.as_ref().and_then(|s| s.lsn).unwrap_or_default();
-    let repl = pg::replication(client, agent.deadline)
-        .await
-        .map_err(|e| Failure::generic(e.to_string()))?;
+    let repl = pg::replication(client, agent.deadline).await?;
     let rows = repl.rows;
-    let view = agent
-        .pcmk
-        .cluster_view(agent.deadline)
-        .await
-        .map_err(|e| Failure::generic(e.to_string()))?;
+    let view = agent.pcmk.cluster_view(agent.deadline).await?;
     let me = agent.node().await?;
     if let Err(e) = keep_sync_record(agent, me, &view, &repl.synchronous_standby_names).await {
         log::error!("could not update the synchronous replication record: {}", e.reason);
@@ -202,20 +196,12 @@ async fn update_scores(agent: &Agent, o: &Observed) -> Result<(), Failure> {
         } else {
             log::info!("{msg}");
         }
-        agent
-            .pcmk
-            .set_score(node, score.value, agent.deadline)
-            .await
-            .map_err(|e| Failure::generic(e.to_string()))?;
+        agent.pcmk.set_score(node, score.value, agent.deadline).await?;
     }
     // Scores PAF wrote with lifetime forever would outlive ours: remove them.
     for node in view.permanent_scores.keys() {
         log::info!("removing the permanent promotion score of {node} left by a previous agent");
-        agent
-            .pcmk
-            .delete_permanent_score(node, agent.deadline)
-            .await
-            .map_err(|e| Failure::generic(e.to_string()))?;
+        agent.pcmk.delete_permanent_score(node, agent.deadline).await?;
     }
     Ok(())
 }
@@ -239,14 +225,14 @@ async fn keep_sync_record(
             log::info!(
                 "synchronous_standby_names = '{setting}': recording who holds acknowledged commits: {v}"
             );
-            agent.pcmk.set_sync_record(&v, d).await.map_err(|e| Failure::generic(e.to_string()))
+            Ok(agent.pcmk.set_sync_record(&v, d).await?)
         }
         Change::Remove => {
             log::warn!(
                 "synchronous replication is off (synchronous_standby_names = '{setting}'): \
                  removing the record; failover may now lose acknowledged commits"
             );
-            agent.pcmk.delete_sync_record(d).await.map_err(|e| Failure::generic(e.to_string()))
+            Ok(agent.pcmk.delete_sync_record(d).await?)
         }
     }
 }
@@ -279,7 +265,7 @@ fn sync_allows_promotion(
 /// the most advanced known (`scores::may_raise_itself` says when). The
 /// election at promotion compares every node's fresh position.
 async fn bootstrap_score(agent: &Agent, o: &Observed) -> Result<(), Failure> {
-    let view = agent.pcmk.cluster_view(agent.deadline).await.map_err(Failure::from)?;
+    let view = agent.pcmk.cluster_view(agent.deadline).await?;
     if view.scores.values().any(|s| *s > 0) {
         return Ok(());
     }
@@ -289,10 +275,6 @@ async fn bootstrap_score(agent: &Agent, o: &Observed) -> Result<(), Failure> {
     let status = o.status.as_ref().ok_or_else(|| Failure::generic("no status of the standby"))?;
     let until = Instant::now() + agent.time_left() / 2;
     let mine = instance::standby_position(agent, &o.control, status, until).await?;
-    agent
-        .pcmk
-        .set_private(ATTR_LSN, &mine.to_attr(), agent.deadline)
-        .await
-        .map_err(Failure::from)?;
+    agent.pcmk.set_private(ATTR_LSN, &mine.to_attr(), agent.deadline).await?;
     raise_if_most_advanced(agent, &me, mine, &view).await
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub async fn notify(agent: &Agent) -> ActionResult {
-    let n = notify::parse(&agent.env).map_err(|e| Failure::new(OcfExit::ErrArgs, e.0))?;
+    let n = notify::parse(&agent.env)?;
     log::debug!("notification {:?}-{:?}: {:?}", n.when, n.operation, n.transition);
     let r = match (n.when, n.operation) {
         (When::Pre, Operation::Promote) => pre_promote(agent, &n).await,
@@ -30,7 +30,7 @@ pub async fn notify(agent: &Agent) -> ActionResult {
         _ => Ok(()),
     };
     if let Err(e) = r {
-        log::warn!("notify {:?}-{:?}: {}", n.when, n.operation, e.reason);
+        log::warn!("notify {}-{}: {}", n.when, n.operation, e.reason);
     }
     Ok(OcfExit::Success)
 }
@@ -69,9 +69,7 @@ async fn prepare_promotion(
     if t.is_primary_recovery(target) {
         log::info!("the primary on {target} is recovered in place: no election");
         if target == me {
-            pcmk.set_private(ATTR_RECOVER_PRIMARY, "1", agent.deadline)
-                .await
-                .map_err(Failure::from)?;
+            pcmk.set_private(ATTR_RECOVER_PRIMARY, "1", agent.deadline).await?;
         }
         return Ok(());
     }
@@ -88,7 +86,7 @@ async fn prepare_promotion(
             pcmk.delete_private(ATTR_CANCEL_SWITCHOVER, agent.deadline),
             pcmk.delete_private(ATTR_LSN, agent.deadline),
         );
-        a.and(b).and(c).map_err(Failure::from)?;
+        a.and(b).and(c)?;
         let o = instance::observe(agent).await?;
         if let Some(old) = switchover {
             check_switchover(agent, old, &o).await?;
@@ -109,13 +107,14 @@ async fn prepare_promotion(
     let client = match (&o.role, &o.client) {
         (Role::Standby, Some(c)) => c,
         (r, _) => {
-            log::info!("not a running standby ({r:?}): not a candidate for this promotion");
+            log::info!("not a running standby ({r}): not a candidate for this promotion");
             // Its WAL still counts: the election refuses to lose it.
             let (a, b) = tokio::join!(
                 pcmk.set_private(ATTR_LSN, NO_POSITION, agent.deadline),
                 publish_wal_on_disk(agent, &o),
             );
-            return a.map_err(Failure::from).and(b);
+            a?;
+            return b;
         }
     };
     // A standby that followed a promotion records the new timeline in its
@@ -126,8 +125,7 @@ async fn prepare_promotion(
         pg::bounded_checkpoint(client, agent.time_left() / 4, agent.deadline).await;
         control = instance::control_data(agent).await?;
     }
-    let status =
-        pg::status(client, agent.deadline).await.map_err(|e| Failure::generic(e.to_string()))?;
+    let status = pg::status(client, agent.deadline).await?;
     let pos = instance::standby_position(agent, &control, &status, agent.deadline).await?;
     log::info!("this standby's position: timeline {} LSN {}", pos.timeline, pos.lsn);
     let position = pos.to_attr();
@@ -137,9 +135,9 @@ async fn prepare_promotion(
             pcmk.set_private(ATTR_LSN, &position, agent.deadline),
             pcmk.set_private(ATTR_NODES, &nodes, agent.deadline),
         );
-        a.and(b).map_err(Failure::from)
+        Ok(a.and(b)?)
     } else {
-        pcmk.set_private(ATTR_LSN, &position, agent.deadline).await.map_err(Failure::from)
+        Ok(pcmk.set_private(ATTR_LSN, &position, agent.deadline).await?)
     }
 }
 
@@ -150,11 +148,7 @@ async fn publish_wal_on_disk(agent: &Agent, o: &instance::Observed) -> Result<()
     }
     let p = instance::wal_end_on_disk(agent, &o.control, None, agent.deadline).await?;
     log::info!("WAL on disk ends at {} (timeline {})", p.lsn, p.timeline);
-    agent
-        .pcmk
-        .set_private(ATTR_WAL_ON_DISK, &p.to_attr(), agent.deadline)
-        .await
-        .map_err(Failure::from)
+    Ok(agent.pcmk.set_private(ATTR_WAL_ON_DISK, &p.to_attr(), agent.deadline).await?)
 }
 
 /// Tell the promote that follows on this node to refuse: in attrd (PAF's
@@ -237,7 +231,7 @@ async fn clean_election_attrs(agent: &Agent) -> Result<(), Failure> {
         p.delete_private(ATTR_CANCEL_SWITCHOVER, d),
         p.delete_private(ATTR_SHUTDOWN_CHECKPOINT, d),
     );
-    a.and(b).and(c).and(e).and(f).map_err(Failure::from)
+    Ok(a.and(b).and(c).and(e).and(f)?)
 }
 
 /// In a switchover the old primary shut down cleanly; its last WAL record is
@@ -253,9 +247,7 @@ async fn check_switchover(agent: &Agent, old: &str, o: &instance::Observed) -> R
         expected.timeline
     );
     let client = o.client.as_ref().ok_or_else(|| Failure::generic("standby not answering"))?;
-    let rows = pg::rows(client, "SELECT pg_last_wal_receive_lsn()", agent.deadline)
-        .await
-        .map_err(|e| Failure::generic(e.to_string()))?;
+    let rows = pg::rows(client, "SELECT pg_last_wal_receive_lsn()", agent.deadline).await?;
     let last: crate::lsn::Lsn = rows
         .first()
         .and_then(|r| r[0].as_deref())
@@ -315,11 +307,7 @@ async fn check_switchover(agent: &Agent, old: &str, o: &instance::Observed) -> R
 async fn published_checkpoint(agent: &Agent, old: &str) -> Result<Position, Failure> {
     let give_up = Instant::now() + (agent.time_left() / 4).min(Duration::from_secs(5));
     loop {
-        let all = agent
-            .pcmk
-            .private_all(ATTR_SHUTDOWN_CHECKPOINT, agent.deadline)
-            .await
-            .map_err(Failure::from)?;
+        let all = agent.pcmk.private_all(ATTR_SHUTDOWN_CHECKPOINT, agent.deadline).await?;
         if let Some(v) = all.get(old) {
             return Position::from_attr(v).ok_or_else(|| {
                 Failure::generic(format!(
@@ -344,7 +332,7 @@ async fn waldump(
     end: crate::lsn::Lsn,
 ) -> Result<crate::process::Output, Failure> {
     let p = &agent.params;
-    Cmd::new(p.bin("pg_waldump"))
+    Ok(Cmd::new(p.bin("pg_waldump"))
         .args(["--path"])
         .arg(p.datadir.join("pg_wal").display().to_string())
         .args([
@@ -360,21 +348,31 @@ async fn waldump(
         // The records looked for are the last ones.
         .stdout_tail(256 * 1024)
         .run(agent.deadline)
-        .await
-        .map_err(|e| Failure::generic(e.to_string()))
+        .await?)
+}
+
+/// Whether this node's instance is `crashed` (a crashed primary or standby)
+/// and the transition recovers it in place: a primary demoted and promoted
+/// again, a standby stopped and started again.
+async fn recovered_in_place(
+    agent: &Agent,
+    n: &Notification,
+    crashed: Role,
+) -> Result<bool, Failure> {
+    let me = agent.node().await?;
+    let t = &n.transition;
+    let in_place = match crashed {
+        Role::CrashedPrimary => t.demote.iter().any(|x| x == me) && t.is_primary_recovery(me),
+        _ => t.stop.iter().any(|x| x == me) && t.is_standby_recovery(me),
+    };
+    Ok(in_place && instance::observe(agent).await?.role == crashed)
 }
 
 /// A crashed primary about to be demoted and promoted again on this node:
 /// let it finish crash recovery as a primary first, as no other primary
 /// exists, so the demote that follows stops it cleanly.
 async fn pre_demote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
-    let me = agent.node().await?;
-    let t = &n.transition;
-    if !t.demote.iter().any(|x| x == me) || !t.is_primary_recovery(me) {
-        return Ok(());
-    }
-    let o = instance::observe(agent).await?;
-    if o.role != Role::CrashedPrimary {
+    if !recovered_in_place(agent, n, Role::CrashedPrimary).await? {
         return Ok(());
     }
     log::info!(
@@ -392,13 +390,7 @@ async fn pre_demote(agent: &Agent, n: &Notification) -> Result<(), Failure> {
 /// A crashed standby about to be stopped and started again on this node:
 /// start it now so its crash recovery is done and the stop is a clean one.
 async fn pre_stop(agent: &Agent, n: &Notification) -> Result<(), Failure> {
-    let me = agent.node().await?;
-    let t = &n.transition;
-    if !t.stop.iter().any(|x| x == me) || !t.is_standby_recovery(me) {
-        return Ok(());
-    }
-    let o = instance::observe(agent).await?;
-    if o.role != Role::CrashedStandby {
+    if !recovered_in_place(agent, n, Role::CrashedStandby).await? {
         return Ok(());
     }
     log::info!("standby crashed and is restarted in place: starting it so the stop is clean");

@@ -155,7 +155,7 @@ async fn replication_command(
     if let Some(pw) = password {
         cmd = cmd.env("PGPASSWORD", pw);
     }
-    cmd.run(until).await.map_err(|e| Failure::generic(e.to_string()))
+    Ok(cmd.run(until).await?)
 }
 
 /// Start of the last record this instance wrote: its checkpoint after a

@@ -8,241 +8,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::process::Command;
 use tokio::time::{sleep, timeout};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
+
+pub use crate::cluster_harness::say;
+use crate::cluster_harness::{
+    HARNESS, Out, Roles, Settings, clock, connect_node, connect_vip, copy_cluster_logs, insert_one,
+    recipe, roles, run, script, wait_healthy,
+};
 
 use super::checker::{self, Report};
 use super::history::{Ack, FaultRecord, History, NodeState, RowSet, Sample, WriteError, to_ranges};
 use super::plan::{FaultSpec, Kind, Target, describe};
 
-const HARNESS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cluster");
-const RECIPES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/pcs-examples");
 const WRITERS: u32 = 2;
 /// Time a fault needs to show before "healthy" means anything.
 const SETTLE: Duration = Duration::from_secs(8);
 
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
-}
-
-pub fn clock() -> String {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let s = d.as_secs() % 86400;
-    format!("{:02}:{:02}:{:02}.{:03}", s / 3600, s / 60 % 60, s % 60, d.subsec_millis())
-}
-
-pub fn say(msg: &str) {
-    let _ = writeln!(std::io::stderr(), "{msg}");
-}
-
-// ---------------------------------------------------------------------------
-// Settings and scripts
-// ---------------------------------------------------------------------------
-
-#[derive(Clone, Debug)]
-pub struct Settings {
-    pub nodes: Vec<String>,
-    vip: String,
-    port: u16,
-    sockdir: String,
-    app_user: String,
-    app_password: String,
-    app_db: String,
-    cg_root: String,
-    pub state_dir: String,
-    pub agent: String,
-}
-
-impl Settings {
-    pub async fn load() -> Settings {
-        let out = run(
-            "bash",
-            &[
-                "-c",
-                &format!(
-                    ". {HARNESS}/lib.sh && printf '%s\\n' \"$NODES\" \"$VIP\" \"$PGPORT\" \
-                     \"$PGSOCKDIR\" \"$APP_USER\" \"$APP_PASSWORD\" \"$APP_DB\" \"$CG_ROOT\" \
-                     \"$STATE_DIR\" \"$AGENT\""
-                ),
-            ],
-            Duration::from_secs(10),
-        )
-        .await;
-        let v: Vec<&str> = out.stdout.lines().collect();
-        assert!(v.len() >= 10 && out.ok, "cannot read lib.sh settings: {}", out.stderr);
-        Settings {
-            nodes: v[0].split_whitespace().map(String::from).collect(),
-            vip: v[1].into(),
-            port: v[2].parse().expect("PGPORT"),
-            sockdir: v[3].into(),
-            app_user: v[4].into(),
-            app_password: v[5].into(),
-            app_db: v[6].into(),
-            cg_root: v[7].into(),
-            state_dir: v[8].into(),
-            agent: v[9].into(),
-        }
-    }
-
-    /// Host pid of the node's init (pid 1 of its pid namespace).
-    pub fn init_pid(&self, node: &str) -> Option<u32> {
-        let procs =
-            std::fs::read_to_string(format!("{}/{node}/cgroup.procs", self.cg_root)).ok()?;
-        for p in procs.lines() {
-            let Ok(status) = std::fs::read_to_string(format!("/proc/{p}/status")) else {
-                continue;
-            };
-            if let Some(l) = status.lines().find(|l| l.starts_with("NSpid:")) {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                if f.len() == 3 && f[2] == "1" {
-                    return p.parse().ok();
-                }
-            }
-        }
-        None
-    }
-
-    fn hypervisor_log(&self) -> String {
-        format!("{}/hypervisor.log", self.state_dir)
-    }
-}
-
-/// Fences (reboot/off done by the hypervisor for fence_ns) logged after
-/// byte `offset`; returns them and the new offset.
-fn fences_since(s: &Settings, offset: u64) -> (Vec<String>, u64) {
-    let log = std::fs::read(s.hypervisor_log()).unwrap_or_default();
-    let start = (offset as usize).min(log.len());
-    (parse_fences(&String::from_utf8_lossy(&log[start..])), log.len() as u64)
-}
-
-/// Nodes powered off or rebooted successfully, from hypervisor.py's log
-/// lines ("HH:MM:SS reboot srv1: rc=0 ...").
-fn parse_fences(text: &str) -> Vec<String> {
-    let mut fenced = Vec::new();
-    for l in text.lines() {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        if f.len() >= 4 && (f[1] == "reboot" || f[1] == "off") && f[3] == "rc=0" {
-            fenced.push(f[2].trim_end_matches(':').to_string());
-        }
-    }
-    fenced
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn fences_are_successful_reboots_and_offs() {
-        let log = "23:27:31 listening on /x for srv1 srv2 srv3\n\
-                   23:27:32 reboot srv3: rc=0 \n\
-                   23:27:33 status srv3: rc=0 on\n\
-                   23:27:34 off srv2: rc=1 boom\n\
-                   23:27:35 on srv2: rc=0\n\
-                   23:27:36 off srv1: rc=0\n";
-        assert_eq!(super::parse_fences(log), vec!["srv3", "srv1"]);
-    }
-}
-
-pub struct Out {
-    pub ok: bool,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-pub async fn run(prog: &str, args: &[&str], limit: Duration) -> Out {
-    let child = Command::new(prog)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    match timeout(limit, child).await {
-        Ok(Ok(o)) => Out {
-            ok: o.status.success(),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        },
-        Ok(Err(e)) => Out { ok: false, stdout: String::new(), stderr: e.to_string() },
-        Err(_) => Out {
-            ok: false,
-            stdout: String::new(),
-            stderr: format!("{prog} {}: timed out after {limit:?}", args.join(" ")),
-        },
-    }
-}
-
-/// tests/cluster/NAME ARGS, logged.
-async fn script(name: &str, args: &[&str], limit: Duration) -> Out {
-    say(&format!("    {} $ {name} {}", clock(), args.join(" ")));
-    let out = run(&format!("{HARNESS}/{name}"), args, limit).await;
-    if !out.ok {
-        say(&format!("    {name} failed: {}", out.stderr.trim()));
-    }
-    out
-}
-
-async fn recipe(node: &str, name: &str, args: &[&str]) -> Out {
-    let path = format!("{RECIPES}/{name}");
-    let mut all = vec![node, path.as_str()];
-    all.extend_from_slice(args);
-    script("on.sh", &all, Duration::from_secs(300)).await
-}
-
-async fn wait_healthy(secs: u64) -> bool {
-    script("wait-healthy.sh", &[&secs.to_string()], Duration::from_secs(secs + 30)).await.ok
-}
-
-#[derive(Debug, Default, Clone)]
-struct Roles {
-    promoted: Vec<String>,
-    unpromoted: Vec<String>,
-}
-
-async fn roles() -> Roles {
-    let out = run(&format!("{HARNESS}/status.sh"), &["--roles"], Duration::from_secs(20)).await;
-    let mut r = Roles::default();
-    for l in out.stdout.lines() {
-        match l.split_whitespace().collect::<Vec<_>>().as_slice() {
-            [n, "Promoted"] => r.promoted.push(n.to_string()),
-            [n, "Unpromoted"] => r.unpromoted.push(n.to_string()),
-            _ => {}
-        }
-    }
-    r.unpromoted.sort();
-    r
-}
-
-// ---------------------------------------------------------------------------
-// SQL
-// ---------------------------------------------------------------------------
-
-async fn connect(conninfo: &str) -> Result<Client, String> {
-    let (client, conn) = timeout(Duration::from_secs(3), tokio_postgres::connect(conninfo, NoTls))
-        .await
-        .map_err(|_| "connect: timeout".to_string())?
-        .map_err(|e| format!("connect: {e}"))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(client)
-}
-
-async fn connect_vip(s: &Settings, name: &str) -> Result<Client, String> {
-    connect(&format!(
-        "host={} port={} user={} password={} dbname={} connect_timeout=2 application_name={name}",
-        s.vip, s.port, s.app_user, s.app_password, s.app_db
-    ))
-    .await
-}
-
-/// The node's own unix socket through its mount namespace, as root.
-async fn connect_node(s: &Settings, node: &str) -> Result<Client, String> {
-    let pid = s.init_pid(node).ok_or_else(|| format!("{node} is off"))?;
-    connect(&format!(
-        "host=/proc/{pid}/root{} port={} user=root dbname={} connect_timeout=2 \
-         application_name=soak-checker",
-        s.sockdir, s.port, s.app_db
-    ))
-    .await
 }
 
 const TABLE: &str = "CREATE TABLE IF NOT EXISTS soak_rows (run text, writer int, id bigint, \
@@ -295,26 +79,12 @@ async fn writer(w: u32, s: Settings, run_id: String, flags: Arc<Flags>, rec: Arc
         }
         id += 1;
         let c = client.as_ref().expect("connected");
-        let r = timeout(
-            Duration::from_secs(5),
-            c.execute(
-                "INSERT INTO soak_rows (run, writer, id) VALUES ($1, $2, $3)",
-                &[&run_id, &(w as i32), &id],
-            ),
-        )
-        .await;
-        match r {
-            Ok(Ok(1)) => rec.lock().unwrap().acks.push(Ack { writer: w, id, t: now_ms() }),
-            Ok(Ok(n)) => {
-                fail(format!("insert returned {n} rows"));
-                client = None;
-            }
-            Ok(Err(e)) => {
-                fail(e.to_string());
-                client = None;
-            }
-            Err(_) => {
-                fail("commit: no answer within 5s".into());
+        let (sql, writer) =
+            ("INSERT INTO soak_rows (run, writer, id) VALUES ($1, $2, $3)", w as i32);
+        match insert_one(c, sql, &[&run_id, &writer, &id]).await {
+            Ok(()) => rec.lock().unwrap().acks.push(Ack { writer: w, id, t: now_ms() }),
+            Err(e) => {
+                fail(e);
                 client = None;
             }
         }
@@ -335,7 +105,7 @@ async fn poll_node(node: String, s: Settings, flags: Arc<Flags>, rec: Arc<Mutex<
         }
         if conn.is_none()
             && let Some(p) = pid
-            && let Ok(c) = connect_node(&s, &node).await
+            && let Ok((_, c)) = connect_node(&s, &node).await
             && let Ok(Ok(())) = timeout(
                 Duration::from_secs(1),
                 c.batch_execute("SET synchronous_commit = local; SET statement_timeout = 1000"),
@@ -448,7 +218,7 @@ impl Soak {
         let mut rows = None;
         let mut lsn = None;
         let at = now_ms();
-        if let Ok(c) = connect_node(&self.s, primary).await {
+        if let Ok((_, c)) = connect_node(&self.s, primary).await {
             if let Ok(Ok(v)) = timeout(
                 Duration::from_secs(20),
                 c.query(
@@ -482,7 +252,7 @@ impl Soak {
     }
 
     async fn checksum(&self, node: &str, lsn: Option<&str>) -> Option<String> {
-        let c = connect_node(&self.s, node).await.ok()?;
+        let (_, c) = connect_node(&self.s, node).await.ok()?;
         if let Some(lsn) = lsn {
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
@@ -518,24 +288,12 @@ impl Soak {
     /// Copy every node's logs and the cluster's state into the evidence.
     async fn save_evidence(&self, label: &str) -> String {
         let dir = format!("{}/{label}", self.o.evidence);
-        let _ = run(
-            "bash",
-            &[
-                "-c",
-                &format!(
-                    ". {HARNESS}/lib.sh && mkdir -p {dir} && \
-                     for n in $NODES; do cp -a \"$NODES_DIR/$n/var-log\" {dir}/$n 2>/dev/null; \
-                     cp \"$NODES_DIR/$n/boot.log\" {dir}/$n/ 2>/dev/null; done; \
-                     cp \"$STATE_DIR/hypervisor.log\" {dir}/ 2>/dev/null; \
-                     {HARNESS}/status.sh > {dir}/status.txt 2>&1; \
-                     n=$(quorate_node) || n=${{NODES%% *}}; \
-                     on_node \"$n\" crm_mon -1 -rf > {dir}/crm_mon.txt 2>&1; \
-                     {HARNESS}/status.sh --failcounts > {dir}/failcounts.txt 2>&1; true"
-                ),
-            ],
-            Duration::from_secs(120),
-        )
-        .await;
+        let more = format!(
+            "n=$(quorate_node) || n=${{NODES%% *}}; \
+             on_node \"$n\" crm_mon -1 -rf > {dir}/crm_mon.txt 2>&1; \
+             {HARNESS}/status.sh --failcounts > {dir}/failcounts.txt 2>&1;"
+        );
+        let _ = copy_cluster_logs(&dir, &more, Duration::from_secs(120)).await;
         dir
     }
 
@@ -616,7 +374,7 @@ impl Soak {
     /// Fences logged since the last look belong to the fault just before
     /// (they came after it looked steady: worth a note).
     fn late_fences(&mut self) {
-        let (late, off) = fences_since(&self.s, self.hv_offset);
+        let (late, off) = self.s.fences_since(self.hv_offset);
         self.hv_offset = off;
         if let Some(f) = self.hist.faults.last_mut()
             && !late.is_empty()
@@ -693,7 +451,7 @@ impl Soak {
     }
 
     async fn streaming(&self, node: &str) -> bool {
-        let Ok(c) = connect_node(&self.s, node).await else { return false };
+        let Ok((_, c)) = connect_node(&self.s, node).await else { return false };
         matches!(
             timeout(Duration::from_secs(2), c.query_opt("SELECT status FROM pg_stat_wal_receiver", &[])).await,
             Ok(Ok(Some(row))) if row.get::<_, String>(0) == "streaming"
@@ -707,7 +465,7 @@ impl Soak {
             self.note(&format!("up.sh failed: {}", out.stderr.trim()));
         }
         self.s = Settings::load().await;
-        self.hv_offset = fences_since(&self.s, 0).1;
+        self.hv_offset = self.s.fences_since(0).1;
         self.create_table().await;
     }
 
@@ -764,7 +522,7 @@ impl Soak {
                 )?;
                 // Heal once the majority fenced it (or after 40 s).
                 let deadline = Instant::now() + Duration::from_secs(40);
-                while !fences_since(&self.s, self.hv_offset).0.contains(&target)
+                while !self.s.fences_since(self.hv_offset).0.contains(&target)
                     && Instant::now() < deadline
                 {
                     sleep(Duration::from_millis(500)).await;
@@ -894,7 +652,7 @@ impl Soak {
         };
         rec.converged = self.converge(&mut rec, bound).await;
         rec.end = now_ms();
-        let (fenced, off) = fences_since(&self.s, self.hv_offset);
+        let (fenced, off) = self.s.fences_since(self.hv_offset);
         rec.fences = fenced;
         self.hv_offset = off;
         if rec.converged {
@@ -1001,7 +759,7 @@ pub async fn soak(o: Options) -> (History, Report) {
         started: now_ms(),
         ..History::default()
     };
-    let hv_offset = fences_since(&s, 0).1;
+    let hv_offset = s.fences_since(0).1;
     let mut k = Soak {
         s: s.clone(),
         o,
@@ -1049,7 +807,7 @@ pub async fn soak(o: Options) -> (History, Report) {
     // Final state: the one primary's rows, every node's checksum.
     let mut primaries = Vec::new();
     for n in &k.s.nodes {
-        if let Ok(c) = connect_node(&k.s, n).await
+        if let Ok((_, c)) = connect_node(&k.s, n).await
             && let Ok(Ok(row)) =
                 timeout(Duration::from_secs(2), c.query_one("SELECT pg_is_in_recovery()", &[]))
                     .await

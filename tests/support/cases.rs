@@ -17,6 +17,14 @@ macro_rules! env_for {
     };
 }
 
+/// `sql` run by psql in the background on `inst` (a session that waits).
+fn psql_in_background(env: &TestEnv, inst: &Instance, sql: &str) {
+    let port = inst.port.to_string();
+    let sock = env.sock.to_str().unwrap();
+    let args = ["-X", "-h", sock, "-p", &port, "-d", "postgres", "-c", sql];
+    env.spawn_bg(&env.pg.bin("psql"), &args);
+}
+
 fn interval(ms: &str) -> (&'static str, Option<&str>) {
     ("OCF_RESKEY_CRM_meta_interval", Some(ms))
 }
@@ -116,95 +124,219 @@ pub fn meta_data(v: u32) {
 }
 
 // ---------------------------------------------------------------------------
-// probes
+// action by state: what each action returns and leaves, from each state of a
+// single instance
 
-pub fn probe_never_started(v: u32) {
-    let env = env_for!(v, "probe_never_started");
-    let inst = env.init_instance("srv1");
-    env.agent(&inst, "monitor").expect(OCF_NOT_RUNNING, "probe of a never started instance");
+/// How the instance is when the action runs. The states that were a
+/// primary hold table `t` (10 rows), which every later state must keep.
+#[derive(Clone, Copy, Debug)]
+enum State {
+    NeverStarted,
+    /// No data directory (not mounted, PostgreSQL not installed here).
+    PgdataMissing,
+    StoppedPrimary,
+    StoppedStandby,
+    RunningStandby,
+    RunningPrimary,
+    /// kill -9 of the postmaster and its children.
+    CrashedPrimary,
+    CrashedStandby,
 }
 
-pub fn probe_cleanly_stopped(v: u32) {
-    let env = env_for!(v, "probe_cleanly_stopped");
-    let inst = env.init_instance("srv1");
-    env.start(&inst);
-    env.sql_ok(&inst, "CREATE TABLE t AS SELECT 1 AS i");
-    env.stop(&inst, "fast");
-    env.agent(&inst, "monitor").expect(OCF_NOT_RUNNING, "probe of a cleanly stopped primary");
-    env.start_standby(&inst);
-    env.stop(&inst, "fast");
-    env.agent(&inst, "monitor").expect(OCF_NOT_RUNNING, "probe of a cleanly stopped standby");
+#[derive(Clone, Copy, Debug)]
+enum Act {
+    /// monitor with interval 0.
+    Probe,
+    /// monitor with this interval (ms).
+    Monitor(&'static str),
+    Start,
+    Stop,
+    /// With the pre- and post-promote notifications Pacemaker sends.
+    Promote,
+    Demote,
 }
 
-/// A probe on a node where the data directory does not exist (not mounted,
-/// or PostgreSQL not installed there): the resource is not running here.
-pub fn probe_pgdata_missing(v: u32) {
-    let env = env_for!(v, "probe_pgdata_missing");
-    let inst = env.init_instance("srv1");
-    let missing = env.dir.join("no-such-pgdata");
-    env.agent_env(&inst, "monitor", &[("OCF_RESKEY_pgdata", Some(missing.to_str().unwrap()))])
-        .expect(OCF_NOT_RUNNING, "probe with a missing pgdata");
-    assert!(!missing.exists(), "the probe created pgdata");
+/// What must be true after the action, beyond its code.
+#[derive(Clone, Copy, Debug)]
+enum Effect {
+    /// Nothing more to check (a probe changes nothing).
+    Answer,
+    /// No data directory was created.
+    NoPgdata,
+    /// A standby in recovery, data kept, probed as one; the same action
+    /// again succeeds and leaves it so.
+    Standby,
+    /// A primary, data kept, probed and monitored as one; promote again
+    /// succeeds.
+    Primary,
+    /// Nothing left running; stop again succeeds; probed as not running.
+    Stopped,
+    /// The same standby: not restarted.
+    Untouched,
 }
 
-pub fn probe_running_standby(v: u32) {
-    let env = env_for!(v, "probe_running_standby");
-    let inst = env.init_instance("srv1");
-    env.start_standby(&inst);
-    env.agent(&inst, "monitor").expect(OCF_SUCCESS, "probe of a running standby");
-    env.agent_env(&inst, "monitor", &[interval("16000")])
-        .expect(OCF_SUCCESS, "recurring monitor of a running standby");
+struct Case {
+    state: State,
+    act: Act,
+    code: i32,
+    effect: Effect,
 }
 
-pub fn probe_running_primary(v: u32) {
-    let env = env_for!(v, "probe_running_primary");
-    let inst = env.init_instance("srv1");
-    env.start(&inst);
-    env.agent(&inst, "monitor").expect(OCF_RUNNING_PROMOTED, "probe of a running primary");
+const fn case(state: State, act: Act, code: i32, effect: Effect) -> Case {
+    Case { state, act, code, effect }
 }
 
-pub fn probe_crashed_primary(v: u32) {
-    let env = env_for!(v, "probe_crashed_primary");
-    let inst = env.init_instance("srv1");
-    env.start(&inst);
-    env.sql_ok(&inst, "CREATE TABLE t AS SELECT 1 AS i");
-    env.kill9(&inst);
-    env.agent(&inst, "monitor").expect(OCF_FAILED_PROMOTED, "probe after kill -9 of a primary");
+#[rustfmt::skip]
+const ACTION_BY_STATE: &[Case] = {
+    use Act::*;
+    use Effect::*;
+    use State::*;
+    &[
+        // state          action             expected code         effect
+        case(NeverStarted,   Probe,            OCF_NOT_RUNNING,      Answer),
+        case(PgdataMissing,  Probe,            OCF_NOT_RUNNING,      NoPgdata),
+        case(StoppedPrimary, Probe,            OCF_NOT_RUNNING,      Answer),
+        case(StoppedStandby, Probe,            OCF_NOT_RUNNING,      Answer),
+        case(RunningStandby, Probe,            OCF_SUCCESS,          Answer),
+        case(RunningStandby, Monitor("16000"), OCF_SUCCESS,          Answer),
+        case(RunningPrimary, Probe,            OCF_RUNNING_PROMOTED, Answer),
+        case(CrashedPrimary, Probe,            OCF_FAILED_PROMOTED,  Answer),
+        case(CrashedStandby, Probe,            OCF_ERR_GENERIC,      Answer),
+        case(NeverStarted,   Start,            OCF_SUCCESS,          Standby),
+        case(StoppedPrimary, Start,            OCF_SUCCESS,          Standby),
+        case(RunningStandby, Stop,             OCF_SUCCESS,          Stopped),
+        case(RunningPrimary, Stop,             OCF_SUCCESS,          Stopped),
+        case(RunningStandby, Promote,          OCF_SUCCESS,          Primary),
+        case(RunningPrimary, Demote,           OCF_SUCCESS,          Standby),
+        case(RunningStandby, Demote,           OCF_SUCCESS,          Untouched),
+    ]
+};
+
+const ROWS: &str = "10";
+
+impl Case {
+    fn name(&self) -> String {
+        format!("{:?} {:?}", self.state, self.act)
+    }
+
+    /// Builds the state; returns the environment changes the actions need.
+    fn prepare(&self, env: &TestEnv, inst: &Instance) -> Vec<(&'static str, Option<String>)> {
+        let mut changes = Vec::new();
+        let was_primary = |env: &TestEnv| {
+            env.start(inst);
+            env.sql_ok(inst, &format!("CREATE TABLE t AS SELECT generate_series(1, {ROWS}) AS i"));
+        };
+        match self.state {
+            State::NeverStarted => {}
+            State::PgdataMissing => {
+                let missing = env.dir.join("no-such-pgdata");
+                changes.push(("OCF_RESKEY_pgdata", Some(missing.display().to_string())));
+            }
+            State::StoppedPrimary => {
+                was_primary(env);
+                env.stop(inst, "fast");
+                assert!(!inst.standby_signal().exists());
+            }
+            State::StoppedStandby => {
+                env.start_standby(inst);
+                env.stop(inst, "fast");
+            }
+            State::RunningStandby => env.start_standby(inst),
+            State::RunningPrimary => was_primary(env),
+            State::CrashedPrimary => {
+                was_primary(env);
+                env.kill9(inst);
+            }
+            State::CrashedStandby => {
+                env.start_standby(inst);
+                env.kill9(inst);
+            }
+        }
+        if let Act::Monitor(ms) = self.act {
+            changes.push(("OCF_RESKEY_CRM_meta_interval", Some(ms.to_string())));
+        }
+        changes
+    }
+
+    fn has_data(&self) -> bool {
+        matches!(self.state, State::StoppedPrimary | State::RunningPrimary | State::CrashedPrimary)
+    }
+
+    fn run(&self, env: &TestEnv, inst: &Instance, changes: &[(&str, Option<&str>)]) -> AgentRun {
+        match self.act {
+            Act::Probe | Act::Monitor(_) => env.agent_env(inst, "monitor", changes),
+            Act::Start => env.agent_env(inst, "start", changes),
+            Act::Stop => env.agent_env(inst, "stop", changes),
+            Act::Promote => env.promote_like_pacemaker(inst),
+            Act::Demote => env.agent_env(inst, "demote", changes),
+        }
+    }
+
+    fn check(&self, v: u32) {
+        let name = self.name();
+        let dir: String = format!("{:?}_{:?}", self.state, self.act)
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let env = env_for!(v, &dir.to_lowercase());
+        let inst = env.init_instance("srv1");
+        let owned = self.prepare(&env, &inst);
+        let changes: Vec<(&str, Option<&str>)> =
+            owned.iter().map(|(k, v)| (*k, v.as_deref())).collect();
+        let pid = inst.postmaster_pid();
+        self.run(&env, &inst, &changes).expect(self.code, &name);
+        let data_kept = |what: &str| {
+            if self.has_data() {
+                assert_eq!(env.sql_ok(&inst, "SELECT count(*) FROM t"), ROWS, "{name}: {what}");
+            }
+        };
+        match self.effect {
+            Effect::Answer => {}
+            Effect::NoPgdata => {
+                assert!(!env.dir.join("no-such-pgdata").exists(), "{name}: pgdata created")
+            }
+            Effect::Standby => {
+                assert!(inst.standby_signal().exists(), "{name}: no standby.signal");
+                assert!(env.in_recovery(&inst), "{name}: not a standby");
+                data_kept("data lost");
+                env.agent(&inst, "monitor").expect(OCF_SUCCESS, &format!("{name}: probe after"));
+                self.run(&env, &inst, &[]).expect(OCF_SUCCESS, &format!("{name}: again"));
+                assert!(env.in_recovery(&inst), "{name}: not a standby after the second");
+            }
+            Effect::Primary => {
+                assert!(!env.in_recovery(&inst), "{name}: not a primary");
+                assert!(!inst.standby_signal().exists(), "{name}: standby.signal left");
+                data_kept("data lost");
+                env.agent(&inst, "monitor")
+                    .expect(OCF_RUNNING_PROMOTED, &format!("{name}: probe after"));
+                env.agent_env(&inst, "monitor", &[interval("15000")])
+                    .expect(OCF_RUNNING_PROMOTED, &format!("{name}: monitor after"));
+                env.agent(&inst, "promote").expect(OCF_SUCCESS, &format!("{name}: again"));
+                assert!(!env.in_recovery(&inst), "{name}: not a primary after the second");
+            }
+            Effect::Stopped => {
+                assert_stopped(&env, &inst);
+                self.run(&env, &inst, &[]).expect(OCF_SUCCESS, &format!("{name}: again"));
+                env.agent(&inst, "monitor")
+                    .expect(OCF_NOT_RUNNING, &format!("{name}: probe after"));
+            }
+            Effect::Untouched => {
+                assert!(env.in_recovery(&inst), "{name}: not a standby");
+                assert_eq!(inst.postmaster_pid(), pid, "{name}: restarted");
+            }
+        }
+    }
 }
 
-pub fn probe_crashed_standby(v: u32) {
-    let env = env_for!(v, "probe_crashed_standby");
-    let inst = env.init_instance("srv1");
-    env.start_standby(&inst);
-    env.kill9(&inst);
-    env.agent(&inst, "monitor").expect(OCF_ERR_GENERIC, "probe after kill -9 of a standby");
-}
-
-// ---------------------------------------------------------------------------
-// start / stop
-
-pub fn start_stopped_instance_as_standby(v: u32) {
-    let env = env_for!(v, "start_stopped");
-    let inst = env.init_instance("srv1");
-    env.agent(&inst, "start").expect(OCF_SUCCESS, "start");
-    assert!(inst.standby_signal().exists(), "start must create standby.signal");
-    assert!(env.in_recovery(&inst), "start must leave a standby");
-    env.agent(&inst, "start").expect(OCF_SUCCESS, "second start (idempotent)");
-    assert!(env.in_recovery(&inst));
-    env.agent(&inst, "monitor").expect(OCF_SUCCESS, "probe after start");
-}
-
-pub fn start_shut_down_primary_as_standby(v: u32) {
-    let env = env_for!(v, "start_shut_down_primary");
-    let inst = env.init_instance("srv1");
-    env.start(&inst);
-    env.sql_ok(&inst, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
-    env.stop(&inst, "fast");
-    assert!(!inst.standby_signal().exists());
-    env.agent(&inst, "start").expect(OCF_SUCCESS, "start of a cleanly shut down primary");
-    assert!(inst.standby_signal().exists(), "start must create standby.signal");
-    assert!(env.in_recovery(&inst), "a shut down primary starts as a standby");
-    assert_eq!(env.sql_ok(&inst, "SELECT count(*) FROM t"), "100");
+/// Every row of ACTION_BY_STATE, each on its own instance; the failures
+/// are reported together.
+pub fn action_by_state(v: u32) {
+    let failed: Vec<String> = ACTION_BY_STATE
+        .iter()
+        .filter(|c| std::panic::catch_unwind(|| c.check(v)).is_err())
+        .map(Case::name)
+        .collect();
+    assert!(failed.is_empty(), "action by state, failed rows: {}", failed.join(", "));
 }
 
 fn assert_stopped(env: &TestEnv, inst: &Instance) {
@@ -216,67 +348,6 @@ fn assert_stopped(env: &TestEnv, inst: &Instance) {
         pids_under(&inst.pgdata)
     );
     assert!(!env.is_running(inst));
-}
-
-pub fn stop_standby(v: u32) {
-    let env = env_for!(v, "stop_standby");
-    let inst = env.init_instance("srv1");
-    env.start_standby(&inst);
-    env.agent(&inst, "stop").expect(OCF_SUCCESS, "stop of a standby");
-    assert_stopped(&env, &inst);
-    env.agent(&inst, "stop").expect(OCF_SUCCESS, "second stop (idempotent)");
-    env.agent(&inst, "monitor").expect(OCF_NOT_RUNNING, "probe after stop");
-}
-
-pub fn stop_primary(v: u32) {
-    let env = env_for!(v, "stop_primary");
-    let inst = env.init_instance("srv1");
-    env.start(&inst);
-    env.agent(&inst, "stop").expect(OCF_SUCCESS, "stop of a primary");
-    assert_stopped(&env, &inst);
-    env.agent(&inst, "stop").expect(OCF_SUCCESS, "second stop (idempotent)");
-    env.agent(&inst, "monitor").expect(OCF_NOT_RUNNING, "probe after stop");
-}
-
-// ---------------------------------------------------------------------------
-// promote / demote
-
-pub fn promote_standby(v: u32) {
-    let env = env_for!(v, "promote_standby");
-    let inst = env.init_instance("srv1");
-    env.start_standby(&inst);
-    env.promote_like_pacemaker(&inst).expect(OCF_SUCCESS, "promote of a standby");
-    assert!(!env.in_recovery(&inst), "promote must leave a primary");
-    assert!(!inst.standby_signal().exists());
-    env.agent(&inst, "monitor").expect(OCF_RUNNING_PROMOTED, "probe after promote");
-    env.agent_env(&inst, "monitor", &[interval("15000")])
-        .expect(OCF_RUNNING_PROMOTED, "monitor after promote");
-    env.agent(&inst, "promote").expect(OCF_SUCCESS, "second promote (idempotent)");
-    assert!(!env.in_recovery(&inst));
-}
-
-pub fn demote_primary(v: u32) {
-    let env = env_for!(v, "demote_primary");
-    let inst = env.init_instance("srv1");
-    env.start(&inst);
-    env.sql_ok(&inst, "CREATE TABLE t AS SELECT generate_series(1, 10) AS i");
-    env.agent(&inst, "demote").expect(OCF_SUCCESS, "demote of a primary");
-    assert!(inst.standby_signal().exists(), "demote must create standby.signal");
-    assert!(env.in_recovery(&inst), "demote must leave a standby");
-    assert_eq!(env.sql_ok(&inst, "SELECT count(*) FROM t"), "10");
-    env.agent(&inst, "monitor").expect(OCF_SUCCESS, "probe after demote");
-    env.agent(&inst, "demote").expect(OCF_SUCCESS, "second demote (idempotent)");
-    assert!(env.in_recovery(&inst));
-}
-
-pub fn demote_standby(v: u32) {
-    let env = env_for!(v, "demote_standby");
-    let inst = env.init_instance("srv1");
-    env.start_standby(&inst);
-    let pid = inst.postmaster_pid();
-    env.agent(&inst, "demote").expect(OCF_SUCCESS, "demote of a standby");
-    assert!(env.in_recovery(&inst));
-    assert_eq!(inst.postmaster_pid(), pid, "demote of a standby must not restart it");
 }
 
 // ---------------------------------------------------------------------------
@@ -475,17 +546,39 @@ pub fn validate_pgdata_missing(v: u32) {
     assert!(!missing.exists(), "validate-all created pgdata");
 }
 
-pub fn validate_maxlag_not_numeric(v: u32) {
-    let Some((env, inst)) = validate_setup(v, "validate_maxlag") else { return };
-    for bad in ["abc", "10MB", "-5"] {
-        expect_validate_failure(
-            &env,
-            &inst,
-            &inst.pgdata,
-            &[("OCF_RESKEY_maxlag", Some(bad))],
-            RESOURCE_DEFINITION,
-            &format!("maxlag={bad}"),
-        );
+/// Changes to the base environment: `(name, Some(value))` sets, `(name,
+/// None)` removes.
+type EnvChanges = &'static [(&'static str, Option<&'static str>)];
+
+/// Resource definitions validate-all refuses, each with its code: the
+/// environment changes from a good setup, and what is wrong.
+#[rustfmt::skip]
+const BAD_DEFINITIONS: &[(&str, EnvChanges, i32)] = &[
+    ("maxlag=abc", &[("OCF_RESKEY_maxlag", Some("abc"))], RESOURCE_DEFINITION),
+    ("maxlag=10MB", &[("OCF_RESKEY_maxlag", Some("10MB"))], RESOURCE_DEFINITION),
+    ("maxlag=-5", &[("OCF_RESKEY_maxlag", Some("-5"))], RESOURCE_DEFINITION),
+    ("notify=false", &[("OCF_RESKEY_CRM_meta_notify", Some("false"))], RESOURCE_DEFINITION),
+    ("notify unset", &[("OCF_RESKEY_CRM_meta_notify", None)], RESOURCE_DEFINITION),
+    ("promoted-max=2", &[
+        ("OCF_RESKEY_CRM_meta_promoted_max", Some("2")),
+        ("OCF_RESKEY_CRM_meta_master_max", Some("2")),
+    ], RESOURCE_DEFINITION),
+    ("legacy master-max=2", &[
+        ("OCF_RESKEY_CRM_meta_promoted_max", None),
+        ("OCF_RESKEY_CRM_meta_master_max", Some("2")),
+    ], RESOURCE_DEFINITION),
+    ("recovery_template set",
+        &[("OCF_RESKEY_recovery_template", Some("/var/lib/pgsql/recovery.conf.pcmk"))],
+        RESOURCE_DEFINITION),
+    ("system_user=root", &[("OCF_RESKEY_system_user", Some("root"))], RESOURCE_DEFINITION),
+    ("system_user that does not exist",
+        &[("OCF_RESKEY_system_user", Some("pgsqlms-no-such-user"))], NODE_SETUP),
+];
+
+pub fn validate_refuses_bad_definitions(v: u32) {
+    let Some((env, inst)) = validate_setup(v, "validate_bad_definitions") else { return };
+    for (what, changes, code) in BAD_DEFINITIONS {
+        expect_validate_failure(&env, &inst, &inst.pgdata, changes, *code, what);
     }
 }
 
@@ -542,66 +635,43 @@ pub fn validate_wal_level_minimal(v: u32) {
     expect_validate_failure(&env, &inst, &inst.pgdata, &[], NODE_SETUP, "wal_level = minimal");
 }
 
-pub fn validate_notify_not_true(v: u32) {
-    let Some((env, inst)) = validate_setup(v, "validate_notify") else { return };
-    expect_validate_failure(
-        &env,
-        &inst,
-        &inst.pgdata,
-        &[("OCF_RESKEY_CRM_meta_notify", Some("false"))],
-        RESOURCE_DEFINITION,
-        "notify=false",
+/// `crm_resource --validate` (what `pcs resource create --agent-validation`
+/// runs) passes no clone meta attributes: the parameters and the node are
+/// checked, the clone's meta attributes are not, and the resource
+/// definition is checked once, by validate-all itself.
+pub fn validate_outside_a_transition(v: u32) {
+    let Some((env, inst)) = validate_setup(v, "validate_no_meta") else { return };
+    let clone_meta = [
+        "clone",
+        "clone_max",
+        "clone_node_max",
+        "globally_unique",
+        "notify",
+        "promotable",
+        "promoted_max",
+        "promoted_node_max",
+        "master_max",
+        "master_node_max",
+    ];
+    let keys: Vec<String> = clone_meta.iter().map(|k| format!("OCF_RESKEY_CRM_meta_{k}")).collect();
+    let changes: Vec<(&str, Option<&str>)> = keys.iter().map(|k| (k.as_str(), None)).collect();
+    let r = env.agent_env(&inst, "validate-all", &changes);
+    r.expect(OCF_SUCCESS, "validate-all without clone meta attributes");
+    assert_eq!(
+        r.log.matches("no clone meta attributes given").count(),
+        1,
+        "the clone meta attributes are skipped once, and said so:\n{}",
+        r.log
     );
+    let mut bad = changes.clone();
+    bad.push(("OCF_RESKEY_maxlag", Some("abc")));
     expect_validate_failure(
         &env,
         &inst,
         &inst.pgdata,
-        &[("OCF_RESKEY_CRM_meta_notify", None)],
+        &bad,
         RESOURCE_DEFINITION,
-        "notify unset",
-    );
-}
-
-pub fn validate_promoted_max_2(v: u32) {
-    let Some((env, inst)) = validate_setup(v, "validate_promoted_max") else { return };
-    expect_validate_failure(
-        &env,
-        &inst,
-        &inst.pgdata,
-        &[
-            ("OCF_RESKEY_CRM_meta_promoted_max", Some("2")),
-            ("OCF_RESKEY_CRM_meta_master_max", Some("2")),
-        ],
-        RESOURCE_DEFINITION,
-        "promoted-max=2",
-    );
-}
-
-pub fn validate_legacy_master_max_2(v: u32) {
-    let Some((env, inst)) = validate_setup(v, "validate_master_max") else { return };
-    expect_validate_failure(
-        &env,
-        &inst,
-        &inst.pgdata,
-        &[
-            ("OCF_RESKEY_CRM_meta_promoted_max", None),
-            ("OCF_RESKEY_CRM_meta_master_max", Some("2")),
-        ],
-        RESOURCE_DEFINITION,
-        "legacy master-max=2",
-    );
-}
-
-pub fn validate_recovery_template_set(v: u32) {
-    let Some((env, inst)) = validate_setup(v, "validate_recovery_template") else { return };
-    let tpl = inst.pgdata.join("recovery.conf.pcmk");
-    expect_validate_failure(
-        &env,
-        &inst,
-        &inst.pgdata,
-        &[("OCF_RESKEY_recovery_template", Some(tpl.to_str().unwrap()))],
-        RESOURCE_DEFINITION,
-        "recovery_template set",
+        "maxlag=abc, no meta",
     );
 }
 
@@ -636,18 +706,6 @@ pub fn validate_unsupported_pg_version(v: u32) {
         &[("OCF_RESKEY_pgdata", Some(old.to_str().unwrap()))],
         NOT_INSTALLED,
         "PG_VERSION 11",
-    );
-}
-
-pub fn validate_unknown_system_user(v: u32) {
-    let Some((env, inst)) = validate_setup(v, "validate_system_user") else { return };
-    expect_validate_failure(
-        &env,
-        &inst,
-        &inst.pgdata,
-        &[("OCF_RESKEY_system_user", Some("pgsqlms-no-such-user"))],
-        NODE_SETUP,
-        "system_user that does not exist",
     );
 }
 
@@ -752,13 +810,7 @@ pub fn failover_election_hands_over_to_most_advanced(v: u32) {
         );
     }
     let r = env.agent(&s2, "promote");
-    r.expect(OCF_ERR_GENERIC, "promote of the lagging standby srv2");
-    assert!(
-        r.exit_reasons()[0].contains("srv3"),
-        "the exit reason names the better candidate\n{}",
-        r.describe()
-    );
-    assert!(env.in_recovery(&s2), "srv2 must stay a standby");
+    expect_promotion_refused(&env, &r, &s2, "srv3", "promote of the lagging standby srv2");
     let score = |n: &str| env.score(n).and_then(|s| s.parse::<i64>().ok());
     assert!(
         score("srv3") > score("srv2"),
@@ -881,13 +933,13 @@ pub fn stopped_node_with_newer_wal_stops_the_promotion(v: u32) {
     n.promote = names(&["srv2"]);
     env.notify_all(&[&s2], &n);
     let r = env.agent(&s2, "promote");
-    r.expect(OCF_ERR_GENERIC, "promote of the laggard while srv3 holds more WAL");
-    assert!(
-        r.exit_reasons()[0].contains("election: srv3 holds the newest WAL"),
-        "{}",
-        r.describe()
+    expect_promotion_refused(
+        &env,
+        &r,
+        &s2,
+        "election: srv3 holds the newest WAL",
+        "promote of the laggard while srv3 holds more WAL",
     );
-    assert!(env.in_recovery(&s2), "srv2 must stay a standby");
 
     // srv3 starts in the next transition; marked never to be promoted,
     // its WAL still counts.
@@ -1122,26 +1174,58 @@ pub fn switchover(v: u32) {
         .expect(OCF_SUCCESS, "monitor of the old primary");
 }
 
+/// `r`, a promote of `standby`, failed with a reason that says `reason`,
+/// and `standby` is still a standby.
+#[track_caller]
+fn expect_promotion_refused(
+    env: &TestEnv,
+    r: &AgentRun,
+    standby: &Instance,
+    reason: &str,
+    what: &str,
+) {
+    r.expect(OCF_ERR_GENERIC, what);
+    assert!(
+        r.exit_reasons()[0].contains(reason),
+        "{what}: the exit reason must say {reason:?}\n{}",
+        r.describe()
+    );
+    assert!(env.in_recovery(standby), "{what}: {} must stay a standby", standby.node);
+}
+
 /// Switchover to a standby that did not receive srv1's shutdown checkpoint
 /// (its replication was cut before the demote): the promotion is refused.
 pub fn switchover_cancelled_without_shutdown_checkpoint(v: u32) {
-    let env = env_for!(v, "switchover_cancelled");
-    let p = env.init_instance("srv1");
-    env.start(&p);
-    let s = env.clone_standby(&p, "srv2");
-    env.start(&s);
-    env.wait_streaming(&p, &s);
-    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
-    cut_replication(&env, &p, &s);
+    switchover_after_cut(v, "switchover_cancelled", Before::Nothing);
+}
 
-    let r = switchover_transition(&env, &p, &s);
-    r.expect(OCF_ERR_GENERIC, "promote of a standby that missed the shutdown checkpoint");
-    assert!(
-        r.exit_reasons()[0].to_lowercase().contains("switchover"),
-        "the promotion must be refused by the switchover check\n{}",
-        r.describe()
-    );
-    assert!(env.in_recovery(&s), "srv2 must stay a standby");
+/// What happens besides the cut of srv2's replication, before the
+/// switchover.
+enum Before {
+    Nothing,
+    /// srv1 restarts cleanly before the cut: srv2 received a shutdown
+    /// checkpoint, but not the one of the demote.
+    CleanRestart,
+    /// attrd cannot take the cancel flag in pre-promote.
+    AttrdFailsInPrePromote,
+}
+
+/// A switchover from srv1 to srv2 after srv2's replication was cut: the
+/// promotion is refused, srv2 stays a standby.
+fn switchover_after_cut(v: u32, name: &str, before: Before) {
+    let env = env_for!(v, name);
+    let (p, s) = two_nodes(&env);
+    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
+    if let Before::CleanRestart = before {
+        env.stop(&p, "fast");
+        env.start(&p);
+        env.wait_streaming(&p, &s);
+    }
+    cut_replication(&env, &p, &s);
+    let attrd_fails = matches!(before, Before::AttrdFailsInPrePromote);
+    let r = switchover_transition_with(&env, &p, &s, attrd_fails);
+    let what = format!("{name}: promote of srv2 after its replication was cut");
+    expect_promotion_refused(&env, &r, &s, "switchover cancelled", &what);
 }
 
 /// srv2 with its replication cut before a switchover from srv1: it cannot
@@ -1170,38 +1254,13 @@ fn cut_replication(env: &TestEnv, p: &Instance, s: &Instance) {
 /// the switchover: srv2 has a shutdown checkpoint in its WAL, but not the
 /// one of the demote. The promotion is refused.
 pub fn switchover_refused_with_an_earlier_shutdown_checkpoint(v: u32) {
-    let env = env_for!(v, "switchover_earlier_checkpoint");
-    let (p, s) = two_nodes(&env);
-    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
-    env.stop(&p, "fast");
-    env.start(&p);
-    env.wait_streaming(&p, &s);
-    cut_replication(&env, &p, &s);
-    let r = switchover_transition(&env, &p, &s);
-    r.expect(OCF_ERR_GENERIC, "promote of a standby that has only an earlier shutdown checkpoint");
-    assert!(
-        r.exit_reasons()[0].contains("switchover cancelled"),
-        "the promotion must be refused by the switchover check\n{}",
-        r.describe()
-    );
-    assert!(env.in_recovery(&s), "srv2 must stay a standby");
+    switchover_after_cut(v, "switchover_earlier_checkpoint", Before::CleanRestart);
 }
 
 /// The switchover check fails while attrd cannot take the cancel flag: the
 /// promotion is still refused (the flag is kept on the node too).
 pub fn switchover_cancelled_when_attrd_fails_in_pre_promote(v: u32) {
-    let env = env_for!(v, "switchover_cancel_attrd_fails");
-    let (p, s) = two_nodes(&env);
-    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
-    cut_replication(&env, &p, &s);
-    let r = switchover_transition_with(&env, &p, &s, true);
-    r.expect(OCF_ERR_GENERIC, "promote after a cancel flag attrd could not take");
-    assert!(
-        r.exit_reasons()[0].contains("switchover cancelled"),
-        "the promotion must be refused by the switchover check\n{}",
-        r.describe()
-    );
-    assert!(env.in_recovery(&s), "srv2 must stay a standby");
+    switchover_after_cut(v, "switchover_cancel_attrd_fails", Before::AttrdFailsInPrePromote);
 }
 
 /// attrd cannot answer during a promote: the switchover flag and the
@@ -1213,13 +1272,7 @@ pub fn promote_refused_when_attrd_cannot_answer(v: u32) {
     env.fail_tool("attrd_updater", Some(102));
     let r = env.agent(&s, "promote");
     env.fail_tool("attrd_updater", None);
-    r.expect(OCF_ERR_GENERIC, "promote while attrd_updater fails");
-    assert!(
-        r.exit_reasons()[0].contains("attrd_updater"),
-        "the reason must name the failed tool\n{}",
-        r.describe()
-    );
-    assert!(env.in_recovery(&s), "srv2 must stay a standby");
+    expect_promotion_refused(&env, &r, &s, "attrd_updater", "promote while attrd_updater fails");
 }
 
 // ---------------------------------------------------------------------------
@@ -1259,8 +1312,8 @@ pub fn former_primary_diverged_refuses_start(v: u32) {
     diverged_former_primary_start_is_refused(&env, false);
 }
 
-/// The same with primary_conninfo as a URI (the check used to append
-/// keywords to it, which libpq rejects, and skipped itself).
+/// The same with primary_conninfo as a URI: the check must not append
+/// keywords to it (libpq rejects that) nor skip itself.
 pub fn former_primary_diverged_refuses_start_with_uri_conninfo(v: u32) {
     let env = env_for!(v, "former_primary_diverged_uri");
     diverged_former_primary_start_is_refused(&env, true);
@@ -1827,18 +1880,14 @@ pub fn maxlag_flags_standby_and_election_honours_it(v: u32) {
         format!("1#{}", env.sql_ok(&s2, &format!("SELECT '{}'::pg_lsn + 1048576", lsn_of(&p2))));
     env.set_private("srv3", "lsn_location", &ahead);
     let r = env.agent_env(&s2, "promote", &[("OCF_RESKEY_maxlag", Some("1024"))]);
-    r.expect(OCF_ERR_GENERIC, "promote of srv2 while the most advanced srv3 is beyond maxlag");
-    assert!(
-        r.exit_reasons()[0].contains("maxlag"),
-        "the exit reason must name maxlag\n{}",
-        r.describe()
+    expect_promotion_refused(
+        &env,
+        &r,
+        &s2,
+        "maxlag",
+        "promote of srv2 while the most advanced srv3 is beyond maxlag",
     );
-    assert!(
-        r.exit_reasons()[0].contains("srv3"),
-        "the exit reason must name srv3\n{}",
-        r.describe()
-    );
-    assert!(env.in_recovery(&s2), "srv2 must stay a standby");
+    assert!(r.exit_reasons()[0].contains("srv3"), "{}", r.describe());
     assert_eq!(
         scores(&env),
         want(&["1001", "1000", "-100"]),
@@ -1871,23 +1920,34 @@ pub fn maxlag_flags_standby_and_election_honours_it(v: u32) {
 // ---------------------------------------------------------------------------
 // every action is bounded by its timeout (src/agent.rs deadline)
 
+/// A primary whose postmaster is stopped (SIGSTOP); returns its pid.
+fn paused_primary(env: &TestEnv) -> (Instance, i32) {
+    let p = env.init_instance("srv1");
+    env.start(&p);
+    let pm = p.postmaster_pid().expect("postmaster.pid");
+    env.pause(pm);
+    (p, pm)
+}
+
+/// A recurring monitor of `p` with this timeout (ms), and how long it took.
+fn timed_monitor(env: &TestEnv, p: &Instance, timeout_ms: &str) -> (AgentRun, Duration) {
+    let t0 = std::time::Instant::now();
+    let r = env.agent_env(
+        p,
+        "monitor",
+        &[interval("15000"), ("OCF_RESKEY_CRM_meta_timeout", Some(timeout_ms))],
+    );
+    (r, t0.elapsed())
+}
+
 /// A postmaster that accepts connections but never serves them (SIGSTOP:
 /// the kernel queues the connection, no backend is forked): the monitor
 /// gives up before its timeout, with a reason, instead of hanging until
 /// Pacemaker kills it.
 pub fn monitor_of_a_hung_postmaster_is_bounded(v: u32) {
     let env = env_for!(v, "monitor_hung_postmaster");
-    let p = env.init_instance("srv1");
-    env.start(&p);
-    let pm = p.postmaster_pid().expect("postmaster.pid");
-    env.pause(pm);
-    let t0 = std::time::Instant::now();
-    let r = env.agent_env(
-        &p,
-        "monitor",
-        &[interval("15000"), ("OCF_RESKEY_CRM_meta_timeout", Some("3000"))],
-    );
-    let wall = t0.elapsed();
+    let (p, pm) = paused_primary(&env);
+    let (r, wall) = timed_monitor(&env, &p, "3000");
     r.expect(OCF_ERR_GENERIC, "monitor of a hung postmaster");
     assert!(
         wall < Duration::from_millis(3500),
@@ -1895,12 +1955,9 @@ pub fn monitor_of_a_hung_postmaster_is_bounded(v: u32) {
         r.describe()
     );
     env.resume(pm);
-    env.agent_env(
-        &p,
-        "monitor",
-        &[interval("15000"), ("OCF_RESKEY_CRM_meta_timeout", Some("3000"))],
-    )
-    .expect(OCF_RUNNING_PROMOTED, "monitor once the postmaster runs again");
+    timed_monitor(&env, &p, "3000")
+        .0
+        .expect(OCF_RUNNING_PROMOTED, "monitor once the postmaster runs again");
 }
 
 /// A hung postmaster whose listen backlog is full: a connect() to its socket
@@ -1910,10 +1967,7 @@ pub fn monitor_with_a_full_listen_backlog_is_bounded(v: u32) {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
     use std::os::fd::AsRawFd;
     let env = env_for!(v, "monitor_full_backlog");
-    let p = env.init_instance("srv1");
-    env.start(&p);
-    let pm = p.postmaster_pid().expect("postmaster.pid");
-    env.pause(pm);
+    let (p, pm) = paused_primary(&env);
     let addr = UnixAddr::new(&env.sock.join(format!(".s.PGSQL.{}", p.port))).unwrap();
     let mut queued = Vec::new();
     loop {
@@ -1931,13 +1985,7 @@ pub fn monitor_with_a_full_listen_backlog_is_bounded(v: u32) {
         }
         assert!(queued.len() < 15000, "the listen backlog never filled");
     }
-    let t0 = std::time::Instant::now();
-    let r = env.agent_env(
-        &p,
-        "monitor",
-        &[interval("15000"), ("OCF_RESKEY_CRM_meta_timeout", Some("3000"))],
-    );
-    let wall = t0.elapsed();
+    let (r, wall) = timed_monitor(&env, &p, "3000");
     r.expect(OCF_ERR_GENERIC, "monitor of a hung postmaster with a full backlog");
     assert!(
         wall < Duration::from_millis(3000),
@@ -1961,17 +2009,8 @@ pub fn monitor_with_a_full_listen_backlog_is_bounded(v: u32) {
 /// (no floor above it), and says why in at most 128 bytes.
 pub fn monitor_with_a_subsecond_timeout_is_bounded(v: u32) {
     let env = env_for!(v, "monitor_subsecond_timeout");
-    let p = env.init_instance("srv1");
-    env.start(&p);
-    let pm = p.postmaster_pid().expect("postmaster.pid");
-    env.pause(pm);
-    let t0 = std::time::Instant::now();
-    let r = env.agent_env(
-        &p,
-        "monitor",
-        &[interval("15000"), ("OCF_RESKEY_CRM_meta_timeout", Some("400"))],
-    );
-    let wall = t0.elapsed();
+    let (p, pm) = paused_primary(&env);
+    let (r, wall) = timed_monitor(&env, &p, "400");
     r.expect(OCF_ERR_GENERIC, "monitor of a hung postmaster with a 400 ms timeout");
     assert!(wall < Duration::from_millis(400), "took {wall:?}\n{}", r.describe());
     let reasons = r.exit_reasons();
@@ -2108,27 +2147,14 @@ pub fn sync_record_follows_synchronous_standby_names(v: u32) {
 }
 
 /// The only synchronous standby is stopped and a client's commit waits for
-/// it: the primary's monitor still answers promptly (PAF issue 218).
+/// it: the primary's monitor still answers promptly.
 pub fn primary_monitor_with_lost_sync_standby(v: u32) {
     let env = env_for!(v, "sync_lost");
     let (p, s) = two_nodes(&env);
     set_sync_names(&env, &p, "srv2");
     env.sql_ok(&p, "CREATE TABLE t (i int)");
     env.stop(&s, "fast");
-    env.spawn_bg(
-        &env.pg.bin("psql"),
-        &[
-            "-X",
-            "-h",
-            env.sock.to_str().unwrap(),
-            "-p",
-            &p.port.to_string(),
-            "-d",
-            "postgres",
-            "-c",
-            "INSERT INTO t VALUES (1)",
-        ],
-    );
+    psql_in_background(&env, &p, "INSERT INTO t VALUES (1)");
     env.wait_sql(&p, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'", "1");
     let r = env.agent_env(
         &p,
@@ -2148,19 +2174,10 @@ pub fn monitor_queries_are_cancelled_by_the_server(v: u32) {
     let env = env_for!(v, "stmt_timeout");
     let p = env.init_instance("srv1");
     env.start(&p);
-    env.spawn_bg(
-        &env.pg.bin("psql"),
-        &[
-            "-X",
-            "-h",
-            env.sock.to_str().unwrap(),
-            "-p",
-            &p.port.to_string(),
-            "-d",
-            "postgres",
-            "-c",
-            "BEGIN; LOCK TABLE pg_catalog.pg_stat_wal_receiver IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120);",
-        ],
+    psql_in_background(
+        &env,
+        &p,
+        "BEGIN; LOCK TABLE pg_catalog.pg_stat_wal_receiver IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120);",
     );
     env.wait_sql(
         &p,
@@ -2472,14 +2489,6 @@ pub fn validate_refuses_setups_that_cannot_work(v: u32) {
         &[("OCF_RESKEY_pghost", Some(no_sock.to_str().unwrap()))],
         NODE_SETUP,
         "pghost directory missing",
-    );
-    expect_validate_failure(
-        &env,
-        &inst,
-        &inst.pgdata,
-        &[("OCF_RESKEY_system_user", Some("root"))],
-        RESOURCE_DEFINITION,
-        "system_user=root",
     );
     // a data directory of another owner: root creates nothing in it
     std::os::unix::fs::chown(&inst.pgdata, Some(0), Some(0)).unwrap();
