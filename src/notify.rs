@@ -41,12 +41,19 @@ impl std::fmt::Display for Operation {
 /// Node names per list of the notification.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Transition {
+    /// where an instance is about to start (`start_uname`)
     pub start: Vec<String>,
+    /// where an instance is about to stop (`stop_uname`)
     pub stop: Vec<String>,
+    /// the node to promote (`promote_uname`)
     pub promote: Vec<String>,
+    /// the node to demote (`demote_uname`)
     pub demote: Vec<String>,
+    /// where an instance runs before the transition (`active_uname`)
     pub active: Vec<String>,
+    /// where it runs promoted (`promoted_uname`, `master_uname` before 2.1)
     pub promoted: Vec<String>,
+    /// where it runs unpromoted (`unpromoted_uname`, `slave_uname` before 2.1)
     pub unpromoted: Vec<String>,
 }
 
