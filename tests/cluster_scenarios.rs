@@ -3258,4 +3258,11 @@ fn crm_mon_xml_is_read() {
     wrong["cluster"]["maintenance_mode"] = false.into();
     assert_eq!(status_vs_crm(&wrong, &v).len(), 2);
     assert!(parse_crm_mon("<pacemaker-result><nodes></nodes>").is_err());
+    // Real output of Pacemaker 2.1.5 on the namespace cluster.
+    let real = include_str!("fixtures/crm_mon/healthy.xml");
+    let v = parse_crm_mon(real).unwrap();
+    assert!(v.quorum && !v.maintenance);
+    assert!(v.online.values().all(|o| *o) && v.online.len() == 3);
+    let roles: Vec<(&str, &str)> = v.roles.iter().map(|(n, r)| (n.as_str(), r.as_str())).collect();
+    assert_eq!(roles, [("srv1", "Promoted"), ("srv2", "Unpromoted"), ("srv3", "Unpromoted")]);
 }
