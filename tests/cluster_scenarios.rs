@@ -251,6 +251,15 @@ fn scenario(name: &str) {
         panic!("cluster scenarios must run as root");
     }
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    // A bounded turn on the shared cluster: scenarios not started by then
+    // are skipped (PGSQLMS_HOLD_UNTIL, seconds since the epoch).
+    if let Some(until) =
+        std::env::var("PGSQLMS_HOLD_UNTIL").ok().and_then(|v| v.parse::<u64>().ok())
+        && SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() > until
+    {
+        say(&format!("cluster_scenarios::{name}: skipped, PGSQLMS_HOLD_UNTIL passed"));
+        return;
+    }
     let rt =
         tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let outcome = rt.block_on(run_scenario(name));
