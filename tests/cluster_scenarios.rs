@@ -3388,3 +3388,55 @@ async fn sync_loss_available(ctx: &mut Ctx, p: &str, x: &str, y: &str) -> Result
     ctx.wait_writable_after_outage(WRITABLE_LIMIT).await;
     Ok(())
 }
+
+/// The cross-check of the scenarios, proven on the agent's real output: the
+/// binary's `status --json` over the real crm_mon fixture (Pacemaker tools
+/// replaced by scripts printing it; no PostgreSQL: the local one is "down")
+/// agrees with this file's own reading of that XML, and a changed fact is
+/// caught.
+#[test]
+fn status_json_of_the_binary_agrees_with_crm_mon() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = std::env::var("PGSQLMS_IT_ROOT").unwrap_or_else(|_| "/tmp".into());
+    let dir = format!("{root}/scenarios-status-{}", std::process::id());
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/crm_mon/healthy.xml");
+    let cib = format!(
+        "<resources><clone id=\"pgsqld-clone\"><primitive id=\"pgsqld\" class=\"ocf\" \
+         provider=\"rust\" type=\"pgsqlms\"><instance_attributes id=\"pgsqld-ia\">\
+         <nvpair id=\"a\" name=\"pgdata\" value=\"{dir}/nodata\"/>\
+         <nvpair id=\"b\" name=\"pghost\" value=\"{dir}/nosocket\"/>\
+         </instance_attributes></primitive></clone></resources>"
+    );
+    let tools = [
+        ("crm_mon", format!("cat {fixture}")),
+        ("cibadmin", format!("cat <<'X'\n{cib}\nX")),
+        ("crm_node", "echo srv2".to_string()),
+    ];
+    for (name, body) in tools {
+        let path = format!("{dir}/{name}");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgsqlms"))
+        .args(["status", "--json"])
+        .env("HA_SBIN_DIR", &dir)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{e}: {text} {}", String::from_utf8_lossy(&out.stderr)));
+    let crm = parse_crm_mon(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    assert_eq!(status_vs_crm(&v, &crm), Vec::<String>::new(), "{v}");
+    let local = v["nodes"].as_array().unwrap().iter().find(|n| n["name"] == "srv2").unwrap();
+    assert_eq!(pg_role(None), local["postgres_role"]);
+    // Facts that differ are caught.
+    let mut other = crm.clone();
+    other.online.insert("srv3".into(), false);
+    other.roles.insert("srv3".into(), "Promoted".into());
+    other.maintenance = true;
+    // Two promoted: the count, not the primary, says so.
+    assert_eq!(status_vs_crm(&v, &other).len(), 4, "{:?}", status_vs_crm(&v, &other));
+    assert!(no_working_primary(&v).is_err());
+}
