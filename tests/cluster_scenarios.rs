@@ -14,6 +14,11 @@
 //! `up.sh` when there is none, repairing it with `heal.sh` / `rebuild.sh` /
 //! `up.sh` when a previous scenario left it broken), so any subset runs in any
 //! order; `--test-threads=1` runs them in the order of their names.
+//! Scenarios not yet proven on the cluster are opt-in (`opt_in`): they run
+//! only when a filter names them. PGSQLMS_STATUS_CHECKS=1 adds the status
+//! view checks of issue 15 to existing scenarios; PGSQLMS_HOLD_UNTIL (epoch
+//! seconds) skips scenarios not started by then (a bounded turn on a shared
+//! machine).
 //!
 //! During a scenario:
 //! - a writer commits numbered rows (`ha_rows`) to the primary through the
