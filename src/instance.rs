@@ -75,6 +75,21 @@ pub async fn control_data(agent: &Agent) -> Result<ControlData, Failure> {
 /// The newest timeline whose history file this instance holds: a standby
 /// fetches it when it starts following a new timeline. Only names are read
 /// (pg_wal may legitimately be a link, initdb -X).
+/// Where this instance's newest timeline began (the switch point in its
+/// history file): `Ok(None)` on the first timeline, an error when the
+/// history file of a later one cannot be read.
+pub fn timeline_switch_point(datadir: &Path) -> Result<Option<Lsn>, String> {
+    let tli = newest_history_timeline(datadir);
+    if tli < 2 {
+        return Ok(None);
+    }
+    let name = format!("{tli:08X}.history");
+    read_small(&datadir.join("pg_wal").join(&name))
+        .and_then(|h| waldump::timeline_start(&h))
+        .map(Some)
+        .ok_or_else(|| format!("no switch point readable in pg_wal/{name}"))
+}
+
 pub fn newest_history_timeline(datadir: &Path) -> u32 {
     std::fs::read_dir(datadir.join("pg_wal"))
         .map(|entries| {

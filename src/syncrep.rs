@@ -338,6 +338,25 @@ pub fn change(current: Option<&str>, wanted: Option<String>) -> Change {
     }
 }
 
+/// Whether a new primary may replace the record it inherited by the one of
+/// its own setting (`new_value`). The inherited record says who holds the
+/// commits the former primary acknowledged; they all lie before `switch`,
+/// where this primary's timeline began. The new record covers them only once
+/// at least `n` of its members have flushed past that point (`caught_up`,
+/// from pg_stat_replication): until then a member that is still catching
+/// up could be counted as holding commits it never received. A value no
+/// reader accepts replaces the record at once (promotions are refused on
+/// it, which is never less safe).
+pub fn may_replace_inherited(new_value: &str, caught_up: &[String]) -> bool {
+    let Ok(record) = Record::from_value(new_value) else { return true };
+    let have = record
+        .members
+        .iter()
+        .filter(|m| caught_up.iter().any(|c| c.eq_ignore_ascii_case(m)))
+        .count();
+    have >= (record.num as usize).min(record.members.len())
+}
+
 /// `sync_failover`: what a promotion does when the survivors may miss
 /// acknowledged commits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -413,6 +432,23 @@ mod tests {
 
     fn setting(method: Method, num: u32, n: &[&str]) -> Option<Setting> {
         Some(Setting { method, num, names: names(n) })
+    }
+
+    #[test]
+    fn an_inherited_record_is_replaced_once_n_members_caught_up() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let first1 = "FIRST 1 (\"srv1\",\"srv3\")";
+        assert!(!may_replace_inherited(first1, &[]));
+        assert!(!may_replace_inherited(first1, &names(&["srv4"])), "not a member");
+        assert!(may_replace_inherited(first1, &names(&["SRV3"])));
+        let any2 = "ANY 2 (\"a\",\"b\",\"c\",\"d\")";
+        assert!(!may_replace_inherited(any2, &names(&["a", "a", "x"])), "one member, twice");
+        assert!(may_replace_inherited(any2, &names(&["a", "c"])));
+        // More required than listed: every member.
+        let all = "ANY 3 (\"a\",\"b\")";
+        assert!(!may_replace_inherited(all, &names(&["a"])));
+        assert!(may_replace_inherited(all, &names(&["a", "b"])));
+        assert!(may_replace_inherited("!unreadable synchronous_standby_names (x)", &[]));
     }
 
     #[test]

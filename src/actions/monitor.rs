@@ -177,7 +177,9 @@ async fn update_scores(agent: &Agent, o: &Observed) -> Result<(), Failure> {
     let rows = repl.rows;
     let view = agent.pcmk.cluster_view(agent.deadline).await?;
     let me = agent.node().await?;
-    if let Err(e) = keep_sync_record(agent, me, &view, &repl.synchronous_standby_names).await {
+    if let Err(e) =
+        keep_sync_record(agent, client, me, &view, &repl.synchronous_standby_names).await
+    {
         log::error!("could not update the synchronous replication record: {}", e.reason);
     }
     let mut table = scores::compute(me, &view.nodes, &rows, primary_lsn, agent.params.maxlag);
@@ -213,6 +215,7 @@ async fn update_scores(agent: &Agent, o: &Observed) -> Result<(), Failure> {
 /// guarantee, for older commits too (README, "How it protects your data").
 async fn keep_sync_record(
     agent: &Agent,
+    client: &tokio_postgres::Client,
     me: &str,
     view: &crate::cib::ClusterView,
     setting: &str,
@@ -221,6 +224,12 @@ async fn keep_sync_record(
     let d = agent.deadline;
     match syncrep::change(view.sync_record.as_deref(), wanted) {
         Change::Keep => Ok(()),
+        Change::Write(v)
+            if view.sync_record.is_some()
+                && !inherited_record_replaceable(agent, client, &v).await? =>
+        {
+            Ok(())
+        }
         Change::Write(v) => {
             log::info!(
                 "synchronous_standby_names = '{setting}': recording who holds acknowledged commits: {v}"
@@ -235,6 +244,43 @@ async fn keep_sync_record(
             Ok(agent.pcmk.delete_sync_record(d).await?)
         }
     }
+}
+
+/// After a promotion (this primary's timeline began at a switch point), the
+/// record inherited from the former primary stays until enough members of
+/// the new one have flushed past the switch point (`syncrep::may_replace_inherited`).
+async fn inherited_record_replaceable(
+    agent: &Agent,
+    client: &tokio_postgres::Client,
+    new_value: &str,
+) -> Result<bool, Failure> {
+    let switch = match instance::timeline_switch_point(&agent.params.datadir) {
+        Ok(Some(switch)) => switch,
+        Ok(None) => return Ok(true),
+        Err(e) => {
+            log::warn!("keeping the synchronous replication record of the former primary: {e}");
+            return Ok(false);
+        }
+    };
+    let rows = pg::rows(
+        client,
+        &format!(
+            "SELECT application_name FROM pg_stat_replication WHERE flush_lsn >= '{switch}'::pg_lsn"
+        ),
+        agent.deadline,
+    )
+    .await?;
+    let caught_up: Vec<String> = rows.into_iter().filter_map(|r| r[0].clone()).collect();
+    let ok = syncrep::may_replace_inherited(new_value, &caught_up);
+    if !ok {
+        log::info!(
+            "keeping the synchronous replication record of the former primary until enough of \
+             {new_value} have flushed past {switch}, where this primary's timeline began \
+             (caught up: {})",
+            if caught_up.is_empty() { "none".to_string() } else { caught_up.join(", ") }
+        );
+    }
+    Ok(ok)
 }
 
 /// With a synchronous replication record, no standby scores itself until

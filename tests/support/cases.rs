@@ -2146,6 +2146,42 @@ pub fn sync_record_follows_synchronous_standby_names(v: u32) {
     assert!(r.log.contains("removing the record"), "{}", r.describe());
 }
 
+/// A standby promoted after its primary died inherits the record of who
+/// holds the former primary's acknowledged commits. Its own setting names
+/// other members; they replace the record only once enough of them have
+/// flushed past the start of the new timeline: before that, a member still
+/// catching up would count as holding commits it never received.
+pub fn inherited_sync_record_kept_until_members_caught_up(v: u32) {
+    let env = env_for!(v, "sync_record_inherited");
+    let (p, s) = two_nodes(&env);
+    env.add_node("srv3");
+    set_sync_names(&env, &p, "FIRST 1 (srv1, srv2, srv3)");
+    primary_monitor(&env, &p);
+    let inherited = "FIRST 1 (\"srv2\",\"srv3\")";
+    assert_eq!(sync_record(&env).as_deref(), Some(inherited));
+
+    env.stop(&p, "fast");
+    env.sql_ok(&s, "SELECT pg_promote()");
+    env.wait_sql(&s, "SELECT pg_is_in_recovery()", "f");
+    set_sync_names(&env, &s, "FIRST 1 (srv1, srv2, srv3)");
+    let r = primary_monitor(&env, &s);
+    assert_eq!(sync_record(&env).as_deref(), Some(inherited), "{}", r.describe());
+    assert!(r.log.contains("keeping the synchronous replication record"), "{}", r.describe());
+
+    // srv1 follows the new primary and catches up past the switch point.
+    env.set_upstream(&p, s.port);
+    env.start_standby(&p);
+    env.wait_streaming(&s, &p);
+    let switch = env.sql_ok(&s, "SELECT pg_current_wal_flush_lsn()");
+    env.wait_sql(
+        &s,
+        &format!("SELECT count(*) FROM pg_stat_replication WHERE flush_lsn >= '{switch}'"),
+        "1",
+    );
+    primary_monitor(&env, &s);
+    assert_eq!(sync_record(&env).as_deref(), Some("FIRST 1 (\"srv1\",\"srv3\")"));
+}
+
 /// The only synchronous standby is stopped and a client's commit waits for
 /// it: the primary's monitor still answers promptly.
 pub fn primary_monitor_with_lost_sync_standby(v: u32) {

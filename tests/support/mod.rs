@@ -1249,6 +1249,7 @@ macro_rules! action_tests {
             stop_with_short_timeout,
             stop_falls_back_to_immediate_shutdown,
             sync_record_follows_synchronous_standby_names,
+            inherited_sync_record_kept_until_members_caught_up,
             primary_monitor_with_lost_sync_standby,
             monitor_queries_are_cancelled_by_the_server,
             promote_refused_while_sync_standby_absent,
