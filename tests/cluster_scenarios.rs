@@ -16,7 +16,7 @@
 //! order; `--test-threads=1` runs them in the order of their names.
 //! Scenarios not yet proven on the cluster are opt-in (`opt_in`): they run
 //! only when a filter names them. PGSQLMS_STATUS_CHECKS=1 adds the status
-//! view checks of issue 15 to existing scenarios; PGSQLMS_HOLD_UNTIL (epoch
+//! view checks (`expect_status_truth`) to existing scenarios; PGSQLMS_HOLD_UNTIL (epoch
 //! seconds) skips scenarios not started by then (a bounded turn on a shared
 //! machine).
 //!
@@ -2001,7 +2001,7 @@ async fn sc_sync_loss(ctx: &mut Ctx, first: bool) -> Result<(), String> {
 }
 
 // ---------------------------------------------------------------------------
-// Helpers of issue 10's remaining scenarios
+// Helpers of the power-cut, early-crash and 5-node scenarios
 // ---------------------------------------------------------------------------
 
 fn set_autostart(s: &Settings, node: &str, on: bool) -> Result<(), String> {
@@ -2128,8 +2128,8 @@ fn harness_record(s: &Settings, p: &str) -> String {
 }
 
 /// Wait (3 s at most) until the new primary P's first monitor wrote its
-/// record: a crash before it leaves the previous primary's record, which
-/// names other standbys (see the report of issue 10's scenarios).
+/// record: it replaces the previous primary's only once enough of its members
+/// caught up (`syncrep::may_replace_inherited`).
 async fn wait_record_of(ctx: &mut Ctx, p: &str) {
     let want = harness_record(&ctx.s, p);
     let deadline = Instant::now() + Duration::from_secs(3);
@@ -2294,10 +2294,7 @@ async fn sc_cluster_power_cut(ctx: &mut Ctx) -> Result<(), String> {
         })
     })
     .await;
-    let out = script("rebuild.sh", &[&p], Duration::from_secs(240)).await;
-    if !out.ok {
-        ctx.fail(format!("rebuild.sh {p}: {}", out.stderr.trim()));
-    }
+    ctx.rebuild(&p).await;
     Ok(())
 }
 
@@ -2421,10 +2418,7 @@ async fn never_promote_inner(
     }
     ctx.wait_writable_after_outage(WRITABLE_LIMIT).await;
     script("cleanup.sh", &[], Duration::from_secs(60)).await;
-    let out = script("rebuild.sh", &[&p], Duration::from_secs(240)).await;
-    if !out.ok {
-        ctx.fail(format!("rebuild.sh {p}: {}", out.stderr.trim()));
-    }
+    ctx.rebuild(&p).await;
     Ok(())
 }
 
@@ -2432,20 +2426,41 @@ async fn never_promote_inner(
 /// resource disable`, then `enable`: a new cluster's first start), and the
 /// node of the first primary loses power as soon as Pacemaker reports it
 /// Promoted: within its first monitor interval, before it scored the
-/// standbys that connect to it (the incident of issue 10: a crash 7 s after
-/// bootstrap, no primary 4 minutes later). A standby must be promoted
+/// standbys that connect to it. A standby must be promoted
 /// without a human, nothing acknowledged lost. Asynchronous: every node's
 /// `synchronous_standby_names` emptied first, and the writer paused from the
 /// stop to the crash (commits in flight at a crash are lost by design then).
 async fn sc_crash_primary_after_start(ctx: &mut Ctx, sync: bool) -> Result<(), String> {
+    early_crash(ctx, EarlyCrash::AfterStart, sync).await
+}
+
+/// The two crashes of a primary within its first monitor interval.
+#[derive(Clone, Copy)]
+enum EarlyCrash {
+    AfterStart,
+    AfterFailover,
+}
+
+impl EarlyCrash {
+    async fn run(self, ctx: &mut Ctx, sync: bool) -> Result<(), String> {
+        match self {
+            EarlyCrash::AfterStart => crash_primary_after_start(ctx, sync).await,
+            EarlyCrash::AfterFailover => crash_new_primary_after_failover(ctx, sync).await,
+        }
+    }
+}
+
+/// Run `which`, synchronous as the harness sets up the cluster, or
+/// asynchronous: every node's `synchronous_standby_names` emptied first and
+/// put back afterwards (a rebuilt node copied the new primary's), whatever
+/// happened.
+async fn early_crash(ctx: &mut Ctx, which: EarlyCrash, sync: bool) -> Result<(), String> {
     if sync {
-        return crash_primary_after_start(ctx, sync).await;
+        return which.run(ctx, sync).await;
     }
     set_sync_names(&ctx.s, &ctx.s.nodes.clone(), Some("")).await?;
-    let r = crash_primary_after_start(ctx, sync).await;
+    let r = which.run(ctx, sync).await;
     ctx.pause_writer(false);
-    // Every node back to the harness' setting (a rebuilt node copied the
-    // new primary's), whatever happened.
     if let Err(e) = reset_sync_names(&ctx.s).await {
         ctx.fail(format!("restoring synchronous_standby_names: {e}"));
     }
@@ -2519,10 +2534,7 @@ async fn crash_primary_after_start(ctx: &mut Ctx, sync: bool) -> Result<(), Stri
     ctx.primary = p.clone();
     ctx.standbys = nodes.iter().filter(|n| **n != p).cloned().collect();
     ctx.expect_fenced_and_replaced(&p, &before).await;
-    let out = script("rebuild.sh", &[&p], Duration::from_secs(240)).await;
-    if !out.ok {
-        ctx.fail(format!("rebuild.sh {p}: {}", out.stderr.trim()));
-    }
+    ctx.rebuild(&p).await;
     Ok(())
 }
 
@@ -2538,16 +2550,7 @@ async fn crash_primary_after_start(ctx: &mut Ctx, sync: bool) -> Result<(), Stri
 /// Asynchronous: the writer pauses from before the first crash to after the
 /// second (commits in flight are lost by design).
 async fn sc_crash_new_primary_after_failover(ctx: &mut Ctx, sync: bool) -> Result<(), String> {
-    if sync {
-        return crash_new_primary_after_failover(ctx, sync).await;
-    }
-    set_sync_names(&ctx.s, &ctx.s.nodes.clone(), Some("")).await?;
-    let r = crash_new_primary_after_failover(ctx, sync).await;
-    ctx.pause_writer(false);
-    if let Err(e) = reset_sync_names(&ctx.s).await {
-        ctx.fail(format!("restoring synchronous_standby_names: {e}"));
-    }
-    r
+    early_crash(ctx, EarlyCrash::AfterFailover, sync).await
 }
 
 async fn crash_new_primary_after_failover(ctx: &mut Ctx, sync: bool) -> Result<(), String> {
