@@ -141,7 +141,7 @@ fn s21_double_failure_returning_node() {
     scenario("double_failure_returning_node");
 }
 
-// Issue 10's remaining cases (opt-in until they passed on the cluster: see
+// Cases added later (opt-in until they passed on the cluster: see
 // `opt_in`). The 5-node ones build their own 5-node cluster (run them alone:
 // tests/cluster/run-scenarios.sh s50_ s51_).
 #[test]
@@ -1351,7 +1351,7 @@ async fn sc_switchover(ctx: &mut Ctx) -> Result<(), String> {
     let before = ctx.s.fences();
     ctx.fault();
     let out = if status_checks_in_existing_scenarios() {
-        // Issue 15: the status view while the switchover runs, each time
+        // the status view while the switchover runs, each time
         // against crm_mon read just before and after it.
         let done = AtomicBool::new(false);
         let (out, views) = tokio::join!(
@@ -1438,7 +1438,7 @@ async fn sc_election(ctx: &mut Ctx) -> Result<(), String> {
     script("heal.sh", &[], Duration::from_secs(30)).await;
     ctx.wait_writable_after_outage(WRITABLE_LIMIT).await;
     if status_checks_in_existing_scenarios() {
-        // Issue 15: the old primary fenced, its node down (no cluster
+        // the old primary fenced, its node down (no cluster
         // stack at boot), the new primary shown.
         let (old, g) = (p.clone(), good.clone());
         expect_status_truth(ctx, "primary fenced, its node down", move |views| {
@@ -1656,7 +1656,7 @@ async fn sc_recipe_node_standby(ctx: &mut Ctx) -> Result<(), String> {
         ctx.fail(format!("PostgreSQL still runs on {p} in standby"));
     }
     if status_checks_in_existing_scenarios() {
-        // Issue 15: an instance down (its node in standby).
+        // an instance down (its node in standby).
         let down = p.clone();
         expect_status_truth(ctx, "an instance down, node in standby", move |views| {
             expect_in_every_view(views, |v| {
@@ -1966,17 +1966,8 @@ async fn sc_sync_loss(ctx: &mut Ctx, first: bool) -> Result<(), String> {
     }
     ctx.notes.push(format!("refused until {x} returned"));
     if status_checks_in_existing_scenarios() {
-        // Issue 15: no primary, the primary's and a standby's nodes down.
         let gone = [p.clone(), x.clone()];
-        expect_status_truth(ctx, "no primary, primary and a standby down", move |views| {
-            expect_in_every_view(views, |v| {
-                for g in &gone {
-                    expect_node(v, g, |n| n["node_state"] != "online")?;
-                }
-                no_working_primary(v)
-            })
-        })
-        .await;
+        expect_no_primary_with_down(ctx, "no primary, primary and a standby down", &gone).await;
     }
     script("heal.sh", &[], Duration::from_secs(30)).await;
 
@@ -2234,7 +2225,7 @@ async fn private_attrs(node: &str, name: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------
-// Issue 10's remaining scenarios
+// The power-cut, never-promote, early-crash and 5-node scenarios
 // ---------------------------------------------------------------------------
 
 /// Whole-cluster power cut while one standby G holds more WAL than the
@@ -2277,23 +2268,9 @@ async fn sc_cluster_power_cut(ctx: &mut Ctx) -> Result<(), String> {
         ));
     }
     ctx.wait_writable_after_outage(WRITABLE_LIMIT).await;
-    // Issue 15: the old primary's node is down (fenced at the cluster's
+    // the old primary's node is down (fenced at the cluster's
     // start: it never came back), the new primary is shown.
-    let (g, old) = (good.clone(), p.clone());
-    expect_status_truth(ctx, "after a power cut, old primary down", move |views| {
-        expect_in_every_view(views, |v| {
-            expect_node(v, &old, |n| {
-                matches!(n["node_state"].as_str(), Some("offline" | "unclean"))
-                    && n["pacemaker_role"] == "Stopped"
-            })?;
-            if v["cluster"]["primary"] == g.as_str() {
-                Ok(())
-            } else {
-                Err(format!("primary {}", v["cluster"]["primary"]))
-            }
-        })
-    })
-    .await;
+    expect_down_and_primary(ctx, "after a power cut, old primary down", &p, &good).await;
     ctx.rebuild(&p).await;
     Ok(())
 }
@@ -2381,7 +2358,7 @@ async fn never_promote_inner(
     if let Some(x) = ctx.first_promoted() {
         ctx.fail(format!("{x} was promoted while only {n}, never-promote, held the newest WAL"));
     }
-    // Issue 15: no primary is a state to show, not to crash on.
+    // no primary is a state to show, not to crash on.
     let old = p.clone();
     expect_status_truth(ctx, "no primary, never-promote node ahead", move |views| {
         expect_in_every_view(views, |v| {
@@ -2648,16 +2625,7 @@ async fn sc_five_any2(ctx: &mut Ctx, too_few: bool) -> Result<(), String> {
         if let Some(x) = ctx.first_promoted() {
             ctx.fail(format!("{x} was promoted with 2 of 4 ANY 2 members left"));
         }
-        let gone = lost.clone();
-        expect_status_truth(ctx, "no primary, 3 of 5 nodes down", move |views| {
-            expect_in_every_view(views, |v| {
-                for g in &gone {
-                    expect_node(v, g, |x| x["node_state"] != "online")?;
-                }
-                no_working_primary(v)
-            })
-        })
-        .await;
+        expect_no_primary_with_down(ctx, "no primary, 3 of 5 nodes down", &lost).await;
         script("heal.sh", &[], Duration::from_secs(30)).await;
         if let Err(e) = bring_back(&ctx.s, &a).await {
             ctx.fail(e);
@@ -2681,21 +2649,8 @@ async fn sc_five_any2(ctx: &mut Ctx, too_few: bool) -> Result<(), String> {
         script("on.sh", &[&c, "pcs", "property", "set", &restore], Duration::from_secs(30)).await;
     }
     if !too_few {
-        // Issue 15: a standby's node down (A), the new primary shown.
-        let (down, prim) = (a.clone(), b.clone());
-        expect_status_truth(ctx, "a standby node down", move |views| {
-            expect_in_every_view(views, |v| {
-                expect_node(v, &down, |x| {
-                    x["node_state"] != "online" && x["pacemaker_role"] == "Stopped"
-                })?;
-                if v["cluster"]["primary"] == prim.as_str() {
-                    Ok(())
-                } else {
-                    Err(format!("primary {}", v["cluster"]["primary"]))
-                }
-            })
-        })
-        .await;
+        // a standby's node down (A), the new primary shown.
+        expect_down_and_primary(ctx, "a standby node down", &a, &b).await;
     }
     for n in lost.iter().filter(|n| **n != expected) {
         let out = script("rebuild.sh", &[n], Duration::from_secs(240)).await;
@@ -2707,7 +2662,7 @@ async fn sc_five_any2(ctx: &mut Ctx, too_few: bool) -> Result<(), String> {
 }
 
 // ---------------------------------------------------------------------------
-// Issue 15: `pgsqlms status --json` against crm_mon's XML and PostgreSQL
+// `pgsqlms status --json` against crm_mon's XML and PostgreSQL
 // ---------------------------------------------------------------------------
 
 /// The checks added to existing scenarios (a standby down, the primary's
@@ -2938,6 +2893,39 @@ async fn expect_status_truth(
 
 /// No working primary: none shown, or the one shown is the failed instance
 /// of a refused promotion (Pacemaker reports it Promoted until recovered).
+/// Every status view shows `down`'s node not online with its instance
+/// stopped, and `primary` as the primary.
+async fn expect_down_and_primary(ctx: &mut Ctx, when: &str, down: &str, primary: &str) {
+    let (down, primary) = (down.to_string(), primary.to_string());
+    expect_status_truth(ctx, when, move |views| {
+        expect_in_every_view(views, |v| {
+            expect_node(v, &down, |n| {
+                n["node_state"] != "online" && n["pacemaker_role"] == "Stopped"
+            })?;
+            if v["cluster"]["primary"] == primary.as_str() {
+                Ok(())
+            } else {
+                Err(format!("primary {}", v["cluster"]["primary"]))
+            }
+        })
+    })
+    .await;
+}
+
+/// Every status view shows no working primary and each of `down` not online.
+async fn expect_no_primary_with_down(ctx: &mut Ctx, when: &str, down: &[String]) {
+    let down = down.to_vec();
+    expect_status_truth(ctx, when, move |views| {
+        expect_in_every_view(views, |v| {
+            for g in &down {
+                expect_node(v, g, |n| n["node_state"] != "online")?;
+            }
+            no_working_primary(v)
+        })
+    })
+    .await;
+}
+
 fn no_working_primary(v: &serde_json::Value) -> Result<(), String> {
     let Some(p) = v["cluster"]["primary"].as_str() else { return Ok(()) };
     expect_node(v, p, |n| n["failed"] == true).map_err(|_| format!("primary {p}"))
