@@ -540,6 +540,8 @@ pub async fn pg_ctl_start(agent: &Agent) -> Result<(), Failure> {
     // a postmaster is.
     let mut opts = vec!["-D".to_string(), p.pgdata.display().to_string()];
     opts.extend(crate::actions::checks::config_file_opts(agent, &words));
+    // Last: it wins over the same setting in start_opts.
+    opts.extend(crate::actions::slots::start_options(agent, agent.node().await?));
     let mut cmd = Cmd::new(p.bin("pg_ctl"))
         .args(["start", "-w", "-t"])
         .arg(secs_left(agent))

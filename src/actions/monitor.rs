@@ -143,6 +143,11 @@ pub async fn report(agent: &Agent, o: Observed) -> ActionResult {
             Ok(OcfExit::RunningPromoted)
         }
         Role::Standby => {
+            if let Some(client) = &o.client
+                && let Err(e) = crate::actions::slots::advance(agent, client).await
+            {
+                log::warn!("{}", e.reason);
+            }
             if o.status.as_ref().is_none_or(|s| s.receiver.as_deref() != Some("streaming"))
                 && let Err(e) = bootstrap_score(agent, &o).await
             {
@@ -173,7 +178,7 @@ pub async fn report(agent: &Agent, o: Observed) -> ActionResult {
 async fn update_scores(agent: &Agent, o: &Observed) -> Result<(), Failure> {
     let client = o.client.as_ref().ok_or_else(|| Failure::generic("no session"))?;
     let primary_lsn = o.status.as_ref().and_then(|s| s.lsn).unwrap_or_default();
-    let repl = pg::replication(client, agent.deadline)
+    let repl = pg::replication(client, agent.params.replication_slots, agent.deadline)
         .await
         .map_err(|e| Failure::generic(e.to_string()))?;
     let rows = repl.rows;
@@ -185,6 +190,18 @@ async fn update_scores(agent: &Agent, o: &Observed) -> Result<(), Failure> {
     let me = agent.node().await?;
     if let Err(e) = keep_sync_record(agent, me, &view, &repl.synchronous_standby_names).await {
         log::error!("could not update the synchronous replication record: {}", e.reason);
+    }
+    if let Some(have) = &repl.slots {
+        let streaming: Vec<String> = rows
+            .iter()
+            .filter(|r| r.state == "streaming")
+            .map(|r| r.application_name.clone())
+            .collect();
+        if let Err(e) =
+            crate::actions::slots::primary_upkeep(agent, client, me, &view, have, &streaming).await
+        {
+            log::warn!("replication slots: {}", e.reason);
+        }
     }
     let mut table = scores::compute(me, &view.nodes, &rows, primary_lsn, agent.params.maxlag);
     scores::bar(&mut table, &view.never_promote);
