@@ -634,7 +634,7 @@ fn server_log(agent: &Agent) -> Option<(std::path::PathBuf, u64)> {
 }
 
 /// What the server wrote to its log from `offset` on (at most 64 KiB).
-fn log_since(path: &Path, offset: u64) -> String {
+pub fn log_since(path: &Path, offset: u64) -> String {
     use std::io::{Read, Seek, SeekFrom};
     use std::os::unix::fs::OpenOptionsExt;
     const CAP: u64 = 64 * 1024;

@@ -305,6 +305,40 @@ pub fn keep_size_is_bounded(value: &str) -> Option<bool> {
     Some(n > 0)
 }
 
+/// Why a standby's WAL receiver cannot stream, as its server log says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotStreaming {
+    /// The upstream already removed this segment: without a slot (or with
+    /// an invalidated one) this standby can never catch up by streaming.
+    SegmentRemoved(String),
+    /// The upstream has no slot of that name (yet).
+    NoSlot(String),
+}
+
+/// The last reason in `log` (the tail of a standby's server log) why its
+/// WAL receiver could not stream, unless it streamed again after it.
+pub fn why_not_streaming(log: &str) -> Option<NotStreaming> {
+    let mut last = None;
+    for line in log.lines() {
+        if line.contains("started streaming WAL") {
+            last = None;
+        } else if let Some(rest) = line.split("requested WAL segment ").nth(1)
+            && rest.contains("has already been removed")
+        {
+            let seg: String = rest.chars().take_while(char::is_ascii_hexdigit).collect();
+            if seg.len() == 24 {
+                last = Some(NotStreaming::SegmentRemoved(seg));
+            }
+        } else if let Some(rest) = line.split("replication slot \"").nth(1)
+            && let Some((name, tail)) = rest.split_once('"')
+            && tail.trim_start().starts_with("does not exist")
+        {
+            last = Some(NotStreaming::NoSlot(name.chars().take(MAX_LEN).collect()));
+        }
+    }
+    last
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,6 +410,11 @@ mod tests {
         #[test]
         fn orphan_records_never_panic(s in "\\PC*") {
             let _ = parse_orphans(&s);
+        }
+
+        #[test]
+        fn server_logs_never_panic(s in "(requested WAL segment |has already been removed|replication slot \"|\" does not exist|\n|\\PC)*") {
+            let _ = why_not_streaming(&s);
         }
 
         #[test]
@@ -601,6 +640,28 @@ mod tests {
         m.insert("pgsqlms_b_1".to_string(), 0u64);
         assert_eq!(parse_orphans(&format_orphans(&m)), m);
         assert!(parse_orphans("operator 12\npgsqlms_x notanumber\n\n").is_empty());
+    }
+
+    #[test]
+    fn server_log_says_why_a_standby_does_not_stream() {
+        let removed = "2026-12-01 02:00:00.000 UTC [123] FATAL:  could not receive data from WAL stream: ERROR:  requested WAL segment 000000010000000000000003 has already been removed\n";
+        let started = "2026-12-01 02:00:05.000 UTC [124] LOG:  started streaming WAL from primary at 0/4000000 on timeline 1\n";
+        let noslot = "2026-12-01 02:00:01.000 UTC [125] FATAL:  could not start WAL streaming: ERROR:  replication slot \"pgsqlms_srv2\" does not exist\n";
+        assert_eq!(
+            why_not_streaming(removed),
+            Some(NotStreaming::SegmentRemoved("000000010000000000000003".into()))
+        );
+        assert_eq!(why_not_streaming(&format!("{removed}{started}")), None);
+        assert_eq!(
+            why_not_streaming(&format!("{started}{removed}")),
+            Some(NotStreaming::SegmentRemoved("000000010000000000000003".into()))
+        );
+        assert_eq!(
+            why_not_streaming(&format!("{removed}{noslot}")),
+            Some(NotStreaming::NoSlot("pgsqlms_srv2".into()))
+        );
+        assert_eq!(why_not_streaming("requested WAL segment 0003 has already been removed"), None);
+        assert_eq!(why_not_streaming(""), None);
     }
 
     #[test]

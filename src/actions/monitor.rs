@@ -148,9 +148,12 @@ pub async fn report(agent: &Agent, o: Observed) -> ActionResult {
             {
                 log::warn!("{}", e.reason);
             }
-            if o.status.as_ref().is_none_or(|s| s.receiver.as_deref() != Some("streaming"))
-                && let Err(e) = bootstrap_score(agent, &o).await
-            {
+            let streaming =
+                o.status.as_ref().is_some_and(|s| s.receiver.as_deref() == Some("streaming"));
+            if !streaming && let Some(client) = &o.client {
+                crate::actions::slots::say_why_not_streaming(agent, client).await;
+            }
+            if !streaming && let Err(e) = bootstrap_score(agent, &o).await {
                 log::warn!("could not check for a missing promotion score: {}", e.reason);
             }
             Ok(OcfExit::Success)

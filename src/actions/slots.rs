@@ -201,3 +201,41 @@ pub async fn advance(agent: &Agent, client: &Client) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+/// A standby that does not stream: say why when its server log tells
+/// (WAL its upstream already removed, a slot missing there). Costs one
+/// query and a capped read of the log's tail, only while not streaming.
+pub async fn say_why_not_streaming(agent: &Agent, client: &Client) {
+    let datadir = &agent.params.datadir;
+    // The logging collector's file (relative to the data directory), or
+    // the file pg_ctl -l writes when there is no collector.
+    let current = pg::rows(client, "SELECT pg_current_logfile()", agent.deadline)
+        .await
+        .ok()
+        .and_then(|r| r.into_iter().next())
+        .and_then(|r| r.into_iter().next().flatten());
+    let path = match current {
+        Some(p) => datadir.join(p),
+        None => match crate::instance::server_log_path(datadir) {
+            Some(p) => p,
+            None => return,
+        },
+    };
+    let tail = crate::instance::log_since(&path, 0);
+    match slots::why_not_streaming(&tail) {
+        Some(slots::NotStreaming::SegmentRemoved(seg)) => {
+            let fix = if agent.params.replication_slots {
+                "its slot did not keep it (invalidated, or created after this standby fell behind): rebuild this standby (pg_basebackup)"
+            } else {
+                "set replication_slots=true (with max_slot_wal_keep_size) so the primary keeps it, and rebuild this standby (pg_basebackup)"
+            };
+            log::error!(
+                "this standby cannot catch up: the primary already removed WAL segment {seg} that it needs; {fix}"
+            );
+        }
+        Some(slots::NotStreaming::NoSlot(name)) => log::warn!(
+            "this standby waits for replication slot {name} on the primary (created by the primary's next monitor, or by the operator)"
+        ),
+        None => {}
+    }
+}

@@ -15,6 +15,7 @@
 #![allow(dead_code)]
 
 pub mod cases;
+pub mod slot_cases;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
@@ -1290,6 +1291,12 @@ macro_rules! action_tests {
             former_primary_diverged_refuses_start_with_uri_conninfo,
             former_primary_refused_when_the_primary_cannot_be_asked,
             former_primary_check_bounds_a_hung_waldump,
+            slots_primary_monitor_keeps_one_per_node,
+            slots_invalidated_slot_is_reported,
+            slots_standby_uses_its_slot_and_advances_the_others,
+            slots_validate_refuses_unbounded_wal,
+            slots_stopped_standby_catches_up,
+            no_slots_stopped_standby_says_why_it_cannot_catch_up,
         );
     };
     (@each $v:expr; $($case:ident),* $(,)?) => {
