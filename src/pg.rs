@@ -361,23 +361,48 @@ pub async fn drop_slot(client: &Client, name: &str, deadline: Instant) -> Result
     rows(client, &sql, deadline).await.map(|_| ())
 }
 
-/// On a standby: move every unused slot of the agent up to the replayed
-/// position, in one statement; returns the names of the slots moved.
-/// Slots without a position (invalidated, or never reserved) cannot move.
+/// Move an unused slot forward to `to`.
+pub async fn advance_slot(
+    client: &Client,
+    name: &str,
+    to: Lsn,
+    deadline: Instant,
+) -> Result<(), PgError> {
+    let sql = format!("SELECT pg_replication_slot_advance('{}', '{to}')", owned(name)?);
+    rows(client, &sql, deadline).await.map(|_| ())
+}
+
+/// On a standby, in one round trip: the `primary_slot_name` it runs with,
+/// and every unused slot of the agent moved up to the replayed position
+/// (returns their names). Slots without a position (invalidated, or never
+/// reserved) cannot move.
 pub async fn advance_owned_slots(
     client: &Client,
     deadline: Instant,
-) -> Result<Vec<String>, PgError> {
-    let r = rows(
+) -> Result<(String, Vec<String>), PgError> {
+    let mut sets = result_sets(
         client,
-        "SELECT s.slot_name, (pg_replication_slot_advance(s.slot_name, pg_last_wal_replay_lsn())).end_lsn \
+        "SELECT current_setting('primary_slot_name'); \
+         SELECT s.slot_name, (pg_replication_slot_advance(s.slot_name, pg_last_wal_replay_lsn())).end_lsn \
          FROM pg_replication_slots s \
          WHERE s.slot_type = 'physical' AND NOT s.temporary AND NOT s.active \
          AND s.slot_name LIKE 'pgsqlms\\_%' AND s.restart_lsn < pg_last_wal_replay_lsn()",
         deadline,
     )
-    .await?;
-    Ok(r.into_iter().filter_map(|row| row.first().cloned().flatten()).collect())
+    .await?
+    .into_iter();
+    let used = sets
+        .next()
+        .and_then(|r| r.into_iter().next())
+        .and_then(|r| r.into_iter().next().flatten())
+        .unwrap_or_default();
+    let moved = sets
+        .next()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|row| row.first().cloned().flatten())
+        .collect();
+    Ok((used, moved))
 }
 
 /// A restartpoint (on a standby) that may not take longer than `max`: the

@@ -93,6 +93,9 @@ pub struct Facts<'a> {
     pub now: u64,
     /// Seconds an orphaned slot is kept before it is dropped.
     pub grace: u64,
+    /// Nodes streaming from this one, with the position they wrote
+    /// (`pg_stat_replication`); empty on a standby.
+    pub streaming: &'a BTreeMap<String, Lsn>,
 }
 
 /// What to do, and what to say.
@@ -111,6 +114,11 @@ pub struct Plan {
     pub refused: Vec<(String, String)>,
     /// The record of orphaned slots to keep for the next look.
     pub orphan_since: BTreeMap<String, u64>,
+    /// Slots to move forward: their node streams without using them (it
+    /// started before replication_slots was turned on and was not
+    /// restarted since), and an unused slot would keep WAL for nothing
+    /// until it is invalidated.
+    pub advance: Vec<(String, Lsn)>,
 }
 
 /// The slot each other node should have, and the nodes refused one because
@@ -196,7 +204,14 @@ fn plan_named(f: &Facts, name: Namer) -> Plan {
                     p.create.push((slot.clone(), node.clone()));
                 }
             }
-            Some(_) => {}
+            Some(s) => {
+                if let Some(at) = f.streaming.get(node)
+                    && !s.active
+                    && s.restart_lsn.is_some_and(|r| r < *at)
+                {
+                    p.advance.push((slot.clone(), *at));
+                }
+            }
         }
     }
     let mine = name(f.me);
@@ -438,13 +453,35 @@ mod tests {
         n.iter().map(|s| s.to_string()).collect()
     }
 
+    static NOBODY: BTreeMap<String, Lsn> = BTreeMap::new();
+
     fn facts<'a>(
         me: &'a str,
         nodes: &'a [String],
         slots: &'a [Slot],
         orphans: &'a BTreeMap<String, u64>,
     ) -> Facts<'a> {
-        Facts { me, nodes, slots, orphan_since: orphans, now: 1000, grace: 300 }
+        Facts { me, nodes, slots, orphan_since: orphans, now: 1000, grace: 300, streaming: &NOBODY }
+    }
+
+    #[test]
+    fn slots_of_nodes_streaming_without_them_follow_them() {
+        let ns = nodes(&["srv1", "srv2", "srv3"]);
+        let none = BTreeMap::new();
+        let mut used = slot("pgsqlms_srv3");
+        used.active = true;
+        let have = [slot("pgsqlms_srv2"), used];
+        let mut streaming = BTreeMap::new();
+        streaming.insert("srv2".to_string(), Lsn(0x5000000));
+        streaming.insert("srv3".to_string(), Lsn(0x5000000));
+        let mut f = facts("srv1", &ns, &have, &none);
+        f.streaming = &streaming;
+        assert_eq!(plan(&f).advance, vec![("pgsqlms_srv2".to_string(), Lsn(0x5000000))]);
+        // Never backwards.
+        streaming.insert("srv2".to_string(), Lsn(0x1000000));
+        let mut f = facts("srv1", &ns, &have, &none);
+        f.streaming = &streaming;
+        assert!(plan(&f).advance.is_empty());
     }
 
     #[test]

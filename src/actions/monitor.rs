@@ -194,17 +194,11 @@ async fn update_scores(agent: &Agent, o: &Observed) -> Result<(), Failure> {
     if let Err(e) = keep_sync_record(agent, me, &view, &repl.synchronous_standby_names).await {
         log::error!("could not update the synchronous replication record: {}", e.reason);
     }
-    if let Some(have) = &repl.slots {
-        let streaming: Vec<String> = rows
-            .iter()
-            .filter(|r| r.state == "streaming")
-            .map(|r| r.application_name.clone())
-            .collect();
-        if let Err(e) =
-            crate::actions::slots::primary_upkeep(agent, client, me, &view, have, &streaming).await
-        {
-            log::warn!("replication slots: {}", e.reason);
-        }
+    if let Some(have) = &repl.slots
+        && let Err(e) =
+            crate::actions::slots::primary_upkeep(agent, client, me, &view, have, &rows).await
+    {
+        log::warn!("replication slots: {}", e.reason);
     }
     let mut table = scores::compute(me, &view.nodes, &rows, primary_lsn, agent.params.maxlag);
     scores::bar(&mut table, &view.never_promote);

@@ -24,10 +24,7 @@ pub async fn notify(agent: &Agent) -> ActionResult {
     log::debug!("notification {:?}-{:?}: {:?}", n.when, n.operation, n.transition);
     let r = match (n.when, n.operation) {
         (When::Pre, Operation::Promote) => pre_promote(agent, &n).await,
-        (When::Post, Operation::Promote) => {
-            let r = clean_election_attrs(agent).await;
-            slot_upkeep(agent).await.and(r)
-        }
+        (When::Post, Operation::Promote) => clean_election_attrs(agent).await,
         (When::Post, Operation::Start) => slot_upkeep(agent).await,
         (When::Pre, Operation::Demote) => pre_demote(agent, &n).await,
         (When::Pre, Operation::Stop) => pre_stop(agent, &n).await,
@@ -39,9 +36,12 @@ pub async fn notify(agent: &Agent) -> ActionResult {
     Ok(OcfExit::Success)
 }
 
-/// With replication_slots: after a node started or was promoted, every
-/// running instance makes sure it holds a slot for each other node now
-/// (the primary's monitor would, but a standby waits for its slot).
+/// With replication_slots: after a node started, every running instance
+/// makes sure it holds a slot for each other node now (the primary's
+/// monitor would, but the new standby waits for its slot until then). Not
+/// after a promotion: the node list did not change, the promote itself
+/// checked the new primary's slots, and the VIP waits for these
+/// notifications.
 async fn slot_upkeep(agent: &Agent) -> Result<(), Failure> {
     if !agent.params.replication_slots {
         return Ok(());

@@ -87,6 +87,7 @@ async fn apply(
     me: &str,
     view: &ClusterView,
     have: &[Slot],
+    streaming: &BTreeMap<String, crate::lsn::Lsn>,
 ) -> Vec<(String, String)> {
     let any_orphan = have.iter().any(|s| {
         slots::is_owned(&s.name) && s.physical && !s.temporary && !s.active && {
@@ -102,6 +103,7 @@ async fn apply(
         orphan_since: &recorded,
         now: now(),
         grace: agent.params.replication_slots_grace,
+        streaming,
     };
     let plan = slots::plan(&facts);
     for (node, why) in &plan.refused {
@@ -124,6 +126,14 @@ async fn apply(
         match pg::create_slot(client, slot, d).await {
             Ok(()) => log::info!("created replication slot {slot} for {node}"),
             Err(e) => log::warn!("could not create replication slot {slot} for {node}: {e}"),
+        }
+    }
+    for (slot, at) in &plan.advance {
+        match pg::advance_slot(client, slot, *at, d).await {
+            Ok(()) => log::info!(
+                "replication slot {slot} is not used by its node, which streams without it (restart it to use it): moved to {at}"
+            ),
+            Err(e) => log::warn!("could not advance replication slot {slot}: {e}"),
         }
     }
     if any_orphan || !plan.orphan_since.is_empty() {
@@ -151,9 +161,16 @@ pub async fn primary_upkeep(
     me: &str,
     view: &ClusterView,
     have: &[Slot],
-    streaming: &[String],
+    rows: &[crate::scores::ReplicationRow],
 ) -> Result<(), Failure> {
-    let lost = apply(agent, client, me, view, have).await;
+    let at: BTreeMap<String, crate::lsn::Lsn> = rows
+        .iter()
+        .filter(|r| r.state == "streaming")
+        .filter_map(|r| Some((r.application_name.clone(), r.write_lsn?)))
+        .collect();
+    let streaming: Vec<String> = at.keys().cloned().collect();
+    let streaming = &streaming;
+    let lost = apply(agent, client, me, view, have, &at).await;
     let current: BTreeMap<String, String> =
         view.slot_lost.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let name = cib::slot_lost_name(&agent.pcmk.resource);
@@ -182,7 +199,7 @@ pub async fn upkeep(agent: &Agent, client: &Client, in_recovery: bool) -> Result
         tokio::join!(agent.pcmk.cluster_view(agent.deadline), pg::slots(client, agent.deadline));
     let view = view.map_err(Failure::from)?;
     let have = have.map_err(|e| Failure::generic(format!("listing replication slots: {e}")))?;
-    apply(agent, client, &me, &view, &have).await;
+    apply(agent, client, &me, &view, &have, &BTreeMap::new()).await;
     if in_recovery { advance(agent, client).await } else { Ok(()) }
 }
 
@@ -193,9 +210,16 @@ pub async fn advance(agent: &Agent, client: &Client) -> Result<(), Failure> {
     if !agent.params.replication_slots {
         return Ok(());
     }
-    let moved = pg::advance_owned_slots(client, agent.deadline)
+    let (used, moved) = pg::advance_owned_slots(client, agent.deadline)
         .await
         .map_err(|e| Failure::generic(format!("advancing replication slots: {e}")))?;
+    let me = agent.node().await?;
+    let mine = slots::slot_name(me);
+    if used != mine {
+        log::warn!(
+            "this standby streams with primary_slot_name '{used}', not its slot {mine}: restart it to use its slot (it started before replication_slots was set?)"
+        );
+    }
     if !moved.is_empty() {
         log::debug!("advanced replication slots {} to the replayed position", moved.join(", "));
     }

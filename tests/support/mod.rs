@@ -1297,6 +1297,7 @@ macro_rules! action_tests {
             slots_validate_refuses_unbounded_wal,
             slots_stopped_standby_catches_up,
             no_slots_stopped_standby_says_why_it_cannot_catch_up,
+            slots_turned_on_under_a_running_standby,
         );
     };
     (@each $v:expr; $($case:ident),* $(,)?) => {

@@ -304,3 +304,45 @@ pub fn slots_stopped_standby_catches_up(v: u32) {
 pub fn no_slots_stopped_standby_says_why_it_cannot_catch_up(v: u32) {
     standby_behind_recycled_wal(v, "no_slots_behind", false);
 }
+
+/// replication_slots turned on while a standby runs: it streams without
+/// its slot until restarted. Its slot follows it meanwhile (an unused slot
+/// would keep WAL until it is invalidated), and its monitor says to
+/// restart it.
+pub fn slots_turned_on_under_a_running_standby(v: u32) {
+    let env = env_for!(v, "slots_late");
+    let p = bounded_primary(&env, "");
+    let s = env.clone_standby(&p, "srv2");
+    env.agent(&s, "start").expect(OCF_SUCCESS, "start without slots");
+    env.wait_streaming(&p, &s);
+    primary_monitor(&env, &p, &[]);
+    let created = env.sql_ok(&p, "SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'pgsqlms_srv2' AND NOT active");
+    assert!(!created.is_empty(), "slot of srv2 not created, or in use");
+    write_segments(&env, &p, 2);
+    let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
+    env.wait_sql(
+        &p,
+        &format!(
+            "SELECT write_lsn >= '{lsn}' FROM pg_stat_replication WHERE application_name = 'srv2'"
+        ),
+        "t",
+    );
+    let r = primary_monitor(&env, &p, &[]);
+    assert!(r.log.contains("streams without it"), "{}", r.describe());
+    assert_eq!(
+        env.sql_ok(&p, &format!("SELECT restart_lsn >= '{lsn}' FROM pg_replication_slots WHERE slot_name = 'pgsqlms_srv2'")),
+        "t"
+    );
+    let r = standby_monitor(&env, &s);
+    assert!(r.log.contains("restart it to use its slot"), "{}", r.describe());
+    // Restarted with the parameter: it uses its slot.
+    env.agent(&s, "stop").expect(OCF_SUCCESS, "stop");
+    env.agent_env(&s, "start", &[SLOTS_ON]).expect(OCF_SUCCESS, "start with slots");
+    env.wait_sql(
+        &p,
+        "SELECT active FROM pg_replication_slots WHERE slot_name = 'pgsqlms_srv2'",
+        "t",
+    );
+    let r = standby_monitor(&env, &s);
+    assert!(!r.log.contains("restart it"), "{}", r.describe());
+}
