@@ -645,7 +645,11 @@ pub fn log_since(path: &Path, offset: u64) -> String {
     else {
         return String::new();
     };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    // Only a regular file: a FIFO or device put there is not read.
+    let len = match f.metadata() {
+        Ok(m) if m.is_file() => m.len(),
+        _ => return String::new(),
+    };
     let from = offset.max(len.saturating_sub(CAP)).min(len);
     let mut buf = Vec::new();
     if f.seek(SeekFrom::Start(from)).is_ok() {

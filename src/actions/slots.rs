@@ -238,7 +238,17 @@ pub async fn say_why_not_streaming(agent: &Agent, client: &Client) {
         .ok()
         .and_then(|r| r.into_iter().next())
         .and_then(|r| r.into_iter().next().flatten());
+    // The file name comes from the data directory (current_logfiles):
+    // nothing that climbs out of the log directory it names.
     let path = match current {
+        Some(p)
+            if std::path::Path::new(&p)
+                .components()
+                .any(|c| c == std::path::Component::ParentDir) =>
+        {
+            log::debug!("pg_current_logfile() is {p:?}: not reading it");
+            return;
+        }
         Some(p) => datadir.join(p),
         None => match crate::instance::server_log_path(datadir) {
             Some(p) => p,
