@@ -80,7 +80,7 @@ fn bounded_primary(env: &TestEnv, extra_conf: &str) -> Instance {
 
 pub fn slots_primary_monitor_keeps_one_per_node(v: u32) {
     let env = env_for!(v, "slots_primary");
-    let p = bounded_primary(&env, "");
+    let p = bounded_primary(&env, "log_statement = 'all'\n");
     env.add_node("srv2");
     env.add_node("srv-3.example"); // a name that is not a valid slot name
     env.sql_ok(&p, "SELECT pg_create_physical_replication_slot('operator_slot')");
@@ -104,7 +104,28 @@ pub fn slots_primary_monitor_keeps_one_per_node(v: u32) {
     );
     assert!(r.log.contains("belongs to no cluster node"), "{}", r.describe());
 
-    // Nothing changes: no statement beyond the monitor's own, nothing logged.
+    // Nothing changes: nothing logged, no process but the cibadmin every
+    // primary monitor runs, and as many statements (log_statement = all)
+    // as a monitor without slots: the slot list rides in the same query.
+    let statements = |f: &dyn Fn()| {
+        let log = p.pgdata.join("log/postgresql.log");
+        let before = fs::read_to_string(&log).unwrap_or_default().len();
+        f();
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        text[before.min(text.len())..].matches("statement: ").count()
+    };
+    let without = statements(&|| {
+        env.agent_env(&p, "monitor", &monitor_env("15000"))
+            .expect(OCF_RUNNING_PROMOTED, "monitor without slots");
+    });
+    env.clear_calls();
+    let with = statements(&|| {
+        let r = primary_monitor(&env, &p, &[grace("3")]);
+        assert!(!r.log.contains("created") && !r.log.contains("dropped"), "{}", r.describe());
+    });
+    assert!(without > 0, "log_statement shows no statement of the monitor");
+    assert_eq!(with, without, "statements of a steady monitor with slots vs without");
+    assert_eq!(env.calls(), ["cibadmin --query"], "processes of a steady monitor with slots");
     let r = primary_monitor(&env, &p, &[grace("3")]);
     assert!(!r.log.contains("created") && !r.log.contains("dropped"), "{}", r.describe());
     assert!(slot_names(&env, &p).contains(&"pgsqlms_gone".to_string()), "dropped within the grace");
