@@ -335,7 +335,11 @@ pub enum NotStreaming {
 pub fn why_not_streaming(log: &str) -> Option<NotStreaming> {
     let mut last = None;
     for line in log.lines() {
-        if line.contains("started streaming WAL") {
+        // Streaming since, or failing for another reason now (no primary
+        // to talk to): an older line is not why.
+        if line.contains("started streaming WAL")
+            || line.contains("could not connect to the primary server")
+        {
             last = None;
         } else if let Some(rest) = line.split("requested WAL segment ").nth(1)
             && rest.contains("has already been removed")
@@ -689,6 +693,8 @@ mod tests {
             Some(NotStreaming::SegmentRemoved("000000010000000000000003".into()))
         );
         assert_eq!(why_not_streaming(&format!("{removed}{started}")), None);
+        let refused = "2026-12-01 02:00:09.000 UTC [126] FATAL:  could not connect to the primary server: connection to server at \"10.0.0.1\", port 5432 failed: Connection refused\n";
+        assert_eq!(why_not_streaming(&format!("{removed}{refused}")), None);
         assert_eq!(
             why_not_streaming(&format!("{started}{removed}")),
             Some(NotStreaming::SegmentRemoved("000000010000000000000003".into()))

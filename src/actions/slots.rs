@@ -89,11 +89,13 @@ async fn apply(
     have: &[Slot],
     streaming: &BTreeMap<String, crate::lsn::Lsn>,
 ) -> Vec<(String, String)> {
+    let (want, _) = slots::wanted(me, &view.nodes);
     let any_orphan = have.iter().any(|s| {
-        slots::is_owned(&s.name) && s.physical && !s.temporary && !s.active && {
-            let (want, _) = slots::wanted(me, &view.nodes);
-            !want.contains_key(&s.name)
-        }
+        slots::is_owned(&s.name)
+            && s.physical
+            && !s.temporary
+            && !s.active
+            && !want.contains_key(&s.name)
     });
     let recorded = if any_orphan { read_orphans(agent) } else { BTreeMap::new() };
     let facts = Facts {
