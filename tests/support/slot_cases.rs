@@ -194,20 +194,24 @@ pub fn slots_invalidated_slot_is_reported(v: u32) {
 pub fn slots_standby_uses_its_slot_and_advances_the_others(v: u32) {
     let env = env_for!(v, "slots_standby");
     let p = bounded_primary(&env, "");
-    env.add_node("srv3"); // a node with no instance yet
     let s = env.clone_standby(&p, "srv2");
+    let s3 = env.clone_standby(&p, "srv3");
     primary_monitor(&env, &p, &[]);
     assert_eq!(slot_names(&env, &p), ["pgsqlms_srv2", "pgsqlms_srv3"]);
 
     let conf_before = fs::read_to_string(s.conf()).unwrap();
     let auto_before = fs::read_to_string(s.pgdata.join("postgresql.auto.conf")).unwrap();
     env.agent_env(&s, "start", &[SLOTS_ON]).expect(OCF_SUCCESS, "start of the standby");
+    env.agent_env(&s3, "start", &[SLOTS_ON]).expect(OCF_SUCCESS, "start of the other standby");
     env.wait_streaming(&p, &s);
-    env.wait_sql(
-        &p,
-        "SELECT active FROM pg_replication_slots WHERE slot_name = 'pgsqlms_srv2'",
-        "t",
-    );
+    env.wait_streaming(&p, &s3);
+    for slot in ["pgsqlms_srv2", "pgsqlms_srv3"] {
+        env.wait_sql(
+            &p,
+            &format!("SELECT active FROM pg_replication_slots WHERE slot_name = '{slot}'"),
+            "t",
+        );
+    }
     assert_eq!(env.sql_ok(&s, "SHOW primary_slot_name"), "pgsqlms_srv2");
     assert_eq!(fs::read_to_string(s.conf()).unwrap(), conf_before, "postgresql.conf written");
     assert_eq!(
@@ -215,13 +219,15 @@ pub fn slots_standby_uses_its_slot_and_advances_the_others(v: u32) {
         auto_before,
         "postgresql.auto.conf written"
     );
-    // The standby holds the other nodes' slots, not its own.
+    // Each standby holds the other nodes' slots, not its own.
     assert_eq!(slot_names(&env, &s), ["pgsqlms_srv1", "pgsqlms_srv3"]);
+    assert_eq!(slot_names(&env, &s3), ["pgsqlms_srv1", "pgsqlms_srv2"]);
 
     // They follow its replay.
     write_segments(&env, &p, 2);
     let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
     env.wait_sql(&s, &format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'"), "t");
+    env.wait_sql(&s3, &format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'"), "t");
     standby_monitor(&env, &s);
     assert_eq!(
         env.sql_ok(
@@ -234,12 +240,25 @@ pub fn slots_standby_uses_its_slot_and_advances_the_others(v: u32) {
         "slots advanced to the replayed position"
     );
 
-    // After a failover the new primary already holds a slot for the others.
-    env.stop(&p, "immediate");
+    // A failover: the new primary already holds a slot for the others, and
+    // the other standby streams from it through its slot.
+    env.stop(&p, "fast");
     env.agent_env(&s, "promote", &[SLOTS_ON]).expect(OCF_SUCCESS, "promote of the standby");
     assert_eq!(slot_names(&env, &s), ["pgsqlms_srv1", "pgsqlms_srv3"]);
     primary_monitor(&env, &s, &[]);
     assert_eq!(slot_names(&env, &s), ["pgsqlms_srv1", "pgsqlms_srv3"]);
+    env.set_upstream(&s3, s.port);
+    env.agent_env(&s3, "stop", &[SLOTS_ON]).expect(OCF_SUCCESS, "stop of the other standby");
+    env.agent_env(&s3, "start", &[SLOTS_ON]).expect(OCF_SUCCESS, "start on the new primary");
+    env.wait_streaming(&s, &s3);
+    env.wait_sql(
+        &s,
+        "SELECT active FROM pg_replication_slots WHERE slot_name = 'pgsqlms_srv3'",
+        "t",
+    );
+    env.sql_ok(&s, "INSERT INTO w VALUES (42)");
+    let lsn = env.sql_ok(&s, "SELECT pg_current_wal_lsn()");
+    env.wait_sql(&s3, &format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'"), "t");
 }
 
 pub fn slots_validate_refuses_unbounded_wal(v: u32) {
