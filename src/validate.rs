@@ -166,8 +166,7 @@ pub fn check_slot_settings(
         return Err(problem(
             OcfExit::ErrInstalled,
             format!(
-                "replication_slots needs max_slot_wal_keep_size (PostgreSQL 13+), which PostgreSQL {major} lacks: \
-                 a dead node's slot could fill the disk; set replication_slots=false"
+                "replication_slots needs max_slot_wal_keep_size, which PostgreSQL {major} lacks (a dead node's slot could fill the disk)"
             ),
         ));
     };
