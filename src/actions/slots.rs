@@ -132,7 +132,9 @@ async fn apply(
     }
     for (slot, at) in &plan.advance {
         match pg::advance_slot(client, slot, *at, d).await {
-            Ok(()) => log::info!(
+            // Every monitor until that standby restarts (its own monitor
+            // warns about it): debug only.
+            Ok(()) => log::debug!(
                 "replication slot {slot} is not used by its node, which streams without it (restart it to use it): moved to {at}"
             ),
             Err(e) => log::warn!("could not advance replication slot {slot}: {e}"),

@@ -367,7 +367,7 @@ pub fn slots_turned_on_under_a_running_standby(v: u32) {
         ),
         "t",
     );
-    let r = primary_monitor(&env, &p, &[]);
+    let r = primary_monitor(&env, &p, &[("HA_debug", Some("1"))]);
     assert!(r.log.contains("streams without it"), "{}", r.describe());
     assert_eq!(
         env.sql_ok(&p, &format!("SELECT restart_lsn >= '{lsn}' FROM pg_replication_slots WHERE slot_name = 'pgsqlms_srv2'")),
