@@ -431,6 +431,31 @@ mod tests {
     use std::time::Duration;
 
     #[test]
+    fn slot_rows_read_as_pg_replication_slots_prints_them() {
+        let row = |v: &[Option<&str>]| v.iter().map(|c| c.map(str::to_string)).collect::<Vec<_>>();
+        let rows = vec![
+            row(&[
+                Some("pgsqlms_srv2"),
+                Some("physical"),
+                Some("f"),
+                Some("t"),
+                Some("reserved"),
+                Some("0/3000060"),
+            ]),
+            row(&[Some("lost_one"), Some("physical"), Some("f"), Some("f"), Some("lost"), None]),
+            row(&[Some("sub"), Some("logical"), Some("t"), Some("f"), None, Some("junk")]),
+            row(&[None, Some("physical"), Some("f"), Some("f"), None, None]),
+            row(&[Some("short")]),
+        ];
+        let s = parse_slots(&rows);
+        assert_eq!(s.len(), 3);
+        assert!(s[0].physical && !s[0].temporary && s[0].active && !s[0].lost());
+        assert_eq!(s[0].restart_lsn, Some(Lsn(0x3000060)));
+        assert!(s[1].lost() && s[1].restart_lsn.is_none());
+        assert!(!s[2].physical && s[2].temporary && s[2].restart_lsn.is_none());
+    }
+
+    #[test]
     fn statements_end_before_the_action() {
         assert_eq!(statement_timeout(Duration::from_secs(10)), Duration::from_secs(9));
         assert_eq!(statement_timeout(Duration::from_millis(50)), Duration::from_millis(100));
