@@ -21,6 +21,16 @@ pub struct ClusterView {
     /// Nodes whose attribute `pgsqlms-never-promote` is true (permanent or
     /// transient): the operator's word that they must not be promoted.
     pub never_promote: Vec<String>,
+    /// Transient attribute `slot_lost_name(resource)` by node: the slot the
+    /// primary saw invalidated for that node (`slots::lost_attr_changes`).
+    pub slot_lost: HashMap<String, String>,
+}
+
+/// Name of the transient node attribute telling the operator that a node's
+/// replication slot was invalidated (it needs a rebuild): shown by
+/// `crm_mon -A` beside the node.
+pub fn slot_lost_name(resource: &str) -> String {
+    format!("pgsqlms-slot-lost-{resource}")
 }
 
 /// Name of the cluster property (crm_config) holding the synchronous
@@ -40,6 +50,7 @@ fn attr(e: &quick_xml::events::BytesStart, name: &str) -> Option<String> {
 pub fn parse(xml: &str, resource: &str) -> Result<ClusterView, String> {
     let score_name = format!("master-{resource}");
     let record_name = sync_record_name(resource);
+    let lost_name = slot_lost_name(resource);
     let mut reader = Reader::from_str(xml);
     let mut view = ClusterView::default();
     let mut path: Vec<String> = Vec::new();
@@ -92,6 +103,14 @@ pub fn parse(xml: &str, resource: &str) -> Result<ClusterView, String> {
                     } else if in_section("nodes") {
                         view.permanent_scores.insert(node.clone(), score);
                     }
+                }
+            }
+            "nvpair"
+                if in_section("transient_attributes")
+                    && attr(e, "name").as_deref() == Some(lost_name.as_str()) =>
+            {
+                if let (Some(node), Some(v)) = (&node_ctx, attr(e, "value")) {
+                    view.slot_lost.insert(node.clone(), v);
                 }
             }
             "nvpair" if attr(e, "name").as_deref() == Some(crate::election::NEVER_PROMOTE) => {
@@ -172,6 +191,8 @@ mod tests {
       <transient_attributes id="3">
         <instance_attributes id="status-3">
           <nvpair id="status-3-master-pgsqld" name="master-pgsqld" value="-INFINITY"/>
+          <nvpair id="status-3-lost" name="pgsqlms-slot-lost-pgsqld" value="pgsqlms_srv3"/>
+          <nvpair id="status-3-lost-other" name="pgsqlms-slot-lost-other" value="x"/>
         </instance_attributes>
       </transient_attributes>
     </node_state>
@@ -193,6 +214,9 @@ mod tests {
         assert_eq!(v.sync_record.as_deref(), Some("ANY 1 (\"srv2\",\"srv3\")"));
         assert_eq!(other.sync_record.as_deref(), Some("x"));
         assert_eq!(parse(CIB, "third").unwrap().sync_record, None);
+        assert_eq!(v.slot_lost.len(), 1);
+        assert_eq!(v.slot_lost.get("srv3").map(String::as_str), Some("pgsqlms_srv3"));
+        assert_eq!(other.slot_lost.get("srv3").map(String::as_str), Some("x"));
     }
 
     #[test]

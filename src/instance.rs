@@ -605,6 +605,8 @@ pub async fn pg_ctl_start(agent: &Agent) -> Result<(), Failure> {
     // a postmaster is.
     let mut opts = vec!["-D".to_string(), p.pgdata.display().to_string()];
     opts.extend(crate::actions::checks::config_file_opts(agent, &words));
+    // Last: it wins over the same setting in start_opts.
+    opts.extend(crate::actions::slots::start_options(agent, agent.node().await?));
     let mut cmd = Cmd::new(p.bin("pg_ctl"))
         .args(["start", "-w", "-t"])
         .arg(secs_left(agent))
@@ -697,7 +699,7 @@ fn server_log(agent: &Agent) -> Option<(std::path::PathBuf, u64)> {
 }
 
 /// What the server wrote to its log from `offset` on (at most 64 KiB).
-fn log_since(path: &Path, offset: u64) -> String {
+pub fn log_since(path: &Path, offset: u64) -> String {
     use std::io::{Read, Seek, SeekFrom};
     use std::os::unix::fs::OpenOptionsExt;
     const CAP: u64 = 64 * 1024;
@@ -708,7 +710,11 @@ fn log_since(path: &Path, offset: u64) -> String {
     else {
         return String::new();
     };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    // Only a regular file: a FIFO or device put there is not read.
+    let len = match f.metadata() {
+        Ok(m) if m.is_file() => m.len(),
+        _ => return String::new(),
+    };
     let from = offset.max(len.saturating_sub(CAP)).min(len);
     let mut buf = Vec::new();
     if f.seek(SeekFrom::Start(from)).is_ok() {

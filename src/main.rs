@@ -26,6 +26,7 @@ mod procfs;
 mod role;
 mod safefs;
 mod scores;
+mod slots;
 mod status;
 mod status_cmd;
 mod syncrep;

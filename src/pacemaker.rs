@@ -120,6 +120,46 @@ impl Pacemaker {
         self.run_ok(cmd, deadline).await.map(|_| ())
     }
 
+    /// A transient (lifetime reboot) CIB attribute of `node`, for the
+    /// operator's eyes (`crm_mon -A`).
+    pub async fn set_node_attr(
+        &self,
+        node: &str,
+        name: &str,
+        value: &str,
+        deadline: Instant,
+    ) -> Result<(), ToolError> {
+        let cmd = self.tool("crm_attribute").args([
+            "--node",
+            node,
+            "--lifetime",
+            "reboot",
+            "--name",
+            name,
+            "--update",
+            value,
+        ]);
+        self.run_ok(cmd, deadline).await.map(|_| ())
+    }
+
+    pub async fn delete_node_attr(
+        &self,
+        node: &str,
+        name: &str,
+        deadline: Instant,
+    ) -> Result<(), ToolError> {
+        let cmd = self.tool("crm_attribute").args([
+            "--node",
+            node,
+            "--lifetime",
+            "reboot",
+            "--name",
+            name,
+            "--delete",
+        ]);
+        self.run_ok(cmd, deadline).await.map(|_| ())
+    }
+
     fn private_name(&self, name: &str) -> String {
         format!("{name}-{}", self.resource)
     }

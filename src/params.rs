@@ -21,6 +21,16 @@ pub const DEFAULT_BINDIR: &str = "/usr/bin";
 pub const DEFAULT_PGDATA: &str = "/var/lib/pgsql/data";
 pub const DEFAULT_PGHOST: &str = "/var/run/postgresql";
 pub const DEFAULT_PGPORT: u16 = 5432;
+pub const DEFAULT_SLOTS_GRACE: u64 = 600;
+
+/// Pacemaker's booleans (crm_is_true and its false words).
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "on" | "yes" | "y" | "1" => Some(true),
+        "false" | "off" | "no" | "n" | "0" => Some(false),
+        _ => None,
+    }
+}
 
 /// Parameter names and defaults are PAF's, so an existing resource can switch
 /// agent without touching its parameters.
@@ -105,6 +115,22 @@ pub const PARAMS: &[ParamSpec] = &[
         shortdesc: "Additional arguments given to the postgres process on startup",
         longdesc: "Extra arguments passed to postgres through pg_ctl -o at start, for example \"-c config_file=/etc/postgresql/15/main/postgresql.conf\". Split into words by shell rules (quote a value with spaces); shell syntax ($, backticks, ;, |, &, <, >, parentheses, newlines) is refused, and a port set here must equal pgport.",
     },
+    ParamSpec {
+        name: "replication_slots",
+        content_type: "boolean",
+        default: Some("false"),
+        unique: false,
+        shortdesc: "Keep one physical replication slot per cluster node",
+        longdesc: "true: every node (primary and standbys) keeps a physical replication slot named pgsqlms_<node> for each other cluster node, so a standby that is down keeps the WAL it needs, and a new primary already holds a slot for every other node. Standbys are started with -c primary_slot_name=pgsqlms_<node> (nothing is written in the configuration files): a running standby uses its slot from its next start. Slots of nodes removed from the cluster are dropped after replication_slots_grace; slots whose name does not start with pgsqlms_ are never touched. Requires PostgreSQL 13+ and max_slot_wal_keep_size > 0, so that a dead node cannot fill the primary's disk: a slot that falls behind by more is invalidated, reported in the log and in the node attribute pgsqlms-slot-lost-<resource>, and the node must be rebuilt.",
+    },
+    ParamSpec {
+        name: "replication_slots_grace",
+        content_type: "integer",
+        default: Some("600"),
+        unique: false,
+        shortdesc: "Seconds a slot of a node removed from the cluster is kept",
+        longdesc: "With replication_slots=true: how long the slot of a node that is no longer a cluster node is kept, unused, before the agent drops it (a node removed and added back within this time keeps its WAL).",
+    },
 ];
 
 /// Parameters as parsed from the environment. Values are raw here; checks
@@ -122,6 +148,10 @@ pub struct Params {
     pub sync_failover: crate::syncrep::Failover,
     /// Set only when the operator gave the PAF-only parameter: refused.
     pub recovery_template: Option<String>,
+    /// Keep a physical slot per other cluster node (`slots`).
+    pub replication_slots: bool,
+    /// Seconds before the slot of a node gone from the cluster is dropped.
+    pub replication_slots_grace: u64,
 }
 
 /// Why the parameters cannot be used at all.
@@ -165,6 +195,20 @@ impl Params {
                 )));
             }
         };
+        let replication_slots = match reskey(env, "replication_slots").map(str::trim) {
+            None => false,
+            Some(v) => parse_bool(v).ok_or_else(|| {
+                ParamError(format!("replication_slots must be true or false, got \"{v}\""))
+            })?,
+        };
+        let replication_slots_grace = match reskey(env, "replication_slots_grace") {
+            None => DEFAULT_SLOTS_GRACE,
+            Some(s) => s.trim().parse::<u64>().map_err(|_| {
+                ParamError(format!(
+                    "replication_slots_grace must be a whole number of seconds, got \"{s}\""
+                ))
+            })?,
+        };
         Ok(Params {
             system_user: reskey(env, "system_user").unwrap_or(DEFAULT_SYSTEM_USER).to_string(),
             bindir: PathBuf::from(reskey(env, "bindir").unwrap_or(DEFAULT_BINDIR)),
@@ -176,6 +220,8 @@ impl Params {
             start_opts: reskey(env, "start_opts").unwrap_or("").to_string(),
             sync_failover,
             recovery_template: reskey(env, "recovery_template").map(str::to_string),
+            replication_slots,
+            replication_slots_grace,
         })
     }
 
@@ -211,6 +257,26 @@ mod tests {
         assert_eq!(p.start_opts, "");
         assert_eq!(p.recovery_template, None);
         assert_eq!(p.sync_failover, crate::syncrep::Failover::Safe);
+        assert!(!p.replication_slots);
+        assert_eq!(p.replication_slots_grace, 600);
+    }
+
+    #[test]
+    fn replication_slots_is_a_boolean_with_a_grace() {
+        let f = |v: &str| Params::from_env(&env(&[("replication_slots", v)]));
+        for t in ["true", "on", "YES", "1", " y "] {
+            assert!(f(t).unwrap().replication_slots, "{t}");
+        }
+        for t in ["false", "off", "no", "0"] {
+            assert!(!f(t).unwrap().replication_slots, "{t}");
+        }
+        let e = f("sometimes").unwrap_err();
+        assert!(e.0.contains("replication_slots") && e.0.contains("sometimes"), "{e}");
+        let g = |v: &str| Params::from_env(&env(&[("replication_slots_grace", v)]));
+        assert_eq!(g("0").unwrap().replication_slots_grace, 0);
+        assert_eq!(g(" 30 ").unwrap().replication_slots_grace, 30);
+        assert!(g("-1").unwrap_err().0.contains("replication_slots_grace"));
+        assert!(g("1h").is_err());
     }
 
     #[test]
@@ -272,6 +338,8 @@ mod tests {
             "maxlag",
             "sync_failover",
             "recovery_template",
+            "replication_slots",
+            "replication_slots_grace",
         ] {
             assert!(names.contains(&n), "{n}");
         }

@@ -10,6 +10,7 @@ use crate::lsn::Lsn;
 use crate::process::RunAs;
 use crate::role::{Contact, Refusal};
 use crate::scores::ReplicationRow;
+use crate::slots::Slot;
 use std::path::PathBuf;
 use tokio::time::Instant;
 use tokio_postgres::error::SqlState;
@@ -232,22 +233,89 @@ pub async fn status(client: &Client, deadline: Instant) -> Result<Status, PgErro
     })
 }
 
-/// The primary's view of its replication: `pg_stat_replication` and the
-/// `synchronous_standby_names` in effect, in one round trip.
+/// The primary's view of its replication: `pg_stat_replication`, the
+/// `synchronous_standby_names` in effect and, when asked, the replication
+/// slots, in one round trip.
 pub struct Replication {
     pub rows: Vec<ReplicationRow>,
     pub synchronous_standby_names: String,
+    /// `pg_replication_slots`, when asked for.
+    pub slots: Option<Vec<Slot>>,
 }
 
-pub async fn replication(client: &Client, deadline: Instant) -> Result<Replication, PgError> {
+/// Every slot, as `slots::plan` reads them (wal_status: PostgreSQL 13+).
+const SLOTS_SQL: &str = "SELECT slot_name, slot_type, temporary, active, wal_status, restart_lsn \
+ FROM pg_replication_slots";
+
+/// Result sets of a simple-protocol query holding several statements (one
+/// round trip), in order.
+async fn result_sets(
+    client: &Client,
+    sql: &str,
+    deadline: Instant,
+) -> Result<Vec<Vec<Vec<Option<String>>>>, PgError> {
+    let msgs = tokio::time::timeout_at(deadline, client.simple_query(sql))
+        .await
+        .map_err(|_| PgError::TimedOut)?
+        .map_err(|e| {
+            PgError::Query(
+                e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string()),
+            )
+        })?;
+    let mut sets = vec![Vec::new()];
+    for m in msgs {
+        match m {
+            SimpleQueryMessage::Row(r) => sets
+                .last_mut()
+                .expect("never empty")
+                .push((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect()),
+            SimpleQueryMessage::CommandComplete(_) => sets.push(Vec::new()),
+            _ => {}
+        }
+    }
+    sets.pop();
+    Ok(sets)
+}
+
+fn parse_slots(rows: &[Vec<Option<String>>]) -> Vec<Slot> {
+    rows.iter()
+        .filter(|r| r.len() >= 6)
+        .filter_map(|r| {
+            Some(Slot {
+                name: r[0].clone()?,
+                physical: r[1].as_deref() == Some("physical"),
+                temporary: r[2].as_deref() == Some("t"),
+                active: r[3].as_deref() == Some("t"),
+                wal_status: r[4].clone(),
+                restart_lsn: parse_lsn(&r[5]),
+            })
+        })
+        .collect()
+}
+
+pub async fn replication(
+    client: &Client,
+    with_slots: bool,
+    deadline: Instant,
+) -> Result<Replication, PgError> {
     // The left join gives one row (NULL columns) when no standby is connected.
-    let r = rows(
-        client,
+    let mut sql = String::from(
         "SELECT current_setting('synchronous_standby_names'), r.application_name, r.state, \
          r.write_lsn FROM (SELECT 1) AS one LEFT JOIN pg_stat_replication r ON true",
-        deadline,
-    )
-    .await?;
+    );
+    if with_slots {
+        sql.push_str("; ");
+        sql.push_str(SLOTS_SQL);
+    }
+    let mut sets = result_sets(client, &sql, deadline).await?.into_iter();
+    let r = sets.next().unwrap_or_default();
+    let slots = if with_slots {
+        Some(parse_slots(&sets.next().ok_or_else(|| {
+            PgError::Query("the replication slots query returned nothing".into())
+        })?))
+    } else {
+        None
+    };
     let synchronous_standby_names = r.first().and_then(|row| row[0].clone()).unwrap_or_default();
     let rows = r
         .into_iter()
@@ -258,7 +326,77 @@ pub async fn replication(client: &Client, deadline: Instant) -> Result<Replicati
             write_lsn: parse_lsn(&row[3]),
         })
         .collect();
-    Ok(Replication { rows, synchronous_standby_names })
+    Ok(Replication { rows, synchronous_standby_names, slots })
+}
+
+pub async fn slots(client: &Client, deadline: Instant) -> Result<Vec<Slot>, PgError> {
+    Ok(parse_slots(&rows(client, SLOTS_SQL, deadline).await?))
+}
+
+/// A slot name the agent made (`slots::is_owned`): only those are ever put
+/// in a statement, so no quoting question arises.
+fn owned(name: &str) -> Result<&str, PgError> {
+    if crate::slots::is_owned(name) {
+        Ok(name)
+    } else {
+        Err(PgError::Query(format!("refusing to touch slot {name:?}: not one of the agent's")))
+    }
+}
+
+/// A physical slot that reserves WAL from now on (on a standby: from the
+/// replayed position).
+pub async fn create_slot(client: &Client, name: &str, deadline: Instant) -> Result<(), PgError> {
+    let sql = format!("SELECT pg_create_physical_replication_slot('{}', true)", owned(name)?);
+    rows(client, &sql, deadline).await.map(|_| ())
+}
+
+pub async fn drop_slot(client: &Client, name: &str, deadline: Instant) -> Result<(), PgError> {
+    let sql = format!("SELECT pg_drop_replication_slot('{}')", owned(name)?);
+    rows(client, &sql, deadline).await.map(|_| ())
+}
+
+/// Move an unused slot forward to `to`.
+pub async fn advance_slot(
+    client: &Client,
+    name: &str,
+    to: Lsn,
+    deadline: Instant,
+) -> Result<(), PgError> {
+    let sql = format!("SELECT pg_replication_slot_advance('{}', '{to}')", owned(name)?);
+    rows(client, &sql, deadline).await.map(|_| ())
+}
+
+/// On a standby, in one round trip: the `primary_slot_name` it runs with,
+/// and every unused slot of the agent moved up to the replayed position
+/// (returns their names). Slots without a position (invalidated, or never
+/// reserved) cannot move.
+pub async fn advance_owned_slots(
+    client: &Client,
+    deadline: Instant,
+) -> Result<(String, Vec<String>), PgError> {
+    let mut sets = result_sets(
+        client,
+        "SELECT current_setting('primary_slot_name'); \
+         SELECT s.slot_name, (pg_replication_slot_advance(s.slot_name, pg_last_wal_replay_lsn())).end_lsn \
+         FROM pg_replication_slots s \
+         WHERE s.slot_type = 'physical' AND NOT s.temporary AND NOT s.active \
+         AND s.slot_name LIKE 'pgsqlms\\_%' AND s.restart_lsn < pg_last_wal_replay_lsn()",
+        deadline,
+    )
+    .await?
+    .into_iter();
+    let used = sets
+        .next()
+        .and_then(|r| r.into_iter().next())
+        .and_then(|r| r.into_iter().next().flatten())
+        .unwrap_or_default();
+    let moved = sets
+        .next()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|row| row.first().cloned().flatten())
+        .collect();
+    Ok((used, moved))
 }
 
 /// A restartpoint (on a standby) that may not take longer than `max`: the
@@ -285,6 +423,31 @@ pub async fn bounded_checkpoint(
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn slot_rows_read_as_pg_replication_slots_prints_them() {
+        let row = |v: &[Option<&str>]| v.iter().map(|c| c.map(str::to_string)).collect::<Vec<_>>();
+        let rows = vec![
+            row(&[
+                Some("pgsqlms_srv2"),
+                Some("physical"),
+                Some("f"),
+                Some("t"),
+                Some("reserved"),
+                Some("0/3000060"),
+            ]),
+            row(&[Some("lost_one"), Some("physical"), Some("f"), Some("f"), Some("lost"), None]),
+            row(&[Some("sub"), Some("logical"), Some("t"), Some("f"), None, Some("junk")]),
+            row(&[None, Some("physical"), Some("f"), Some("f"), None, None]),
+            row(&[Some("short")]),
+        ];
+        let s = parse_slots(&rows);
+        assert_eq!(s.len(), 3);
+        assert!(s[0].physical && !s[0].temporary && s[0].active && !s[0].lost());
+        assert_eq!(s[0].restart_lsn, Some(Lsn(0x3000060)));
+        assert!(s[1].lost() && s[1].restart_lsn.is_none());
+        assert!(!s[2].physical && s[2].temporary && s[2].restart_lsn.is_none());
+    }
 
     #[test]
     fn statements_end_before_the_action() {

@@ -155,6 +155,37 @@ pub fn check_settings(s: &Settings, node: &str) -> Result<(), Problem> {
     }
 }
 
+/// With replication_slots=true: `max_slot_wal_keep_size` (PostgreSQL 13+,
+/// `None` on 12, which has no such setting) must bound what a slot keeps,
+/// or a node that stays down fills the primary's disk.
+pub fn check_slot_settings(
+    major: u32,
+    max_slot_wal_keep_size: Option<&str>,
+) -> Result<(), Problem> {
+    let Some(v) = max_slot_wal_keep_size.filter(|_| major >= 13) else {
+        return Err(problem(
+            OcfExit::ErrInstalled,
+            format!(
+                "replication_slots needs max_slot_wal_keep_size, which PostgreSQL {major} lacks (a dead node's slot could fill the disk)"
+            ),
+        ));
+    };
+    match crate::slots::keep_size_is_bounded(v) {
+        Some(true) => Ok(()),
+        Some(false) => Err(problem(
+            OcfExit::ErrArgs,
+            format!(
+                "max_slot_wal_keep_size is {}: set it > 0 (e.g. 10GB) for replication_slots, or a dead node's slot fills the disk",
+                v.trim()
+            ),
+        )),
+        None => Err(problem(
+            OcfExit::ErrArgs,
+            format!("max_slot_wal_keep_size reads \"{}\": not a size", v.trim()),
+        )),
+    }
+}
+
 /// The application_name of a libpq connection string: `key=value` pairs
 /// (values optionally single-quoted, with `\'` and `\\` escapes) or a URI.
 /// A string libpq itself would refuse is an error here too.
@@ -557,6 +588,27 @@ mod tests {
             p.reason.contains("application_name=srv1")
                 && p.reason.contains("application_name=srv2")
         );
+    }
+
+    #[test]
+    fn slots_need_a_bounded_max_slot_wal_keep_size() {
+        assert!(check_slot_settings(15, Some("10GB")).is_ok());
+        assert!(check_slot_settings(13, Some("1024MB")).is_ok());
+        for v in ["-1", "0"] {
+            let e = check_slot_settings(15, Some(v)).unwrap_err();
+            assert_eq!(e.code, OcfExit::ErrArgs);
+            assert!(
+                e.reason.starts_with(&format!("max_slot_wal_keep_size is {v}")),
+                "{}",
+                e.reason
+            );
+        }
+        let e = check_slot_settings(12, None).unwrap_err();
+        assert_eq!(e.code, OcfExit::ErrInstalled);
+        assert!(e.reason.contains("PostgreSQL 12 lacks"), "{}", e.reason);
+        // 12 with a value (cannot happen: postgres -C fails) is refused too.
+        assert!(check_slot_settings(12, Some("10GB")).is_err());
+        assert_eq!(check_slot_settings(15, Some("much")).unwrap_err().code, OcfExit::ErrArgs);
     }
 
     #[test]

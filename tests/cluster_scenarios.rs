@@ -228,6 +228,30 @@ fn s41_haproxy_crash_primary() {
     scenario("haproxy_crash_primary");
 }
 
+// Replication slots (src/slots.rs, parameter replication_slots). Opt-in
+// until they have passed on the cluster (see `opt_in`):
+// tests/cluster/run-scenarios.sh s70_ s71_ s72_ s73_.
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s70_slots_stopped_standby_catches_up() {
+    opt_in("s70_slots_stopped_standby_catches_up", "slots_stopped_standby");
+}
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s71_no_slots_standby_says_why() {
+    opt_in("s71_no_slots_standby_says_why", "no_slots_standby_behind");
+}
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s72_slots_node_removed() {
+    opt_in("s72_slots_node_removed", "slots_node_removed");
+}
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s73_slots_failover() {
+    opt_in("s73_slots_failover", "slots_failover");
+}
+
 fn say(msg: &str) {
     // Straight to the process's stderr: libtest does not capture this, so a
     // skipped test says so even without --nocapture.
@@ -833,6 +857,10 @@ async fn run_scenario(name: &str) -> Outcome {
                 "frozen_primary_node" => sc_frozen_primary_node(&mut ctx).await,
                 "haproxy_switchover" => sc_switchover(&mut ctx).await,
                 "haproxy_crash_primary" => sc_crash_primary(&mut ctx).await,
+                "slots_stopped_standby" => sc_standby_behind(&mut ctx, true).await,
+                "no_slots_standby_behind" => sc_standby_behind(&mut ctx, false).await,
+                "slots_node_removed" => sc_slots_node_removed(&mut ctx).await,
+                "slots_failover" => sc_slots_failover(&mut ctx).await,
                 other => panic!("unknown scenario {other}"),
             };
             if let Err(e) = fault_result {
@@ -841,8 +869,10 @@ async fn run_scenario(name: &str) -> Outcome {
             // Every scenario ends with every standby streaming again; a
             // returning old primary may instead refuse to start, diverged,
             // with an exit reason that says how to repair it.
-            let old_primary_may_diverge =
-                matches!(name, "partition_primary" | "old_primary_returns" | "recipe_failover");
+            let old_primary_may_diverge = matches!(
+                name,
+                "partition_primary" | "old_primary_returns" | "recipe_failover" | "slots_failover"
+            );
             let healthy = if old_primary_may_diverge && !wait_healthy(30).await {
                 accept_diverged_old_primary(&mut ctx).await || wait_healthy(90).await
             } else {
@@ -3154,4 +3184,368 @@ fn status_json_of_the_binary_agrees_with_crm_mon() {
     // Two promoted: the count, not the primary, says so.
     assert_eq!(status_vs_crm(&v, &other).len(), 4, "{:?}", status_vs_crm(&v, &other));
     assert!(no_working_primary(&v).is_err());
+}
+
+// ---------------------------------------------------------------------------
+// Replication slots
+// ---------------------------------------------------------------------------
+
+/// Statements on `node`'s instance, as the operator (root over its socket).
+async fn node_exec(s: &Settings, node: &str, sql: &str) -> Result<(), String> {
+    let (_, c) = connect_node(s, node).await?;
+    timeout(Duration::from_secs(30), c.batch_execute(sql))
+        .await
+        .map_err(|_| format!("{node}: {sql}: timeout"))?
+        .map_err(|e| format!("{node}: {sql}: {e}"))
+}
+
+/// Rows of one query on `node`, every column as text.
+async fn node_rows(s: &Settings, node: &str, sql: &str) -> Result<Vec<Vec<String>>, String> {
+    let (_, c) = connect_node(s, node).await?;
+    let msgs = timeout(Duration::from_secs(10), c.simple_query(sql))
+        .await
+        .map_err(|_| format!("{node}: {sql}: timeout"))?
+        .map_err(|e| format!("{node}: {sql}: {e}"))?;
+    Ok(msgs
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).unwrap_or("").to_string()).collect())
+            }
+            _ => None,
+        })
+        .collect())
+}
+
+/// `pgsqlms_*` slots of `node`: name -> (active, wal_status).
+async fn agent_slots(s: &Settings, node: &str) -> BTreeMap<String, (bool, String)> {
+    node_rows(
+        s,
+        node,
+        "SELECT slot_name, active::text, coalesce(wal_status, '') FROM pg_replication_slots \
+         WHERE slot_name LIKE 'pgsqlms\\_%'",
+    )
+    .await
+    .unwrap_or_default()
+    .into_iter()
+    .map(|r| (r[0].clone(), (r[1] == "true", r[2].clone())))
+    .collect()
+}
+
+fn slot_of(node: &str) -> String {
+    // The cluster's node names are valid slot names (srv1...): no hash.
+    format!("pgsqlms_{node}")
+}
+
+async fn pcs(on: &str, args: &[&str], limit: Duration) -> Out {
+    let mut all = vec![on, "pcs"];
+    all.extend_from_slice(args);
+    script("on.sh", &all, limit).await
+}
+
+/// Every node: `settings` by ALTER SYSTEM (the operator's own file,
+/// postgresql.auto.conf) and a reload.
+async fn set_on_all(ctx: &mut Ctx, settings: &[(&str, &str)]) {
+    for n in ctx.s.nodes.clone() {
+        for (k, v) in settings {
+            let sql = if v.is_empty() {
+                format!("ALTER SYSTEM RESET {k}")
+            } else {
+                format!("ALTER SYSTEM SET {k} = '{v}'")
+            };
+            if let Err(e) = node_exec(&ctx.s, &n, &sql).await {
+                ctx.fail(e);
+            }
+        }
+        if let Err(e) = node_exec(&ctx.s, &n, "SELECT pg_reload_conf()").await {
+            ctx.fail(e);
+        }
+    }
+}
+
+/// Restart the standby instance on `node` (stop and start by Pacemaker).
+async fn restart_standby(ctx: &mut Ctx, node: &str) {
+    let p = ctx.primary.clone();
+    let out = pcs(
+        &p,
+        &["resource", "restart", "pgsqld-clone", node, "--wait=120"],
+        Duration::from_secs(150),
+    )
+    .await;
+    if !out.ok {
+        ctx.fail(format!("pcs resource restart pgsqld-clone {node}: {}", out.stderr.trim()));
+    }
+}
+
+/// Wait until `node`'s slot is in use on `primary`.
+async fn wait_slot_active(ctx: &Ctx, primary: &str, node: &str, secs: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if agent_slots(&ctx.s, primary).await.get(&slot_of(node)).is_some_and(|(a, _)| *a) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// replication_slots on (max_slot_wal_keep_size set on every node first),
+/// each standby restarted so that it uses its slot.
+async fn slots_on(ctx: &mut Ctx, extra: &[(&str, &str)]) {
+    let mut settings = vec![("max_slot_wal_keep_size", "1GB")];
+    settings.extend_from_slice(extra);
+    set_on_all(ctx, &settings).await;
+    let p = ctx.primary.clone();
+    let out = pcs(
+        &p,
+        &["resource", "update", "pgsqld", "replication_slots=true", "replication_slots_grace=20"],
+        Duration::from_secs(60),
+    )
+    .await;
+    if !out.ok {
+        ctx.fail(format!("pcs resource update replication_slots=true: {}", out.stderr.trim()));
+    }
+    wait_healthy(60).await;
+    for sb in ctx.standbys.clone() {
+        restart_standby(ctx, &sb).await;
+        if !wait_slot_active(ctx, &p, &sb, 60).await {
+            ctx.fail(format!(
+                "{sb} does not use its slot on {p}: {:?}",
+                agent_slots(&ctx.s, &p).await
+            ));
+        }
+    }
+}
+
+/// Back to the harness' settings: parameter off, standbys restarted
+/// without their slot, the agent's slots dropped everywhere (with
+/// max_slot_wal_keep_size reset, an unused slot would keep WAL forever).
+async fn slots_off(ctx: &mut Ctx) {
+    let r = roles().await;
+    let Some(p) = r.promoted.first().cloned() else { return };
+    let out = pcs(
+        &p,
+        &["resource", "update", "pgsqld", "replication_slots=false"],
+        Duration::from_secs(60),
+    )
+    .await;
+    if !out.ok {
+        ctx.fail(format!("pcs resource update replication_slots=false: {}", out.stderr.trim()));
+    }
+    wait_healthy(60).await;
+    let saved = ctx.primary.clone();
+    ctx.primary = p.clone();
+    for sb in r.unpromoted.clone() {
+        restart_standby(ctx, &sb).await;
+    }
+    ctx.primary = saved;
+    wait_healthy(60).await;
+    for n in ctx.s.nodes.clone() {
+        let _ = node_exec(
+            &ctx.s,
+            &n,
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+             WHERE slot_name LIKE 'pgsqlms\\_%' AND NOT active",
+        )
+        .await;
+    }
+    set_on_all(ctx, &[("max_slot_wal_keep_size", ""), ("wal_keep_size", "")]).await;
+}
+
+/// `segments` WAL segments on the primary (a row, a switch), then two
+/// checkpoints: what nothing keeps is removed.
+async fn write_segments(ctx: &mut Ctx, primary: &str, segments: usize) {
+    let mut sql = String::from("CREATE TABLE IF NOT EXISTS ha_segments (i int);");
+    for i in 0..segments {
+        sql.push_str(&format!("INSERT INTO ha_segments VALUES ({i}); SELECT pg_switch_wal();"));
+    }
+    sql.push_str("CHECKPOINT; INSERT INTO ha_segments VALUES (-1); CHECKPOINT;");
+    for stmt in sql.split_inclusive(';') {
+        if let Err(e) = node_exec(&ctx.s, primary, stmt).await {
+            ctx.fail(e);
+            return;
+        }
+    }
+}
+
+/// Whether the agent on `node` logged `text` (its logs under the node's /var/log).
+async fn node_logged(s: &Settings, node: &str, text: &str) -> bool {
+    run(
+        "grep",
+        &["-rqF", text, &format!("{}/nodes/{node}/var-log", s.state_dir)],
+        Duration::from_secs(20),
+    )
+    .await
+    .ok
+}
+
+/// A standby stopped (banned from its node) while the primary writes four
+/// times wal_keep_size (32 MB): with slots it streams again once allowed
+/// back; without, it cannot, and the agent says why (then it is rebuilt).
+async fn sc_standby_behind(ctx: &mut Ctx, slots: bool) -> Result<(), String> {
+    let p = ctx.primary.clone();
+    let sb = ctx.standbys.first().cloned().ok_or("no standby")?;
+    if slots {
+        slots_on(ctx, &[("wal_keep_size", "32MB")]).await;
+    } else {
+        set_on_all(ctx, &[("wal_keep_size", "32MB")]).await;
+    }
+    ctx.expect_outage = false;
+    ctx.fault();
+    let out = pcs(&p, &["resource", "ban", "pgsqld-clone", &sb], Duration::from_secs(60)).await;
+    if !out.ok {
+        return Err(format!("pcs resource ban: {}", out.stderr.trim()));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while node_in_recovery(&ctx.s, &sb).await.is_some() && Instant::now() < deadline {
+        sleep(Duration::from_secs(1)).await;
+    }
+    if node_in_recovery(&ctx.s, &sb).await.is_some() {
+        ctx.fail(format!("{sb} still runs 60 s after its ban"));
+    }
+    write_segments(ctx, &p, 8).await;
+    if slots {
+        let st = agent_slots(&ctx.s, &p).await;
+        ctx.notes.push(format!("slot of {sb} while down: {:?}", st.get(&slot_of(&sb))));
+        if !st.get(&slot_of(&sb)).is_some_and(|(_, w)| w == "reserved" || w == "extended") {
+            ctx.fail(format!("the slot of {sb} does not keep its WAL: {st:?}"));
+        }
+    }
+    let out = pcs(&p, &["resource", "clear", "pgsqld-clone", &sb], Duration::from_secs(60)).await;
+    if !out.ok {
+        ctx.fail(format!("pcs resource clear: {}", out.stderr.trim()));
+    }
+    let back = Instant::now();
+    let deadline = back + Duration::from_secs(90);
+    while !node_streaming(&ctx.s, &sb).await && Instant::now() < deadline {
+        sleep(Duration::from_secs(1)).await;
+    }
+    let streaming = node_streaming(&ctx.s, &sb).await;
+    if slots {
+        if streaming {
+            ctx.notes.push(format!(
+                "{sb} streaming {:.1} s after its start",
+                back.elapsed().as_secs_f64()
+            ));
+            if !wait_slot_active(ctx, &p, &sb, 30).await {
+                ctx.fail(format!("{sb} streams without its slot"));
+            }
+        } else {
+            ctx.fail(format!("{sb} not streaming 90 s after it came back, with its slot"));
+        }
+        slots_off(ctx).await;
+        return Ok(());
+    }
+    if streaming {
+        ctx.fail(format!("{sb} streams again without a slot: the WAL it needed was not removed"));
+    } else if !node_logged(&ctx.s, &sb, "cannot catch up: the primary already removed WAL segment")
+        .await
+    {
+        ctx.fail(format!("{sb} does not stream and the agent did not say why"));
+    } else {
+        ctx.notes.push(format!("{sb}: the agent said why it cannot catch up"));
+    }
+    set_on_all(ctx, &[("wal_keep_size", "")]).await;
+    let out = script("rebuild.sh", &[&sb], Duration::from_secs(300)).await;
+    if !out.ok {
+        ctx.fail(format!("rebuild.sh {sb}: {}", out.stderr.trim()));
+    }
+    Ok(())
+}
+
+/// A node leaves the cluster (its stack stopped, then removed from the
+/// CIB): its slot on the primary is dropped after replication_slots_grace
+/// (20 s); it comes back afterwards and gets a slot again.
+async fn sc_slots_node_removed(ctx: &mut Ctx) -> Result<(), String> {
+    let p = ctx.primary.clone();
+    let gone = ctx.standbys.last().cloned().ok_or("no standby")?;
+    slots_on(ctx, &[]).await;
+    ctx.expect_outage = false;
+    ctx.fault();
+    let out = pcs(&p, &["cluster", "stop", &gone], Duration::from_secs(120)).await;
+    if !out.ok {
+        return Err(format!("pcs cluster stop {gone}: {}", out.stderr.trim()));
+    }
+    let out =
+        script("on.sh", &[&p, "crm_node", "--force", "--remove", &gone], Duration::from_secs(60))
+            .await;
+    if !out.ok {
+        ctx.fail(format!("crm_node --remove {gone}: {}", out.stderr.trim()));
+    }
+    let removed = Instant::now();
+    let deadline = removed + Duration::from_secs(90);
+    while agent_slots(&ctx.s, &p).await.contains_key(&slot_of(&gone)) && Instant::now() < deadline {
+        sleep(Duration::from_secs(1)).await;
+    }
+    let left = agent_slots(&ctx.s, &p).await;
+    if left.contains_key(&slot_of(&gone)) {
+        ctx.fail(format!("slot of the removed node {gone} still on {p} 90 s later: {left:?}"));
+    } else {
+        ctx.notes.push(format!(
+            "slot of {gone} dropped {:.0} s after its removal",
+            removed.elapsed().as_secs_f64()
+        ));
+    }
+    if ctx.standbys.iter().any(|n| n != &gone && !left.contains_key(&slot_of(n))) {
+        ctx.fail(format!("a remaining node's slot was dropped: {left:?}"));
+    }
+    let out = pcs(&p, &["cluster", "start", &gone], Duration::from_secs(120)).await;
+    if !out.ok {
+        ctx.fail(format!("pcs cluster start {gone}: {}", out.stderr.trim()));
+    }
+    if !wait_healthy(120).await {
+        ctx.fail(format!("{gone} not back as a streaming standby"));
+    }
+    if !wait_slot_active(ctx, &p, &gone, 60).await {
+        ctx.fail(format!(
+            "{gone} back without its slot in use: {:?}",
+            agent_slots(&ctx.s, &p).await
+        ));
+    }
+    slots_off(ctx).await;
+    Ok(())
+}
+
+/// Power loss of the primary with slots on: the new primary already holds
+/// a slot for every other node, and every standby streams from it through
+/// its slot.
+async fn sc_slots_failover(ctx: &mut Ctx) -> Result<(), String> {
+    let p = ctx.primary.clone();
+    slots_on(ctx, &[]).await;
+    for sb in ctx.standbys.clone() {
+        let held: Vec<String> = agent_slots(&ctx.s, &sb).await.into_keys().collect();
+        ctx.notes.push(format!("{sb} holds {held:?}"));
+        let want: Vec<String> =
+            ctx.s.nodes.iter().filter(|n| **n != sb).map(|n| slot_of(n)).collect();
+        if want.iter().any(|w| !held.contains(w)) {
+            ctx.fail(format!("standby {sb} holds {held:?}, expected {want:?}"));
+        }
+    }
+    let before = ctx.s.fences();
+    ctx.fault();
+    let out = script("crash.sh", &[&p], Duration::from_secs(30)).await;
+    if !out.ok {
+        return Err(format!("crash.sh: {}", out.stderr.trim()));
+    }
+    ctx.expect_fenced_and_replaced(&p, &before).await;
+    let r = roles().await;
+    let np = r.promoted.first().cloned().ok_or("no primary after the failover")?;
+    for sb in ctx.standbys.iter().filter(|n| **n != np).cloned().collect::<Vec<_>>() {
+        if !wait_slot_active(ctx, &np, &sb, 90).await {
+            ctx.fail(format!(
+                "{sb} does not stream from the new primary {np} through its slot: {:?}",
+                agent_slots(&ctx.s, &np).await
+            ));
+        }
+    }
+    ctx.notes.push(format!("slots on {np}: {:?}", agent_slots(&ctx.s, &np).await));
+    // The old primary rejoins (or is rebuilt) in run_scenario's checks; its
+    // slot is there for it either way.
+    if !agent_slots(&ctx.s, &np).await.contains_key(&slot_of(&p)) {
+        ctx.fail(format!("the new primary {np} holds no slot for {p}"));
+    }
+    slots_off(ctx).await;
+    Ok(())
 }

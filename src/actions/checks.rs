@@ -91,7 +91,7 @@ pub async fn setup(agent: &Agent) -> Result<u32, Failure> {
 /// Everything a start needs; with `settings`, also the replication settings
 /// as postgres itself reads them (`postgres -C`).
 pub async fn local(agent: &Agent, settings: bool) -> Result<Option<Settings>, Failure> {
-    setup(agent).await?;
+    let major = setup(agent).await?;
     if settings {
         let s = Settings {
             wal_level: setting(agent, "wal_level").await?,
@@ -100,6 +100,13 @@ pub async fn local(agent: &Agent, settings: bool) -> Result<Option<Settings>, Fa
         };
         let node = agent.node().await?;
         validate::check_settings(&s, node)?;
+        if agent.params.replication_slots {
+            let keep = match major {
+                13.. => Some(setting(agent, "max_slot_wal_keep_size").await?),
+                _ => None,
+            };
+            validate::check_slot_settings(major, keep.as_deref())?;
+        }
         return Ok(Some(s));
     }
     Ok(None)

@@ -53,16 +53,19 @@ pub async fn start_standby(agent: &Agent) -> ActionResult {
         log::warn!("{}; retrying", e.reason);
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    instance::wait_for(agent, "a running standby", |r| matches!(r, Role::Standby | Role::Primary))
-        .await
-        .and_then(|o| {
-            if o.role == Role::Primary {
-                Err(Failure::generic("instance started as a primary despite standby.signal"))
-            } else {
-                log::info!("instance started as a standby");
-                Ok(OcfExit::Success)
-            }
-        })?;
+    let o = instance::wait_for(agent, "a running standby", |r| {
+        matches!(r, Role::Standby | Role::Primary)
+    })
+    .await?;
+    if o.role == Role::Primary {
+        return Err(Failure::generic("instance started as a primary despite standby.signal"));
+    }
+    log::info!("instance started as a standby");
+    if let Some(client) = &o.client
+        && let Err(e) = crate::actions::slots::upkeep(agent, client, true).await
+    {
+        log::warn!("replication slots: {}", e.reason);
+    }
     // Running, it publishes live positions: the WAL-on-disk one would go stale.
     if let Err(e) = agent.pcmk.delete_private(ATTR_WAL_ON_DISK, agent.deadline).await {
         log::warn!("could not delete the published end of the WAL on disk: {e}");
@@ -364,6 +367,11 @@ pub async fn promote(agent: &Agent) -> ActionResult {
     }
     instance::wait_for(agent, "a primary", |r| *r == Role::Primary).await?;
     promotion_marker::set(agent);
+    // A slot for every other node now, not at the first monitor: standbys
+    // reconnect to this primary within seconds.
+    if let Err(e) = crate::actions::slots::upkeep(agent, &client, false).await {
+        log::warn!("replication slots: {}", e.reason);
+    }
     log::info!("promoted to primary");
     Ok(OcfExit::Success)
 }

@@ -5,6 +5,7 @@ pub mod lifecycle;
 pub mod monitor;
 pub mod notify;
 pub mod rejoin;
+pub mod slots;
 
 use crate::agent::{ActionResult, Agent};
 use crate::exit::OcfExit;

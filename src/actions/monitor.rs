@@ -143,9 +143,17 @@ pub async fn report(agent: &Agent, o: Observed) -> ActionResult {
             Ok(OcfExit::RunningPromoted)
         }
         Role::Standby => {
-            if o.status.as_ref().is_none_or(|s| s.receiver.as_deref() != Some("streaming"))
-                && let Err(e) = bootstrap_score(agent, &o).await
+            if let Some(client) = &o.client
+                && let Err(e) = crate::actions::slots::advance(agent, client).await
             {
+                log::warn!("{}", e.reason);
+            }
+            let streaming =
+                o.status.as_ref().is_some_and(|s| s.receiver.as_deref() == Some("streaming"));
+            if !streaming && let Some(client) = &o.client {
+                crate::actions::slots::say_why_not_streaming(agent, client).await;
+            }
+            if !streaming && let Err(e) = bootstrap_score(agent, &o).await {
                 log::warn!("could not check for a missing promotion score: {}", e.reason);
             }
             Ok(OcfExit::Success)
@@ -173,7 +181,7 @@ pub async fn report(agent: &Agent, o: Observed) -> ActionResult {
 async fn update_scores(agent: &Agent, o: &Observed) -> Result<(), Failure> {
     let client = o.client.as_ref().ok_or_else(|| Failure::generic("no session"))?;
     let primary_lsn = o.status.as_ref().and_then(|s| s.lsn).unwrap_or_default();
-    let repl = pg::replication(client, agent.deadline).await?;
+    let repl = pg::replication(client, agent.params.replication_slots, agent.deadline).await?;
     let rows = repl.rows;
     let view = agent.pcmk.cluster_view(agent.deadline).await?;
     let me = agent.node().await?;
@@ -181,6 +189,12 @@ async fn update_scores(agent: &Agent, o: &Observed) -> Result<(), Failure> {
         keep_sync_record(agent, client, me, &view, &repl.synchronous_standby_names).await
     {
         log::error!("could not update the synchronous replication record: {}", e.reason);
+    }
+    if let Some(have) = &repl.slots
+        && let Err(e) =
+            crate::actions::slots::primary_upkeep(agent, client, me, &view, have, &rows).await
+    {
+        log::warn!("replication slots: {}", e.reason);
     }
     let mut table = scores::compute(me, &view.nodes, &rows, primary_lsn, agent.params.maxlag);
     scores::bar(&mut table, &view.never_promote);

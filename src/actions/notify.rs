@@ -25,6 +25,7 @@ pub async fn notify(agent: &Agent) -> ActionResult {
     let r = match (n.when, n.operation) {
         (When::Pre, Operation::Promote) => pre_promote(agent, &n).await,
         (When::Post, Operation::Promote) => clean_election_attrs(agent).await,
+        (When::Post, Operation::Start) => slot_upkeep(agent).await,
         (When::Pre, Operation::Demote) => pre_demote(agent, &n).await,
         (When::Pre, Operation::Stop) => pre_stop(agent, &n).await,
         _ => Ok(()),
@@ -33,6 +34,24 @@ pub async fn notify(agent: &Agent) -> ActionResult {
         log::warn!("notify {}-{}: {}", n.when, n.operation, e.reason);
     }
     Ok(OcfExit::Success)
+}
+
+/// With replication_slots: after a node started, every running instance
+/// makes sure it holds a slot for each other node now (the primary's
+/// monitor would, but the new standby waits for its slot until then). Not
+/// after a promotion: the node list did not change, the promote itself
+/// checked the new primary's slots, and the VIP waits for these
+/// notifications.
+async fn slot_upkeep(agent: &Agent) -> Result<(), Failure> {
+    if !agent.params.replication_slots {
+        return Ok(());
+    }
+    let o = instance::observe(agent).await?;
+    match (&o.role, &o.client) {
+        (Role::Standby, Some(c)) => crate::actions::slots::upkeep(agent, c, true).await,
+        (Role::Primary, Some(c)) => crate::actions::slots::upkeep(agent, c, false).await,
+        _ => Ok(()),
+    }
 }
 
 async fn pre_promote(agent: &Agent, n: &Notification) -> Result<(), Failure> {

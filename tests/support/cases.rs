@@ -6,6 +6,10 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
+// The slot cases are called through `action_tests!` like these.
+#[allow(unused_imports)]
+pub use super::slot_cases::*;
+
 /// The test environment, or return (test skipped) when PG18 is missing and
 /// PGSQLMS_SKIP_PG18=1. Any other missing version fails the test.
 macro_rules! env_for {
@@ -89,6 +93,7 @@ pub fn meta_data(v: u32) {
         ("pgport", &["5432"]),
         ("start_opts", &[""]),
         ("maxlag", &["0"]),
+        ("replication_slots", &["false"]),
     ];
     for (name, defaults) in expected {
         let p = params.iter().find(|(n, _)| n == name);

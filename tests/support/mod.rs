@@ -15,6 +15,7 @@
 #![allow(dead_code)]
 
 pub mod cases;
+pub mod slot_cases;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
@@ -859,10 +860,14 @@ impl TestEnv {
     }
 
     /// SIGSTOP of any process of the test (a postmaster, a backend...).
-    /// Resumed in Drop, before the servers are stopped.
+    /// Resumed in Drop, before the servers are stopped. A process that
+    /// exited since it was listed (a backend ending) has nothing to pause.
     pub fn pause(&self, pid: i32) {
-        kill(Pid::from_raw(pid), Signal::SIGSTOP).unwrap_or_else(|e| panic!("SIGSTOP {pid}: {e}"));
-        self.paused.lock().unwrap().push(pid);
+        match kill(Pid::from_raw(pid), Signal::SIGSTOP) {
+            Ok(()) => self.paused.lock().unwrap().push(pid),
+            Err(nix::errno::Errno::ESRCH) => {}
+            Err(e) => panic!("SIGSTOP {pid}: {e}"),
+        }
     }
 
     pub fn resume(&self, pid: i32) {
@@ -1276,6 +1281,13 @@ macro_rules! action_tests {
             former_primary_diverged_refuses_start_with_uri_conninfo,
             former_primary_refused_when_the_primary_cannot_be_asked,
             former_primary_check_bounds_a_hung_waldump,
+            slots_primary_monitor_keeps_one_per_node,
+            slots_invalidated_slot_is_reported,
+            slots_standby_uses_its_slot_and_advances_the_others,
+            slots_validate_refuses_unbounded_wal,
+            slots_stopped_standby_catches_up,
+            no_slots_stopped_standby_says_why_it_cannot_catch_up,
+            slots_turned_on_under_a_running_standby,
         );
     };
     (@each $v:expr; $($case:ident),* $(,)?) => {
