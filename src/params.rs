@@ -90,6 +90,14 @@ pub const PARAMS: &[ParamSpec] = &[
         longdesc: "Used only when synchronous_standby_names is set on the primary. safe: a standby is promoted only when the surviving standbys provably hold every commit the primary acknowledged (enough members of synchronous_standby_names survive); otherwise the promotion is refused, and its reason names the standbys to bring back. available: the most advanced surviving standby is promoted anyway, with a warning saying which acknowledged commits may be lost.",
     },
     ParamSpec {
+        name: "rejoin_policy",
+        content_type: "string",
+        default: Some(crate::rejoin_policy::DEFAULT),
+        unique: false,
+        shortdesc: "What a former primary whose WAL diverged does at start: manual, rewind or rewind-or-clone",
+        longdesc: "Used only when a start finds that this instance last ran as a primary and its WAL provably forked from the history of the primary the CIB shows on another node (a failover lost its last transactions). manual: refuse the start, the reason asks for pg_rewind (PAF's behaviour). rewind: when that primary answers through primary_conninfo, copy the WAL segments that will be discarded (from the fork point on) to <datadir>.diverged-<YYYYmmddTHHMMSS>-tl<timeline> beside the data directory (readable with pg_waldump), run pg_rewind from it as system_user, then start as a standby; needs wal_log_hints=on or data checksums, and a primary_conninfo user allowed to run pg_rewind (superuser, or the grants of the pg_rewind manual). rewind-or-clone: the same, and when pg_rewind is impossible or fails, rebuild with pg_basebackup, the old data directory renamed to <datadir>.replaced-<YYYYmmddTHHMMSS> (refused when the disk has no room for both). The transactions the old primary committed after the fork are lost from the cluster either way; they stay readable in the kept WAL. Both run within the start timeout: raise it to what a pg_rewind or a full copy takes; an operation cut by the timeout is redone at the next start. Files of the data directory other than postgresql.conf, postgresql.auto.conf, pg_hba.conf and pg_ident.conf (restored by the agent) come from the primary.",
+    },
+    ParamSpec {
         name: "recovery_template",
         content_type: "string",
         default: None,
@@ -209,6 +217,7 @@ pub struct Params {
     pub maxlag: u64,
     pub start_opts: String,
     pub sync_failover: crate::syncrep::Failover,
+    pub rejoin_policy: crate::rejoin_policy::Policy,
     /// Set only when the operator gave the PAF-only parameter: refused.
     pub recovery_template: Option<String>,
 }
@@ -254,6 +263,10 @@ impl Params {
                 )));
             }
         };
+        let rejoin_policy = crate::rejoin_policy::Policy::parse(
+            reskey(env, "rejoin_policy").unwrap_or(crate::rejoin_policy::DEFAULT),
+        )
+        .map_err(ParamError)?;
         Ok(Params {
             system_user: reskey(env, "system_user").unwrap_or(DEFAULT_SYSTEM_USER).to_string(),
             bindir: PathBuf::from(reskey(env, "bindir").unwrap_or(DEFAULT_BINDIR)),
@@ -264,6 +277,7 @@ impl Params {
             maxlag,
             start_opts: reskey(env, "start_opts").unwrap_or("").to_string(),
             sync_failover,
+            rejoin_policy,
             recovery_template: reskey(env, "recovery_template").map(str::to_string),
         })
     }
@@ -294,6 +308,18 @@ mod tests {
         assert_eq!(p.start_opts, "");
         assert_eq!(p.recovery_template, None);
         assert_eq!(p.sync_failover, crate::syncrep::Failover::Safe);
+        assert_eq!(p.rejoin_policy, crate::rejoin_policy::Policy::Manual);
+    }
+
+    #[test]
+    fn rejoin_policy_takes_three_values() {
+        use crate::rejoin_policy::Policy;
+        let f = |v: &str| Params::from_env(&env(&[("rejoin_policy", v)])).map(|p| p.rejoin_policy);
+        assert_eq!(f("manual"), Ok(Policy::Manual));
+        assert_eq!(f("rewind"), Ok(Policy::Rewind));
+        assert_eq!(f("rewind-or-clone"), Ok(Policy::RewindOrClone));
+        let e = f("clone").unwrap_err();
+        assert!(e.0.contains("rejoin_policy") && e.0.contains("clone"), "{e}");
     }
 
     #[test]
@@ -354,6 +380,7 @@ mod tests {
             "start_opts",
             "maxlag",
             "sync_failover",
+            "rejoin_policy",
             "recovery_template",
         ] {
             assert!(names.contains(&n), "{n}");

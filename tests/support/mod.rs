@@ -1290,6 +1290,14 @@ macro_rules! action_tests {
             former_primary_diverged_refuses_start_with_uri_conninfo,
             former_primary_refused_when_the_primary_cannot_be_asked,
             former_primary_check_bounds_a_hung_waldump,
+            rejoin_rewind_streams_again,
+            rejoin_manual_keeps_the_refusal,
+            rejoin_clone_when_rewind_is_impossible,
+            rejoin_refused_without_a_reachable_primary,
+            rejoin_rewind_cut_by_the_timeout_is_redone,
+            rejoin_failed_rewind_then_clone,
+            rejoin_clone_cut_by_the_timeout_is_redone,
+            rejoin_validate_prerequisites,
         );
     };
     (@each $v:expr; $($case:ident),* $(,)?) => {

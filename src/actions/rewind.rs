@@ -1,0 +1,592 @@
+//! A diverged former primary rejoining by itself (`rejoin_policy`): the WAL
+//! a rewind discards copied beside the data directory, pg_rewind or
+//! pg_basebackup run as system_user within the start's deadline, and a
+//! marker beside the data directory for what a timeout cut, so that the
+//! next start redoes it. What to do is decided in `rejoin_policy`; this
+//! module only does it.
+
+use crate::actions::rejoin::{self, Diverged};
+use crate::actions::{checks, lifecycle};
+use crate::agent::{ActionResult, Agent, Failure};
+use crate::process::{Cmd, CmdError};
+use crate::rejoin_policy::{self as policy, Action, Facts, Pending, Policy, Primary};
+use crate::safefs::{self, FsError};
+use crate::validate::{self, Settings};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Configuration files a copy from the primary would replace: this node's
+/// own are put back (application_name, listen addresses...).
+const CONFIG_FILES: [&str; 4] =
+    ["postgresql.conf", "postgresql.auto.conf", "pg_hba.conf", "pg_ident.conf"];
+const CONFIG_CAP: u64 = 4 << 20;
+const MARKER_CAP: u64 = 4096;
+
+type Saved = Vec<(&'static str, Option<Vec<u8>>)>;
+
+fn fs_failure(what: impl std::fmt::Display, e: FsError) -> Failure {
+    Failure::generic(format!("{what} {e}"))
+}
+
+/// The directory holding the data directory, open, and the data
+/// directory's name in it.
+fn beside(agent: &Agent) -> Result<(safefs::Dir, String, PathBuf), Failure> {
+    let d = &agent.params.datadir;
+    let name = d
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Failure::generic(format!("datadir {} has no name", d.display())))?;
+    let parent = d.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("/"));
+    let dir = safefs::Dir::open(parent).map_err(|e| fs_failure(parent.display(), e))?;
+    Ok((dir, name.to_string(), parent.to_path_buf()))
+}
+
+fn now_stamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    policy::stamp(secs)
+}
+
+/// The unfinished operation an earlier start left (its marker, written by
+/// root: one the system user planted is refused).
+pub fn pending(agent: &Agent) -> Result<Option<(Pending, Option<String>)>, Failure> {
+    // No parent to look in: the checks of the start say what is wrong.
+    let Ok((dir, name, parent)) = beside(agent) else { return Ok(None) };
+    let marker = policy::marker_name(&name);
+    let root = nix::unistd::geteuid().as_raw();
+    match dir.read_owned(&marker, MARKER_CAP, root) {
+        Ok(b) => policy::parse_marker(&String::from_utf8_lossy(&b)).map(Some).ok_or_else(|| {
+            Failure::generic(format!(
+                "{}/{marker} is not a marker the agent wrote: check the data directory, remove it, then cleanup",
+                parent.display()
+            ))
+        }),
+        Err(FsError::NotFound) => Ok(None),
+        Err(e) => Err(fs_failure(format!("{}/{marker}", parent.display()), e)),
+    }
+}
+
+fn write_marker(
+    dir: &safefs::Dir,
+    name: &str,
+    p: Pending,
+    aside: Option<&str>,
+) -> Result<(), Failure> {
+    let marker = policy::marker_name(name);
+    dir.remove(&marker).map_err(|e| fs_failure(&marker, e))?;
+    let mut f = dir.create_file(&marker, 0o600).map_err(|e| fs_failure(&marker, e))?;
+    f.write_all(policy::marker_text(p, aside).as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Failure::generic(format!("{marker}: {e}")))?;
+    dir.sync().map_err(|e| fs_failure(&marker, e))
+}
+
+fn remove_marker(dir: &safefs::Dir, name: &str) -> Result<(), Failure> {
+    let marker = policy::marker_name(name);
+    dir.remove(&marker).map_err(|e| fs_failure(&marker, e))?;
+    dir.sync().map_err(|e| fs_failure(&marker, e))
+}
+
+/// A start found this former primary's WAL diverged: refuse, rewind or
+/// rebuild, as the policy says.
+pub async fn rejoin(agent: &Agent, settings: &Settings, d: Diverged) -> ActionResult {
+    let policy = agent.params.rejoin_policy;
+    if policy == Policy::Manual {
+        return Err(d.refusal());
+    }
+    // The divergence check got its answer from the primary: it answers.
+    let primary = match rejoin::primary_elsewhere(agent).await? {
+        Some(node) => Primary::Answers(node),
+        None => Primary::NotInCib,
+    };
+    let facts = control_facts(agent).await?;
+    let f = Facts {
+        policy,
+        diverged: true,
+        pending: None,
+        primary,
+        rewindable: facts.wal_log_hints || facts.checksums,
+    };
+    let action = policy::decide(&f);
+    log::info!("rejoin_policy={}: {action:?} ({f:?})", policy.as_str());
+    match action {
+        Action::Refuse(why) => Err(Failure::generic(why)),
+        Action::Start => Err(d.refusal()),
+        Action::Rewind | Action::Clone => {
+            keep_diverged_wal(agent, &d, facts.segment_size)?;
+            if action == Action::Rewind {
+                rewind_then_start(agent, &settings.primary_conninfo).await
+            } else {
+                log::warn!(
+                    "pg_rewind is impossible here (neither wal_log_hints nor data checksums): rebuilding with pg_basebackup"
+                );
+                clone_then_start(agent, &settings.primary_conninfo, None, None).await
+            }
+        }
+    }
+}
+
+/// Redo what an earlier start could not finish.
+pub async fn resume(agent: &Agent, pending: Pending, aside: Option<String>) -> ActionResult {
+    log::warn!("an earlier start left a {pending:?} unfinished: resuming it");
+    let (conninfo, rewindable) = match pending {
+        Pending::Rewind => {
+            let s = checks::local(agent, true).await?.expect("settings were asked for");
+            let f = control_facts(agent).await?;
+            (s.primary_conninfo, f.wal_log_hints || f.checksums)
+        }
+        Pending::Clone => {
+            checks::binaries_and_user(agent)?;
+            let p = &agent.params;
+            // The configuration is in pgdata, or, when it is the data
+            // directory, in the old one kept aside.
+            let confdir = match (&aside, p.pgdata == p.datadir) {
+                (Some(a), true) => {
+                    let (_, _, parent) = beside(agent)?;
+                    parent.join(a)
+                }
+                _ => p.pgdata.clone(),
+            };
+            (checks::setting_in(agent, &confdir, "primary_conninfo").await?, false)
+        }
+    };
+    let primary = primary_state(agent, &conninfo).await?;
+    let f = Facts {
+        policy: agent.params.rejoin_policy,
+        diverged: true,
+        pending: Some(pending),
+        primary,
+        rewindable,
+    };
+    match policy::decide(&f) {
+        Action::Refuse(why) => Err(Failure::generic(why)),
+        Action::Rewind => rewind_then_start(agent, &conninfo).await,
+        Action::Clone => clone_then_start(agent, &conninfo, None, aside).await,
+        Action::Start => Err(Failure::generic("nothing to resume")),
+    }
+}
+
+/// Another node promoted in the CIB, and whether it answers through
+/// primary_conninfo.
+async fn primary_state(agent: &Agent, primary_conninfo: &str) -> Result<Primary, Failure> {
+    let Some(node) = rejoin::primary_elsewhere(agent).await? else {
+        return Ok(Primary::NotInCib);
+    };
+    let until = Instant::now() + (agent.time_left() / 4).min(Duration::from_secs(10));
+    let conninfo = rejoin::replication_conninfo(primary_conninfo);
+    Ok(match rejoin::identify_primary(agent, &conninfo, until).await {
+        Ok(Some(_)) => Primary::Answers(node),
+        Ok(None) => Primary::NotInCib,
+        Err(e) => {
+            log::error!("{}", e.reason);
+            Primary::Unreachable(node)
+        }
+    })
+}
+
+/// wal_log_hints, checksums and WAL segment size, from pg_controldata.
+async fn control_facts(agent: &Agent) -> Result<policy::RewindFacts, Failure> {
+    let p = &agent.params;
+    let out = Cmd::new(p.bin("pg_controldata"))
+        .arg(p.datadir.display().to_string())
+        .run_as(agent.runas()?)
+        .run(agent.deadline)
+        .await
+        .map_err(|e| Failure::generic(e.to_string()))?;
+    policy::parse_controldata(&out.stdout).ok_or_else(|| {
+        Failure::generic(format!(
+            "pg_controldata does not say whether pg_rewind can run (wal_log_hints, checksums): {}",
+            out.message()
+        ))
+    })
+}
+
+/// Time kept back from a long copy: the standby must still start.
+fn reserve(agent: &Agent) -> Duration {
+    (agent.time_left() / 3).min(Duration::from_secs(20))
+}
+
+/// Copy the WAL segments written after the fork to
+/// `<datadir>.diverged-<time>-tl<N>/`, owned by system_user.
+fn keep_diverged_wal(agent: &Agent, d: &Diverged, seg_size: u64) -> Result<(), Failure> {
+    let runas = agent.runas()?;
+    let wal_path = agent.params.datadir.join("pg_wal");
+    let wal = safefs::Dir::open_owned_by(&wal_path, runas.uid)
+        .map_err(|e| fs_failure(wal_path.display(), e))?;
+    let names: Vec<String> = std::fs::read_dir(&wal_path)
+        .map_err(|e| Failure::generic(format!("{}: {e}", wal_path.display())))?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .collect();
+    let segments =
+        policy::diverged_segments(&names, d.timeline, d.switchpoint, d.own_last, seg_size);
+    if segments.is_empty() {
+        log::warn!(
+            "no WAL segment of timeline {} after {} in {}: nothing to keep",
+            d.timeline,
+            d.switchpoint,
+            wal_path.display()
+        );
+        return Ok(());
+    }
+    let (dir, name, parent) = beside(agent)?;
+    let free = dir.free_bytes().map_err(|e| fs_failure(parent.display(), e))?;
+    policy::wal_copy_room(free, seg_size.saturating_mul(segments.len() as u64))
+        .map_err(Failure::generic)?;
+    let kept_name = policy::diverged_dir_name(&name, &now_stamp(), d.timeline);
+    let kept_path = parent.join(&kept_name);
+    let kept = dir
+        .create_dir(&kept_name, runas.uid, runas.gid)
+        .map_err(|e| fs_failure(kept_path.display(), e))?;
+    let until = agent.deadline - reserve(agent);
+    for s in &segments {
+        if Instant::now() >= until {
+            return Err(Failure::generic(format!(
+                "copying the diverged WAL to {} did not finish in time: raise the start timeout",
+                kept_path.display()
+            )));
+        }
+        let (src, _) = wal.open_file(s, seg_size).map_err(|e| fs_failure(s, e))?;
+        let mut dst = kept.create_file(s, 0o600).map_err(|e| fs_failure(s, e))?;
+        safefs::Dir::chown_file(&dst, runas.uid, runas.gid).map_err(|e| fs_failure(s, e))?;
+        std::io::copy(&mut src.take(seg_size), &mut dst)
+            .and_then(|_| dst.sync_all())
+            .map_err(|e| Failure::generic(format!("copying {s}: {e}")))?;
+    }
+    kept.sync().and_then(|_| dir.sync()).map_err(|e| fs_failure(kept_path.display(), e))?;
+    log::warn!(
+        "the WAL this former primary wrote after the fork (timeline {} from {} to {}) is kept in {} ({} segments): read it with pg_waldump",
+        d.timeline,
+        d.switchpoint,
+        d.own_last,
+        kept_path.display(),
+        segments.len()
+    );
+    Ok(())
+}
+
+/// This node's configuration files in `dir` (absent ones as None).
+fn save_config(dir: &Path) -> Result<Saved, Failure> {
+    let d = safefs::Dir::open(dir).map_err(|e| fs_failure(dir.display(), e))?;
+    CONFIG_FILES
+        .iter()
+        .map(|f| match d.read(f, CONFIG_CAP) {
+            Ok(b) => Ok((*f, Some(b))),
+            Err(FsError::NotFound) => Ok((*f, None)),
+            Err(e) => Err(fs_failure(dir.join(f).display(), e)),
+        })
+        .collect()
+}
+
+/// Put this node's configuration files back in the data directory, as
+/// they were (one the copy brought that this node did not have is removed).
+fn restore_config(agent: &Agent, saved: &Saved) -> Result<(), Failure> {
+    let runas = agent.runas()?;
+    let datadir = &agent.params.datadir;
+    let d = safefs::Dir::open_owned_by(datadir, runas.uid)
+        .map_err(|e| fs_failure(datadir.display(), e))?;
+    for (name, content) in saved {
+        d.remove(name).map_err(|e| fs_failure(name, e))?;
+        if let Some(bytes) = content {
+            let mut f = d.create_file(name, 0o600).map_err(|e| fs_failure(name, e))?;
+            safefs::Dir::chown_file(&f, runas.uid, runas.gid).map_err(|e| fs_failure(name, e))?;
+            f.write_all(bytes)
+                .and_then(|_| f.sync_all())
+                .map_err(|e| Failure::generic(format!("restoring {name}: {e}")))?;
+        }
+    }
+    d.sync().map_err(|e| fs_failure(datadir.display(), e))
+}
+
+/// primary_conninfo's parameters for a command of ours: without the ones
+/// we set, `extra` added, the password apart (it goes in PGPASSWORD).
+fn command_conninfo(primary_conninfo: &str, extra: &[(&str, &str)]) -> (String, Option<String>) {
+    let mut params: Vec<(String, String)> = validate::conninfo_params(primary_conninfo)
+        .into_iter()
+        .filter(|(k, _)| !["replication", "dbname"].contains(&k.as_str()))
+        .collect();
+    if !params.iter().any(|(k, _)| k == "connect_timeout") {
+        params.push(("connect_timeout".into(), "5".into()));
+    }
+    params.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    crate::conninfo::take_password(&validate::conninfo_string(&params))
+}
+
+fn major(agent: &Agent) -> u32 {
+    safefs::read_in(&agent.params.datadir, "PG_VERSION", safefs::SMALL)
+        .ok()
+        .and_then(|b| validate::check_pg_version(&String::from_utf8_lossy(&b)).ok())
+        .unwrap_or(0)
+}
+
+enum RunError {
+    TimedOut(String),
+    Failed(String),
+}
+
+/// One long command as system_user, ended before the start's deadline
+/// less the time to start the standby (its process group killed then).
+async fn run_long(
+    agent: &Agent,
+    cmd: Cmd<'_>,
+    password: Option<String>,
+    what: &str,
+) -> Result<(), RunError> {
+    let cmd = match password {
+        Some(pw) => cmd.env("PGPASSWORD", pw),
+        None => cmd,
+    };
+    let budget = agent.time_left().saturating_sub(reserve(agent));
+    log::info!("running {} (at most {} s)", cmd.display(), budget.as_secs());
+    let t0 = Instant::now();
+    match cmd.run(Instant::now() + budget).await {
+        Ok(o) if o.success() => {
+            log::info!("{what} done in {:.1} s", t0.elapsed().as_secs_f64());
+            for l in o.stderr.lines().chain(o.stdout.lines()).filter(|l| !l.trim().is_empty()) {
+                log::debug!("{what}: {l}");
+            }
+            Ok(())
+        }
+        Ok(o) => Err(RunError::Failed(o.message())),
+        Err(CmdError::TimedOut(_)) => Err(RunError::TimedOut(format!(
+            "{what} did not finish within the start timeout ({} s given): stopped; the next start redoes it, raise the start timeout",
+            budget.as_secs()
+        ))),
+        Err(e) => Err(RunError::Failed(e.to_string())),
+    }
+}
+
+async fn rewind_then_start(agent: &Agent, primary_conninfo: &str) -> ActionResult {
+    let (dir, name, _) = beside(agent)?;
+    let p = &agent.params;
+    let saved = save_config(&p.datadir)?;
+    write_marker(&dir, &name, Pending::Rewind, None)?;
+    let (conninfo, password) = command_conninfo(primary_conninfo, &[("dbname", "postgres")]);
+    let mut cmd = Cmd::new(p.bin("pg_rewind"))
+        .args(["--target-pgdata", &p.datadir.display().to_string()])
+        .args(["--source-server", &conninfo])
+        .run_as(agent.runas()?);
+    if p.pgdata != p.datadir && major(agent) >= 15 {
+        // Crash recovery of the target runs postgres: its configuration.
+        cmd = cmd.args(["--config-file", &p.pgdata.join("postgresql.conf").display().to_string()]);
+    }
+    match run_long(agent, cmd, password, "pg_rewind").await {
+        Ok(()) => {}
+        Err(RunError::TimedOut(why)) => return Err(Failure::generic(why)),
+        Err(RunError::Failed(why)) => {
+            log::error!("pg_rewind failed: {why}");
+            return match policy::after_failed_rewind(p.rejoin_policy, &why) {
+                Action::Clone => {
+                    log::warn!("pg_rewind failed: rebuilding with pg_basebackup");
+                    clone_then_start(agent, primary_conninfo, Some(saved), None).await
+                }
+                Action::Refuse(r) => Err(Failure::generic(r)),
+                a => Err(Failure::generic(format!("unexpected decision {a:?}"))),
+            };
+        }
+    }
+    restore_config(agent, &saved)?;
+    remove_marker(&dir, &name)?;
+    log::warn!("pg_rewind done: starting as a standby of the primary");
+    lifecycle::start_standby(agent).await
+}
+
+/// Bytes of the regular files under `path` (links not followed), read
+/// before `until`.
+fn tree_size(path: &Path, until: Instant) -> Result<u64, String> {
+    let mut total = 0u64;
+    let mut todo = vec![path.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        if Instant::now() >= until {
+            return Err(format!("measuring {} did not finish in time", path.display()));
+        }
+        for e in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+            let e = e.map_err(|e| format!("{}: {e}", dir.display()))?;
+            let m = e.path().symlink_metadata().map_err(|e| format!("{}: {e}", dir.display()))?;
+            if m.is_dir() {
+                todo.push(e.path());
+            } else if m.is_file() {
+                total = total.saturating_add(m.len());
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Rebuild the data directory with pg_basebackup from the primary, the old
+/// one renamed aside (or already aside: `aside`, from the marker).
+async fn clone_then_start(
+    agent: &Agent,
+    primary_conninfo: &str,
+    saved: Option<Saved>,
+    aside: Option<String>,
+) -> ActionResult {
+    let p = &agent.params;
+    let runas = agent.runas()?;
+    let (dir, name, parent) = beside(agent)?;
+    let datadir = &p.datadir;
+    let link = datadir.symlink_metadata().map(|m| m.file_type().is_symlink()).unwrap_or(false);
+    if link {
+        return Err(Failure::generic(format!(
+            "datadir {} is a symbolic link: the agent does not rebuild it, rebuild by hand",
+            datadir.display()
+        )));
+    }
+    let aside_done = match &aside {
+        Some(a) => dir.exists(a).map_err(|e| fs_failure(a, e))?,
+        None => false,
+    };
+    let aside_name = if let (true, Some(a)) = (aside_done, aside) {
+        // Ours, from the interrupted clone: what is in datadir now is its
+        // incomplete copy.
+        if dir.exists(&name).map_err(|e| fs_failure(&name, e))? {
+            log::warn!(
+                "removing the incomplete copy an interrupted clone left in {}",
+                datadir.display()
+            );
+            std::fs::remove_dir_all(datadir)
+                .map_err(|e| Failure::generic(format!("removing {}: {e}", datadir.display())))?;
+        }
+        a
+    } else {
+        let tblspc = std::fs::read_dir(datadir.join("pg_tblspc"))
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
+        if tblspc {
+            return Err(Failure::generic(
+                "a rebuild would need the tablespace directories, in use by the old data: rebuild by hand",
+            ));
+        }
+        let size = tree_size(datadir, Instant::now() + agent.time_left() / 10)
+            .map_err(|e| Failure::generic(format!("cannot tell the room a rebuild needs: {e}")))?;
+        let free = dir.free_bytes().map_err(|e| fs_failure(parent.display(), e))?;
+        policy::clone_room(free, size).map_err(Failure::generic)?;
+        let a = policy::replaced_dir_name(&name, &now_stamp());
+        write_marker(&dir, &name, Pending::Clone, Some(&a))?;
+        dir.rename(&name, &a).map_err(|e| fs_failure(datadir.display(), e))?;
+        dir.sync().map_err(|e| fs_failure(parent.display(), e))?;
+        log::warn!("old data directory moved aside to {}", parent.join(&a).display());
+        a
+    };
+    let saved = match saved {
+        Some(s) => s,
+        None => save_config(&parent.join(&aside_name))?,
+    };
+    dir.create_dir(&name, runas.uid, runas.gid).map_err(|e| fs_failure(datadir.display(), e))?;
+    let (conninfo, password) = command_conninfo(primary_conninfo, &[]);
+    let cmd = Cmd::new(p.bin("pg_basebackup"))
+        .args(["-D", &datadir.display().to_string(), "-X", "stream", "-c", "fast", "-d", &conninfo])
+        .run_as(runas);
+    match run_long(agent, cmd, password, "pg_basebackup").await {
+        Ok(()) => {}
+        Err(RunError::TimedOut(why)) => return Err(Failure::generic(why)),
+        Err(RunError::Failed(why)) => {
+            return Err(Failure::generic(format!(
+                "pg_basebackup failed: {why}; the next start redoes it"
+            )));
+        }
+    }
+    restore_config(agent, &saved)?;
+    remove_marker(&dir, &name)?;
+    log::warn!(
+        "data directory rebuilt from the primary (the old one is in {}): starting as a standby",
+        parent.join(&aside_name).display()
+    );
+    lifecycle::start_standby(agent).await
+}
+
+/// validate-all: what the policy needs on this node, gathered here, judged
+/// in `rejoin_policy::check_prerequisites`.
+pub async fn validate(agent: &Agent, settings: &Settings) -> Result<(), Failure> {
+    let policy = agent.params.rejoin_policy;
+    if policy == Policy::Manual {
+        return Ok(());
+    }
+    let p = &agent.params;
+    let missing_binaries: Vec<String> = policy::binaries(policy)
+        .iter()
+        .map(|b| p.bin(b))
+        .filter(|b| !crate::process::is_executable(b))
+        .map(|b| b.display().to_string())
+        .collect();
+    let wal_log_hints = checks::setting_in(agent, &p.pgdata, "wal_log_hints").await? == "on";
+    let checksums = control_facts(agent).await?.checksums;
+    let rewind_rights = if missing_binaries.is_empty() {
+        rewind_rights(agent, &settings.primary_conninfo).await
+    } else {
+        None
+    };
+    let room = if policy.may_clone() {
+        let until = Instant::now() + agent.time_left() / 4;
+        match (tree_size(&p.datadir, until), beside(agent)) {
+            (Ok(size), Ok((dir, _, _))) => dir.free_bytes().ok().map(|free| (free, size)),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    let facts =
+        policy::Prerequisites { missing_binaries, wal_log_hints, checksums, rewind_rights, room };
+    log::debug!("rejoin_policy={}: {facts:?}", policy.as_str());
+    for w in policy::check_prerequisites(policy, &facts)? {
+        log::warn!("rejoin_policy={}: {w}", policy.as_str());
+    }
+    Ok(())
+}
+
+/// Whether the primary_conninfo user may run pg_rewind on the primary
+/// (superuser, or the functions pg_rewind's manual lists); None when the
+/// primary does not answer now.
+async fn rewind_rights(agent: &Agent, primary_conninfo: &str) -> Option<bool> {
+    const Q: &str = "SELECT r.rolsuper OR (\
+        has_function_privilege('pg_catalog.pg_ls_dir(text, boolean, boolean)', 'EXECUTE') AND \
+        has_function_privilege('pg_catalog.pg_stat_file(text, boolean)', 'EXECUTE') AND \
+        has_function_privilege('pg_catalog.pg_read_binary_file(text)', 'EXECUTE') AND \
+        has_function_privilege('pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)', 'EXECUTE')) \
+        FROM pg_roles r WHERE r.rolname = current_user";
+    let (conninfo, password) = command_conninfo(primary_conninfo, &[("dbname", "postgres")]);
+    let mut cmd = Cmd::new(agent.params.bin("psql"))
+        .args(["-X", "-A", "-t", "-d", &conninfo, "-c", Q])
+        .run_as(agent.runas().ok()?);
+    if let Some(pw) = password {
+        cmd = cmd.env("PGPASSWORD", pw);
+    }
+    let until = Instant::now() + agent.time_left() / 3;
+    match cmd.run(until).await {
+        Ok(o) if o.success() => match o.stdout.trim() {
+            "t" => Some(true),
+            "f" => Some(false),
+            _ => None,
+        },
+        Ok(o) => {
+            log::warn!("cannot ask the primary about pg_rewind's rights: {}", o.message());
+            None
+        }
+        Err(e) => {
+            log::warn!("cannot ask the primary about pg_rewind's rights: {e}");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_conninfo_keeps_the_password_apart() {
+        let (c, pw) = command_conninfo(
+            "host=vip user=rep password=s3cret application_name=srv1 dbname=replication",
+            &[("dbname", "postgres")],
+        );
+        assert_eq!(pw.as_deref(), Some("s3cret"));
+        assert!(!c.contains("s3cret") && !c.contains("replication"), "{c}");
+        assert!(c.contains("dbname='postgres'") && c.contains("connect_timeout='5'"), "{c}");
+        let (c, _) = command_conninfo("postgresql://rep@vip/x?connect_timeout=2", &[]);
+        assert!(c.contains("connect_timeout='2'") && !c.contains("connect_timeout='5'"), "{c}");
+    }
+}
