@@ -222,25 +222,37 @@ pub fn marker_name(datadir_name: &str) -> String {
     format!("{datadir_name}.rejoin-in-progress")
 }
 
-/// The marker's content: the operation, and for a clone the directory the
-/// old data went to (its configuration files are restored from there).
+/// The marker's content: the operation and a directory beside the data
+/// directory: for a clone, where the old data went (its configuration files
+/// are restored from there); for a rewind, where the diverged WAL was kept
+/// (put back in pg_wal before pg_rewind runs again: an interrupted
+/// pg_rewind may have removed or replaced it there, and a second run
+/// reading what is left would miss blocks the first one changed).
 pub fn marker_text(p: Pending, aside: Option<&str>) -> String {
-    match (p, aside) {
-        (Pending::Rewind, _) => "rewind\n".to_string(),
-        (Pending::Clone, Some(a)) => format!("clone {a}\n"),
-        (Pending::Clone, None) => "clone\n".to_string(),
+    let op = match p {
+        Pending::Rewind => "rewind",
+        Pending::Clone => "clone",
+    };
+    match aside {
+        Some(a) => format!("{op} {a}\n"),
+        None => format!("{op}\n"),
     }
 }
 
 pub fn parse_marker(text: &str) -> Option<(Pending, Option<String>)> {
     let line = text.lines().next()?.trim();
-    match line.split_once(' ') {
-        None if line == "rewind" => Some((Pending::Rewind, None)),
-        None if line == "clone" => Some((Pending::Clone, None)),
-        Some(("clone", a)) if !a.trim().is_empty() && !a.contains('/') => {
-            Some((Pending::Clone, Some(a.trim().to_string())))
-        }
+    let op = |w: &str| match w {
+        "rewind" => Some(Pending::Rewind),
+        "clone" => Some(Pending::Clone),
         _ => None,
+    };
+    match line.split_once(' ') {
+        None => Some((op(line)?, None)),
+        Some((w, a)) => {
+            let a = a.trim();
+            let plain = !a.is_empty() && !a.contains('/') && a != "." && a != "..";
+            plain.then_some((op(w)?, Some(a.to_string())))
+        }
     }
 }
 
@@ -602,12 +614,13 @@ mod tests {
         assert_eq!(marker_name("data"), "data.rejoin-in-progress");
         for (p, a) in [
             (Pending::Rewind, None),
+            (Pending::Rewind, Some("data.diverged-x-tl1")),
             (Pending::Clone, Some("data.replaced-x")),
             (Pending::Clone, None),
         ] {
             assert_eq!(parse_marker(&marker_text(p, a)), Some((p, a.map(str::to_string))));
         }
-        for bad in ["", "clone ../etc", "rebuild", "clone /x"] {
+        for bad in ["", "clone ../etc", "rebuild", "clone /x", "rewind ..", "rebuild x"] {
             assert_eq!(parse_marker(bad), None, "{bad}");
         }
     }

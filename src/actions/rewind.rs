@@ -117,9 +117,9 @@ pub async fn rejoin(agent: &Agent, settings: &Settings, d: Diverged) -> ActionRe
         Action::Refuse(why) => Err(Failure::generic(why)),
         Action::Start => Err(d.refusal()),
         Action::Rewind | Action::Clone => {
-            keep_diverged_wal(agent, &d, facts.segment_size)?;
+            let kept = keep_diverged_wal(agent, &d, facts.segment_size)?;
             if action == Action::Rewind {
-                rewind_then_start(agent, &settings.primary_conninfo).await
+                rewind_then_start(agent, &settings.primary_conninfo, kept, false).await
             } else {
                 log::warn!(
                     "pg_rewind is impossible here (neither wal_log_hints nor data checksums): rebuilding with pg_basebackup"
@@ -135,6 +135,12 @@ pub async fn resume(agent: &Agent, pending: Pending, aside: Option<String>) -> A
     log::warn!("an earlier start left a {pending:?} unfinished: resuming it");
     let (conninfo, rewindable) = match pending {
         Pending::Rewind => {
+            // The run cut short may have replaced this node's configuration
+            // with the primary's: its own, kept with the WAL, first.
+            if let Some(k) = &aside {
+                let (_, _, parent) = beside(agent)?;
+                restore_config(agent, &save_config(&parent.join(k))?)?;
+            }
             let s = checks::local(agent, true).await?.expect("settings were asked for");
             let f = control_facts(agent).await?;
             (s.primary_conninfo, f.wal_log_hints || f.checksums)
@@ -164,7 +170,14 @@ pub async fn resume(agent: &Agent, pending: Pending, aside: Option<String>) -> A
     };
     match policy::decide(&f) {
         Action::Refuse(why) => Err(Failure::generic(why)),
-        Action::Rewind => rewind_then_start(agent, &conninfo).await,
+        Action::Rewind => {
+            // What the interrupted run may have removed from pg_wal.
+            let kept = aside.ok_or_else(|| {
+                Failure::generic("interrupted pg_rewind, and no kept WAL to redo it from: rebuild")
+            })?;
+            restore_diverged_wal(agent, &kept)?;
+            rewind_then_start(agent, &conninfo, Some(kept), true).await
+        }
         Action::Clone => clone_then_start(agent, &conninfo, None, aside).await,
         Action::Start => Err(Failure::generic("nothing to resume")),
     }
@@ -211,8 +224,12 @@ fn reserve(agent: &Agent) -> Duration {
 }
 
 /// Copy the WAL segments written after the fork to
-/// `<datadir>.diverged-<time>-tl<N>/`, owned by system_user.
-fn keep_diverged_wal(agent: &Agent, d: &Diverged, seg_size: u64) -> Result<(), Failure> {
+/// `<datadir>.diverged-<time>-tl<N>/`, owned by system_user; its name.
+fn keep_diverged_wal(
+    agent: &Agent,
+    d: &Diverged,
+    seg_size: u64,
+) -> Result<Option<String>, Failure> {
     let runas = agent.runas()?;
     let wal_path = agent.params.datadir.join("pg_wal");
     let wal = safefs::Dir::open_owned_by(&wal_path, runas.uid)
@@ -231,7 +248,7 @@ fn keep_diverged_wal(agent: &Agent, d: &Diverged, seg_size: u64) -> Result<(), F
             d.switchpoint,
             wal_path.display()
         );
-        return Ok(());
+        return Ok(None);
     }
     let (dir, name, parent) = beside(agent)?;
     let free = dir.free_bytes().map_err(|e| fs_failure(parent.display(), e))?;
@@ -266,6 +283,42 @@ fn keep_diverged_wal(agent: &Agent, d: &Diverged, seg_size: u64) -> Result<(), F
         kept_path.display(),
         segments.len()
     );
+    Ok(Some(kept_name))
+}
+
+/// Put the kept diverged WAL segments back in pg_wal (over whatever an
+/// interrupted pg_rewind left under their names).
+fn restore_diverged_wal(agent: &Agent, kept_name: &str) -> Result<(), Failure> {
+    let runas = agent.runas()?;
+    let (_, _, parent) = beside(agent)?;
+    let kept_path = parent.join(kept_name);
+    let kept = safefs::Dir::open_owned_by(&kept_path, runas.uid)
+        .map_err(|e| fs_failure(kept_path.display(), e))?;
+    let wal_path = agent.params.datadir.join("pg_wal");
+    let wal = safefs::Dir::open_owned_by(&wal_path, runas.uid)
+        .map_err(|e| fs_failure(wal_path.display(), e))?;
+    let mut names: Vec<String> = std::fs::read_dir(&kept_path)
+        .map_err(|e| Failure::generic(format!("{}: {e}", kept_path.display())))?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| n.len() == 24 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+        .collect();
+    names.sort();
+    for n in &names {
+        let (src, _) = kept.open_file(n, 1 << 30).map_err(|e| fs_failure(n, e))?;
+        wal.remove(n).map_err(|e| fs_failure(n, e))?;
+        let mut dst = wal.create_file(n, 0o600).map_err(|e| fs_failure(n, e))?;
+        safefs::Dir::chown_file(&dst, runas.uid, runas.gid).map_err(|e| fs_failure(n, e))?;
+        std::io::copy(&mut src.take(1 << 30), &mut dst)
+            .and_then(|_| dst.sync_all())
+            .map_err(|e| Failure::generic(format!("restoring {n}: {e}")))?;
+    }
+    wal.sync().map_err(|e| fs_failure(wal_path.display(), e))?;
+    log::warn!(
+        "put the {} diverged WAL segments kept in {} back in pg_wal before running pg_rewind again",
+        names.len(),
+        kept_path.display()
+    );
     Ok(())
 }
 
@@ -285,8 +338,16 @@ fn save_config(dir: &Path) -> Result<Saved, Failure> {
 /// Put this node's configuration files back in the data directory, as
 /// they were (one the copy brought that this node did not have is removed).
 fn restore_config(agent: &Agent, saved: &Saved) -> Result<(), Failure> {
+    write_config(agent, &agent.params.datadir, saved)
+}
+
+/// A copy of the configuration files in the kept WAL directory.
+fn keep_config(agent: &Agent, kept: &Path, saved: &Saved) -> Result<(), Failure> {
+    write_config(agent, kept, saved)
+}
+
+fn write_config(agent: &Agent, datadir: &Path, saved: &Saved) -> Result<(), Failure> {
     let runas = agent.runas()?;
-    let datadir = &agent.params.datadir;
     let d = safefs::Dir::open_owned_by(datadir, runas.uid)
         .map_err(|e| fs_failure(datadir.display(), e))?;
     for (name, content) in saved {
@@ -360,11 +421,28 @@ async fn run_long(
     }
 }
 
-async fn rewind_then_start(agent: &Agent, primary_conninfo: &str) -> ActionResult {
-    let (dir, name, _) = beside(agent)?;
+/// pg_rewind, then start. This node's configuration files are kept with
+/// the diverged WAL: a run cut short may already have replaced them with
+/// the primary's, and the next (`resumed`) takes them from there.
+async fn rewind_then_start(
+    agent: &Agent,
+    primary_conninfo: &str,
+    kept: Option<String>,
+    resumed: bool,
+) -> ActionResult {
+    let (dir, name, parent) = beside(agent)?;
     let p = &agent.params;
-    let saved = save_config(&p.datadir)?;
-    write_marker(&dir, &name, Pending::Rewind, None)?;
+    let saved = match (&kept, resumed) {
+        (Some(k), true) => save_config(&parent.join(k))?,
+        (_, _) => {
+            let saved = save_config(&p.datadir)?;
+            if let Some(k) = &kept {
+                keep_config(agent, &parent.join(k), &saved)?;
+            }
+            saved
+        }
+    };
+    write_marker(&dir, &name, Pending::Rewind, kept.as_deref())?;
     let (conninfo, password) = command_conninfo(primary_conninfo, &[("dbname", "postgres")]);
     let mut cmd = Cmd::new(p.bin("pg_rewind"))
         .args(["--target-pgdata", &p.datadir.display().to_string()])

@@ -2791,6 +2791,7 @@ fn assert_diverged_wal_kept(env: &TestEnv, r: &AgentRun) {
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.contains('.'))
         .collect();
     assert!(
         !segs.is_empty() && segs.iter().all(|s| s.len() == 24 && s.starts_with("00000001")),
@@ -2828,6 +2829,13 @@ pub fn rejoin_rewind_streams_again(v: u32) {
     assert!(r.log.contains("pg_rewind done"), "{}", r.describe());
     assert_rejoined(&env, &p, &s, &r);
     assert_diverged_wal_kept(&env, &r);
+    let kept = &beside(&env, "srv1.diverged-")[0];
+    assert!(
+        std::fs::read_to_string(kept.join("postgresql.conf"))
+            .unwrap()
+            .contains("application_name=srv1"),
+        "srv1's own configuration is kept with its WAL"
+    );
     assert!(beside(&env, "srv1.replaced-").is_empty(), "a rewind moves nothing aside");
 }
 
@@ -2934,10 +2942,19 @@ pub fn rejoin_rewind_cut_by_the_timeout_is_redone(v: u32) {
     let env = env_for!(v, "rejoin_rewind_timeout");
     let (p, s) = diverged_pair(&env, true);
     let pidfile = env.dir.join("sleeper.pid");
+    // What a pg_rewind cut short may leave: the target's WAL segments from
+    // the fork on removed (pg_rewind removes or replaces them, and leaves
+    // older ones), the configuration replaced by the primary's.
     let bindir = bindir_with(
         &env,
         "pg_rewind",
-        &format!("sleep 600 &\necho $! > {}\nwait", pidfile.display()),
+        &format!(
+            "for f in $(ls {d}.diverged-*/ | grep -v '[.]'); do rm {d}/pg_wal/$f || exit 3; done\n\
+             cp {src}/postgresql.conf {d}/postgresql.conf\nsleep 600 &\necho $! > {pf}\nwait",
+            d = p.pgdata.display(),
+            src = s.pgdata.display(),
+            pf = pidfile.display()
+        ),
     );
     let t0 = std::time::Instant::now();
     let r = rejoin_start(
@@ -2960,6 +2977,7 @@ pub fn rejoin_rewind_cut_by_the_timeout_is_redone(v: u32) {
     let r = rejoin_start(&env, &p, "rewind", &[]);
     r.expect(OCF_SUCCESS, "the next start redoes the rewind");
     assert!(r.log.contains("resuming"), "{}", r.describe());
+    assert!(r.log.contains("back in pg_wal"), "{}", r.describe());
     assert_rejoined(&env, &p, &s, &r);
     assert_eq!(beside(&env, "srv1.diverged-").len(), 1, "the WAL is kept once");
 }
