@@ -256,6 +256,53 @@ pub fn parse_marker(text: &str) -> Option<(Pending, Option<String>)> {
     }
 }
 
+/// Configuration files every data directory may hold: put back as they
+/// were (present or absent) after a copy from the primary.
+pub const CONFIG_FILES: [&str; 4] =
+    ["postgresql.conf", "postgresql.auto.conf", "pg_hba.conf", "pg_ident.conf"];
+
+/// Files at the top of a data directory that are PostgreSQL's state, not
+/// this node's configuration: the copy's own are the right ones.
+const STATE_FILES: [&str; 10] = [
+    "PG_VERSION",
+    "backup_label",
+    "backup_label.old",
+    "tablespace_map",
+    "tablespace_map.old",
+    "postmaster.pid",
+    "postmaster.opts",
+    "current_logfiles",
+    "standby.signal",
+    "recovery.signal",
+];
+
+/// At most this many node files are kept.
+pub const MAX_NODE_FILES: usize = 64;
+
+/// Which of the regular files at the top of a data directory (or of the
+/// directory they were kept in) are this node's own and must survive a copy
+/// from the primary: the configuration files, and any other file an
+/// operator put there (`local.conf` included by postgresql.conf,
+/// certificates), not PostgreSQL's state files nor WAL segments. Sorted,
+/// the CONFIG_FILES always in (absent ones are removed after the copy).
+pub fn node_files(regular: &[String]) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = CONFIG_FILES.iter().map(|s| s.to_string()).collect();
+    for n in regular {
+        let segment = n.len() == 24 && n.bytes().all(|b| b.is_ascii_hexdigit());
+        if !segment && !STATE_FILES.contains(&n.as_str()) && !n.contains('/') && !out.contains(n) {
+            out.push(n.clone());
+        }
+    }
+    if out.len() > MAX_NODE_FILES {
+        return Err(format!(
+            "{} files at the top of the data directory: more than the {MAX_NODE_FILES} the agent keeps across a copy",
+            out.len()
+        ));
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// UTC time as `YYYYmmddTHHMMSS`, from seconds since the epoch.
 pub fn stamp(unix: u64) -> String {
     let days = (unix / 86400) as i64;
@@ -623,6 +670,37 @@ mod tests {
         for bad in ["", "clone ../etc", "rebuild", "clone /x", "rewind ..", "rebuild x"] {
             assert_eq!(parse_marker(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn node_files_survive_a_copy() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            node_files(&v(&[
+                "PG_VERSION",
+                "local.conf",
+                "postgresql.conf",
+                "backup_label",
+                "server.key",
+                "standby.signal",
+                "000000010000000000000003",
+                "postmaster.pid"
+            ]))
+            .unwrap(),
+            v(&[
+                "local.conf",
+                "pg_hba.conf",
+                "pg_ident.conf",
+                "postgresql.auto.conf",
+                "postgresql.conf",
+                "server.key"
+            ])
+        );
+        assert_eq!(node_files(&[]).unwrap().len(), 4);
+        let many: Vec<String> = (0..60).map(|i| format!("f{i}")).collect();
+        assert_eq!(node_files(&many).unwrap().len(), MAX_NODE_FILES);
+        let many: Vec<String> = (0..61).map(|i| format!("f{i}")).collect();
+        assert!(node_files(&many).unwrap_err().contains("65 files"));
     }
 
     #[test]

@@ -17,14 +17,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Configuration files a copy from the primary would replace: this node's
-/// own are put back (application_name, listen addresses...).
-const CONFIG_FILES: [&str; 4] =
-    ["postgresql.conf", "postgresql.auto.conf", "pg_hba.conf", "pg_ident.conf"];
+/// Size cap of one of this node's files kept across a copy.
 const CONFIG_CAP: u64 = 4 << 20;
 const MARKER_CAP: u64 = 4096;
 
-type Saved = Vec<(&'static str, Option<Vec<u8>>)>;
+/// This node's own files (`rejoin_policy::node_files`), absent ones as None.
+type Saved = Vec<(String, Option<Vec<u8>>)>;
 
 fn fs_failure(what: impl std::fmt::Display, e: FsError) -> Failure {
     Failure::generic(format!("{what} {e}"))
@@ -325,12 +323,19 @@ fn restore_diverged_wal(agent: &Agent, kept_name: &str) -> Result<(), Failure> {
 /// This node's configuration files in `dir` (absent ones as None).
 fn save_config(dir: &Path) -> Result<Saved, Failure> {
     let d = safefs::Dir::open(dir).map_err(|e| fs_failure(dir.display(), e))?;
-    CONFIG_FILES
-        .iter()
-        .map(|f| match d.read(f, CONFIG_CAP) {
-            Ok(b) => Ok((*f, Some(b))),
-            Err(FsError::NotFound) => Ok((*f, None)),
-            Err(e) => Err(fs_failure(dir.join(f).display(), e)),
+    let regular: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| Failure::generic(format!("{}: {e}", dir.display())))?
+        .flatten()
+        .filter(|e| e.path().symlink_metadata().is_ok_and(|m| m.is_file()))
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .collect();
+    policy::node_files(&regular)
+        .map_err(Failure::generic)?
+        .into_iter()
+        .map(|f| match d.read(&f, CONFIG_CAP) {
+            Ok(b) => Ok((f, Some(b))),
+            Err(FsError::NotFound) => Ok((f, None)),
+            Err(e) => Err(fs_failure(dir.join(&f).display(), e)),
         })
         .collect()
 }

@@ -2702,8 +2702,14 @@ fn diverged_pair(env: &TestEnv, rewindable: bool) -> (Instance, Instance) {
         );
     }
     append(&p.conf(), if rewindable { "wal_log_hints = on\n" } else { "wal_log_hints = off\n" });
+    // A file of the node's own beside postgresql.conf (the cluster's
+    // local.conf): the copy from the primary must not replace it.
+    append(&p.conf(), "include_if_exists = 'local.conf'\n");
+    std::fs::write(p.pgdata.join("local.conf"), "cluster_name = 'srv1-local'\n").unwrap();
+    chown_pg(&p.pgdata.join("local.conf"));
     env.start(&p);
     let s = env.clone_standby(&p, "srv2");
+    std::fs::write(s.pgdata.join("local.conf"), "cluster_name = 'srv2-local'\n").unwrap();
     env.start(&s);
     env.wait_streaming(&p, &s);
     env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
@@ -2767,6 +2773,7 @@ fn assert_rejoined(env: &TestEnv, p: &Instance, s: &Instance, r: &AgentRun) {
     );
     env.wait_sql(p, "SELECT count(*) FROM t", "150");
     assert_eq!(env.sql_ok(p, "SELECT count(*) FROM pg_class WHERE relname = 'lost'"), "0");
+    assert_eq!(env.sql_ok(p, "SHOW cluster_name"), "srv1-local", "srv1's own local.conf");
     assert!(
         beside(env, "srv1.rejoin-in-progress").is_empty(),
         "the marker of the rejoin must be gone once done"
