@@ -115,6 +115,11 @@ pub async fn rejoin(agent: &Agent, settings: &Settings, d: Diverged) -> ActionRe
         Action::Refuse(why) => Err(Failure::generic(why)),
         Action::Start => Err(d.refusal()),
         Action::Rewind | Action::Clone => {
+            // A rebuild that cannot happen is refused before anything is
+            // written.
+            if action == Action::Clone {
+                clone_possible(agent)?;
+            }
             let kept = keep_diverged_wal(agent, &d, facts.segment_size)?;
             if action == Action::Rewind {
                 rewind_then_start(agent, &settings.primary_conninfo, kept, false).await
@@ -500,6 +505,26 @@ fn tree_size(path: &Path, until: Instant) -> Result<u64, String> {
     Ok(total)
 }
 
+/// Whether the data directory can be rebuilt with the old one kept aside:
+/// no tablespaces (their directories are in use by the old data), and room
+/// for a new copy on its filesystem.
+fn clone_possible(agent: &Agent) -> Result<(), Failure> {
+    let datadir = &agent.params.datadir;
+    let tblspc = std::fs::read_dir(datadir.join("pg_tblspc"))
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
+    if tblspc {
+        return Err(Failure::generic(
+            "a rebuild would need the tablespace directories, in use by the old data: rebuild by hand",
+        ));
+    }
+    let (dir, _, parent) = beside(agent)?;
+    let size = tree_size(datadir, Instant::now() + agent.time_left() / 10)
+        .map_err(|e| Failure::generic(format!("cannot tell the room a rebuild needs: {e}")))?;
+    let free = dir.free_bytes().map_err(|e| fs_failure(parent.display(), e))?;
+    policy::clone_room(free, size).map_err(Failure::generic)
+}
+
 /// Rebuild the data directory with pg_basebackup from the primary, the old
 /// one renamed aside (or already aside: `aside`, from the marker).
 async fn clone_then_start(
@@ -536,18 +561,7 @@ async fn clone_then_start(
         }
         a
     } else {
-        let tblspc = std::fs::read_dir(datadir.join("pg_tblspc"))
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(false);
-        if tblspc {
-            return Err(Failure::generic(
-                "a rebuild would need the tablespace directories, in use by the old data: rebuild by hand",
-            ));
-        }
-        let size = tree_size(datadir, Instant::now() + agent.time_left() / 10)
-            .map_err(|e| Failure::generic(format!("cannot tell the room a rebuild needs: {e}")))?;
-        let free = dir.free_bytes().map_err(|e| fs_failure(parent.display(), e))?;
-        policy::clone_room(free, size).map_err(Failure::generic)?;
+        clone_possible(agent)?;
         let a = policy::replaced_dir_name(&name, &now_stamp());
         write_marker(&dir, &name, Pending::Clone, Some(&a))?;
         dir.rename(&name, &a).map_err(|e| fs_failure(datadir.display(), e))?;

@@ -3155,3 +3155,45 @@ pub fn rejoin_validate_prerequisites(v: u32) {
     validate(&[policy("rewind"), ("OCF_RESKEY_pgdata", Some(&copy))])
         .expect(OCF_SUCCESS, "a rewind needs no room for a copy");
 }
+
+/// rewind-or-clone on a disk without room for a second copy (srv1's data
+/// on a tmpfs a little larger than it) and pg_rewind impossible: the start
+/// is refused with the reason before anything is written; the data
+/// directory is unchanged and nothing is set aside.
+pub fn rejoin_clone_refused_without_room(v: u32) {
+    let env = env_for!(v, "rejoin_no_room");
+    let (p, _s) = diverged_pair(&env, false);
+    let du = run_ok(
+        std::process::Command::new("du").args(["-sm"]).arg(&p.pgdata),
+        Duration::from_secs(30),
+        &env.dir,
+    );
+    let mb: u64 = du.stdout.split_whitespace().next().unwrap().parse().unwrap();
+    let small = env.dir.join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={}m,mode=0755", mb + 100), "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount a tmpfs");
+    let _umount = Mounted(small.clone());
+    let data = small.join("srv1");
+    run_ok(
+        std::process::Command::new("cp").arg("-a").arg(&p.pgdata).arg(&data),
+        Duration::from_secs(60),
+        &env.dir,
+    );
+    let before = snapshot(&data);
+    let pgdata = data.display().to_string();
+    let r = rejoin_start(&env, &p, "rewind-or-clone", &[("OCF_RESKEY_pgdata", Some(&pgdata))]);
+    r.expect(OCF_ERR_GENERIC, "a rebuild without room");
+    assert!(r.exit_reasons()[0].contains("not enough disk to rebuild"), "{}", r.describe());
+    assert_same_snapshot(&before, &snapshot(&data), "a rebuild without room");
+    let entries: Vec<String> = std::fs::read_dir(&small)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(entries, vec!["srv1".to_string()], "nothing set aside on the small disk");
+}

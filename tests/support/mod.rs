@@ -1298,6 +1298,7 @@ macro_rules! action_tests {
             rejoin_failed_rewind_then_clone,
             rejoin_clone_cut_by_the_timeout_is_redone,
             rejoin_validate_prerequisites,
+            rejoin_clone_refused_without_room,
         );
     };
     (@each $v:expr; $($case:ident),* $(,)?) => {
