@@ -153,11 +153,10 @@ pub async fn resume(agent: &Agent, pending: Pending, aside: Option<String>) -> A
             let p = &agent.params;
             // The configuration is in pgdata, or, when it is the data
             // directory, in the old one kept aside.
-            let confdir = match (&aside, p.pgdata == p.datadir) {
-                (Some(a), true) => {
-                    let (_, _, parent) = beside(agent)?;
-                    parent.join(a)
-                }
+            // (Not aside yet: the rename never happened, pgdata is intact.)
+            let (_, _, parent) = beside(agent)?;
+            let confdir = match &aside {
+                Some(a) if p.pgdata == p.datadir && parent.join(a).is_dir() => parent.join(a),
                 _ => p.pgdata.clone(),
             };
             (checks::setting_in(agent, &confdir, "primary_conninfo").await?, false)
@@ -173,14 +172,20 @@ pub async fn resume(agent: &Agent, pending: Pending, aside: Option<String>) -> A
     };
     match policy::decide(&f) {
         Action::Refuse(why) => Err(Failure::generic(why)),
-        Action::Rewind => {
+        Action::Rewind => match aside {
             // What the interrupted run may have removed from pg_wal.
-            let kept = aside.ok_or_else(|| {
-                Failure::generic("interrupted pg_rewind, and no kept WAL to redo it from: rebuild")
-            })?;
-            restore_diverged_wal(agent, &kept)?;
-            rewind_then_start(agent, &conninfo, Some(kept), true).await
-        }
+            Some(kept) => {
+                restore_diverged_wal(agent, &kept)?;
+                rewind_then_start(agent, &conninfo, Some(kept), true).await
+            }
+            None if f.policy.may_clone() => {
+                log::warn!("interrupted pg_rewind, and no kept WAL to redo it from: rebuilding");
+                clone_then_start(agent, &conninfo, None, None).await
+            }
+            None => Err(Failure::generic(
+                "interrupted pg_rewind, and no kept WAL to redo it from: rebuild by hand",
+            )),
+        },
         Action::Clone => clone_then_start(agent, &conninfo, None, aside).await,
         Action::Start => Err(Failure::generic("nothing to resume")),
     }
