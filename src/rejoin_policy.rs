@@ -303,6 +303,14 @@ pub fn node_files(regular: &[String]) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// The last common checkpoint pg_rewind (--dry-run too) names:
+/// `pg_rewind: rewinding from last common checkpoint at 0/2000060 on timeline 1`.
+pub fn parse_common_checkpoint(output: &str) -> Option<Lsn> {
+    const KEY: &str = "rewinding from last common checkpoint at ";
+    let i = output.find(KEY)?;
+    output[i + KEY.len()..].split_whitespace().next()?.parse().ok()
+}
+
 /// UTC time as `YYYYmmddTHHMMSS`, from seconds since the epoch.
 pub fn stamp(unix: u64) -> String {
     let days = (unix / 86400) as i64;
@@ -704,6 +712,16 @@ mod tests {
     }
 
     #[test]
+    fn common_checkpoint_from_pg_rewind() {
+        let out = "pg_rewind: servers diverged at WAL location 0/3019918 on timeline 1\n\
+                   pg_rewind: rewinding from last common checkpoint at 0/2000060 on timeline 1\n\
+                   pg_rewind: Done!\n";
+        assert_eq!(parse_common_checkpoint(out), Some("0/2000060".parse().unwrap()));
+        assert_eq!(parse_common_checkpoint("pg_rewind: no rewind required"), None);
+        assert_eq!(parse_common_checkpoint("rewinding from last common checkpoint at x"), None);
+    }
+
+    #[test]
     fn controldata_prerequisites() {
         let text = "wal_log_hints setting:                off\nData page checksum version:           1\nBytes per WAL segment:                16777216\n";
         assert_eq!(
@@ -726,6 +744,7 @@ mod tests {
             let _ = parse_controldata(&s);
             let _ = parse_marker(&s);
             let _ = Policy::parse(&s);
+            let _ = parse_common_checkpoint(&s);
         }
     }
 }

@@ -8,6 +8,8 @@
 use crate::actions::rejoin::{self, Diverged};
 use crate::actions::{checks, lifecycle};
 use crate::agent::{ActionResult, Agent, Failure};
+use crate::controlfile::DbState;
+use crate::lsn::Lsn;
 use crate::process::{Cmd, CmdError};
 use crate::rejoin_policy::{self as policy, Action, Facts, Pending, Policy, Primary};
 use crate::safefs::{self, FsError};
@@ -120,7 +122,30 @@ pub async fn rejoin(agent: &Agent, settings: &Settings, d: Diverged) -> ActionRe
             if action == Action::Clone {
                 clone_possible(agent)?;
             }
-            let kept = keep_diverged_wal(agent, &d, facts.segment_size)?;
+            // pg_rewind would finish a crash recovery first, writing
+            // checkpoints into the WAL after what was kept: a kept copy put
+            // back later would then lose the record the control file names.
+            let d = finish_crash_recovery(agent, d).await?;
+            // A pg_rewind cut short may have rewritten any WAL segment from
+            // the last common checkpoint on: keep them all, from there.
+            let (action, from) = if action == Action::Rewind {
+                match rewind_dry_run(agent, &settings.primary_conninfo).await {
+                    Ok(checkpoint) => (Action::Rewind, checkpoint.min(d.switchpoint)),
+                    Err(why) => {
+                        log::error!("pg_rewind cannot run: {why}");
+                        match policy::after_failed_rewind(policy, &why) {
+                            Action::Refuse(r) => return Err(Failure::generic(r)),
+                            a => {
+                                clone_possible(agent)?;
+                                (a, d.switchpoint)
+                            }
+                        }
+                    }
+                }
+            } else {
+                (action, d.switchpoint)
+            };
+            let kept = keep_diverged_wal(agent, &d, from, facts.segment_size)?;
             if action == Action::Rewind {
                 rewind_then_start(agent, &settings.primary_conninfo, kept, false).await
             } else {
@@ -131,6 +156,39 @@ pub async fn rejoin(agent: &Agent, settings: &Settings, d: Diverged) -> ActionRe
             }
         }
     }
+}
+
+/// A former primary that crashed: its crash recovery finished the way
+/// pg_rewind does it (postgres in single-user mode, which replays, writes
+/// its checkpoints and stops: no connection, no new timeline), so that its
+/// WAL does not change any more. `d.own_last` then covers those records.
+async fn finish_crash_recovery(agent: &Agent, d: Diverged) -> Result<Diverged, Failure> {
+    let c = crate::instance::control_data(agent).await?;
+    if matches!(c.state, DbState::ShutDown | DbState::ShutDownInRecovery) {
+        return Ok(d);
+    }
+    let p = &agent.params;
+    let words = validate::check_start_opts(p)?;
+    let cmd = Cmd::new(p.bin("postgres"))
+        .args(["--single", "-F", "-D"])
+        .arg(p.pgdata.display().to_string())
+        .args(checks::config_file_opts(agent, &words))
+        .arg("template1")
+        .run_as(agent.runas()?);
+    log::info!("finishing the crash recovery of this former primary: {}", cmd.display());
+    let out = cmd
+        .run(Instant::now() + agent.time_left() / 3)
+        .await
+        .map_err(|e| Failure::generic(format!("crash recovery before pg_rewind: {e}")))?;
+    let c = crate::instance::control_data(agent).await?;
+    if !out.success() || c.state != DbState::ShutDown {
+        return Err(Failure::generic(format!(
+            "crash recovery before pg_rewind failed (control file: \"{}\"): {}",
+            c.state.as_str(),
+            out.message()
+        )));
+    }
+    Ok(Diverged { own_last: d.own_last.max(c.checkpoint), ..d })
 }
 
 /// Redo what an earlier start could not finish.
@@ -236,6 +294,7 @@ fn reserve(agent: &Agent) -> Duration {
 fn keep_diverged_wal(
     agent: &Agent,
     d: &Diverged,
+    from: Lsn,
     seg_size: u64,
 ) -> Result<Option<String>, Failure> {
     let runas = agent.runas()?;
@@ -247,8 +306,7 @@ fn keep_diverged_wal(
         .flatten()
         .filter_map(|e| e.file_name().to_str().map(str::to_string))
         .collect();
-    let segments =
-        policy::diverged_segments(&names, d.timeline, d.switchpoint, d.own_last, seg_size);
+    let segments = policy::diverged_segments(&names, d.timeline, from, d.own_last, seg_size);
     if segments.is_empty() {
         log::warn!(
             "no WAL segment of timeline {} after {} in {}: nothing to keep",
@@ -284,9 +342,9 @@ fn keep_diverged_wal(
     }
     kept.sync().and_then(|_| dir.sync()).map_err(|e| fs_failure(kept_path.display(), e))?;
     log::warn!(
-        "the WAL this former primary wrote after the fork (timeline {} from {} to {}) is kept in {} ({} segments): read it with pg_waldump",
-        d.timeline,
+        "the WAL this former primary wrote after the fork at {} (timeline {} from {from} to {}) is kept in {} ({} segments): read it with pg_waldump",
         d.switchpoint,
+        d.timeline,
         d.own_last,
         kept_path.display(),
         segments.len()
@@ -411,12 +469,22 @@ async fn run_long(
     cmd: Cmd<'_>,
     password: Option<String>,
     what: &str,
-) -> Result<(), RunError> {
+) -> Result<String, RunError> {
+    let budget = agent.time_left().saturating_sub(reserve(agent));
+    run_within(cmd, password, what, budget).await
+}
+
+/// The same within `budget`; its output (stderr, then stdout).
+async fn run_within(
+    cmd: Cmd<'_>,
+    password: Option<String>,
+    what: &str,
+    budget: Duration,
+) -> Result<String, RunError> {
     let cmd = match password {
         Some(pw) => cmd.env("PGPASSWORD", pw),
         None => cmd,
     };
-    let budget = agent.time_left().saturating_sub(reserve(agent));
     log::info!("running {} (at most {} s)", cmd.display(), budget.as_secs());
     let t0 = Instant::now();
     match cmd.run(Instant::now() + budget).await {
@@ -425,7 +493,7 @@ async fn run_long(
             for l in o.stderr.lines().chain(o.stdout.lines()).filter(|l| !l.trim().is_empty()) {
                 log::debug!("{what}: {l}");
             }
-            Ok(())
+            Ok(format!("{}\n{}", o.stderr, o.stdout))
         }
         Ok(o) => Err(RunError::Failed(o.message())),
         Err(CmdError::TimedOut(_)) => Err(RunError::TimedOut(format!(
@@ -458,17 +526,9 @@ async fn rewind_then_start(
         }
     };
     write_marker(&dir, &name, Pending::Rewind, kept.as_deref())?;
-    let (conninfo, password) = command_conninfo(primary_conninfo, &[("dbname", "postgres")]);
-    let mut cmd = Cmd::new(p.bin("pg_rewind"))
-        .args(["--target-pgdata", &p.datadir.display().to_string()])
-        .args(["--source-server", &conninfo])
-        .run_as(agent.runas()?);
-    if p.pgdata != p.datadir && major(agent) >= 15 {
-        // Crash recovery of the target runs postgres: its configuration.
-        cmd = cmd.args(["--config-file", &p.pgdata.join("postgresql.conf").display().to_string()]);
-    }
+    let (cmd, password) = pg_rewind_cmd(agent, primary_conninfo, false)?;
     match run_long(agent, cmd, password, "pg_rewind").await {
-        Ok(()) => {}
+        Ok(_) => {}
         Err(RunError::TimedOut(why)) => return Err(Failure::generic(why)),
         Err(RunError::Failed(why)) => {
             log::error!("pg_rewind failed: {why}");
@@ -486,6 +546,42 @@ async fn rewind_then_start(
     remove_marker(&dir, &name)?;
     log::warn!("pg_rewind done: starting as a standby of the primary");
     lifecycle::start_standby(agent).await
+}
+
+/// pg_rewind from the primary behind `primary_conninfo`, as system_user.
+fn pg_rewind_cmd<'a>(
+    agent: &'a Agent,
+    primary_conninfo: &str,
+    dry_run: bool,
+) -> Result<(Cmd<'a>, Option<String>), Failure> {
+    let p = &agent.params;
+    let (conninfo, password) = command_conninfo(primary_conninfo, &[("dbname", "postgres")]);
+    let mut cmd = Cmd::new(p.bin("pg_rewind"))
+        .args(["--target-pgdata", &p.datadir.display().to_string()])
+        .args(["--source-server", &conninfo])
+        .run_as(agent.runas()?);
+    if p.pgdata != p.datadir && major(agent) >= 15 {
+        // Crash recovery of the target runs postgres: its configuration.
+        cmd = cmd.args(["--config-file", &p.pgdata.join("postgresql.conf").display().to_string()]);
+    }
+    if dry_run {
+        cmd = cmd.arg("--dry-run");
+    }
+    Ok((cmd, password))
+}
+
+/// pg_rewind --dry-run: whether pg_rewind can run (source reachable, rights,
+/// prerequisites), and the last checkpoint before the fork, from which a
+/// second run would read this instance's WAL again.
+async fn rewind_dry_run(agent: &Agent, primary_conninfo: &str) -> Result<Lsn, String> {
+    let (cmd, password) = pg_rewind_cmd(agent, primary_conninfo, true).map_err(|f| f.reason)?;
+    let budget = agent.time_left() / 4;
+    match run_within(cmd, password, "pg_rewind --dry-run", budget).await {
+        Ok(out) => policy::parse_common_checkpoint(&out).ok_or_else(|| {
+            format!("pg_rewind --dry-run did not name the last common checkpoint: {}", out.trim())
+        }),
+        Err(RunError::TimedOut(why) | RunError::Failed(why)) => Err(why),
+    }
 }
 
 /// Bytes of the regular files under `path` (links not followed), read
@@ -584,7 +680,7 @@ async fn clone_then_start(
         .args(["-D", &datadir.display().to_string(), "-X", "stream", "-c", "fast", "-d", &conninfo])
         .run_as(runas);
     match run_long(agent, cmd, password, "pg_basebackup").await {
-        Ok(()) => {}
+        Ok(_) => {}
         Err(RunError::TimedOut(why)) => return Err(Failure::generic(why)),
         Err(RunError::Failed(why)) => {
             return Err(Failure::generic(format!(

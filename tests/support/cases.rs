@@ -2931,6 +2931,14 @@ fn bindir_with(env: &TestEnv, tool: &str, body: &str) -> String {
     bin.display().to_string()
 }
 
+/// For a pg_rewind stand-in: the agent's `--dry-run` goes to the real one.
+fn dry_run_passthrough(env: &TestEnv) -> String {
+    format!(
+        "case \" $* \" in *\" --dry-run \"*) exec {} \"$@\";; esac",
+        env.pg.bin("pg_rewind").display()
+    )
+}
+
 fn assert_gone(pidfile: &std::path::Path) {
     let pid = std::fs::read_to_string(pidfile).expect("the stand-in ran").trim().to_string();
     // SIGKILL is sent to the group before the agent returns; the kernel
@@ -2959,8 +2967,10 @@ pub fn rejoin_rewind_cut_by_the_timeout_is_redone(v: u32) {
         &env,
         "pg_rewind",
         &format!(
-            "for f in $(ls {d}.diverged-*/ | grep -v '[.]'); do rm {d}/pg_wal/$f || exit 3; done\n\
+            "{passthrough}\n\
+             for f in $(ls {d}.diverged-*/ | grep -v '[.]'); do rm {d}/pg_wal/$f || exit 3; done\n\
              cp {src}/postgresql.conf {d}/postgresql.conf\nsleep 600 &\necho $! > {pf}\nwait",
+            passthrough = dry_run_passthrough(&env),
             d = p.pgdata.display(),
             src = s.pgdata.display(),
             pf = pidfile.display()
@@ -3199,4 +3209,57 @@ pub fn rejoin_clone_refused_without_room(v: u32) {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(entries, vec!["srv1".to_string()], "nothing set aside on the small disk");
+}
+
+/// A real pg_rewind killed in the middle of its copy (a wrapper kills it
+/// with SIGKILL once it has started rewinding, while it copies a 200 MB
+/// table the new primary created): the start fails with pg_rewind's
+/// failure, the next start puts the kept WAL back and runs pg_rewind again,
+/// and srv1 then holds exactly srv2's data (table sums compared).
+pub fn rejoin_rewind_killed_mid_copy_is_redone(v: u32) {
+    let env = env_for!(v, "rejoin_rewind_killed");
+    let (p, s) = diverged_pair(&env, true);
+    env.sql_ok(
+        &s,
+        "CREATE TABLE big AS SELECT g, repeat(md5(g::text), 6) AS t FROM generate_series(1, 800000) g",
+    );
+    env.sql_ok(&s, "CHECKPOINT");
+    let errf = env.dir.join("pg_rewind.err");
+    let flag = env.dir.join("pg_rewind.killed");
+    let bindir = bindir_with(
+        &env,
+        "pg_rewind",
+        &format!(
+            "{passthrough}\n{real} \"$@\" 2> {errf} &\npid=$!\n\
+             for i in $(seq 1 400); do grep -q 'rewinding from last common checkpoint' {errf} && break; sleep 0.05; done\n\
+             sleep 0.3\nif kill -9 $pid 2>/dev/null; then echo killed > {flag}; fi\nwait $pid\n\
+             cat {errf} >&2\nexit 1",
+            passthrough = dry_run_passthrough(&env),
+            real = env.pg.bin("pg_rewind").display(),
+            errf = errf.display(),
+            flag = flag.display()
+        ),
+    );
+    let r = rejoin_start(&env, &p, "rewind", &[("OCF_RESKEY_bindir", Some(&bindir))]);
+    r.expect(OCF_ERR_GENERIC, "a pg_rewind killed in the middle");
+    assert!(r.exit_reasons()[0].contains("pg_rewind failed"), "{}", r.describe());
+    assert!(
+        flag.exists(),
+        "pg_rewind finished before the wrapper could kill it: the case proves nothing\n{}",
+        std::fs::read_to_string(&errf).unwrap_or_default()
+    );
+    reap_orphans();
+    let r = rejoin_start(&env, &p, "rewind", &[]);
+    r.expect(OCF_SUCCESS, "the next start redoes the rewind");
+    assert!(r.log.contains("back in pg_wal"), "{}", r.describe());
+    assert_rejoined(&env, &p, &s, &r);
+    let lsn = env.sql_ok(&s, "SELECT pg_current_wal_lsn()");
+    env.wait_sql(&p, &format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'"), "t");
+    for q in [
+        "SELECT count(*), sum(hashtext(t)) FROM big",
+        "SELECT count(*), sum(i) FROM t",
+        "SELECT count(*) FROM pg_class",
+    ] {
+        assert_eq!(env.sql_ok(&p, q), env.sql_ok(&s, q), "{q} differs between srv1 and srv2");
+    }
 }

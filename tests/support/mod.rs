@@ -1299,6 +1299,7 @@ macro_rules! action_tests {
             rejoin_clone_cut_by_the_timeout_is_redone,
             rejoin_validate_prerequisites,
             rejoin_clone_refused_without_room,
+            rejoin_rewind_killed_mid_copy_is_redone,
         );
     };
     (@each $v:expr; $($case:ident),* $(,)?) => {
