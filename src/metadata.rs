@@ -103,7 +103,8 @@ primary's timeline history against this instance's last WAL record) and then, pe
 \\fBrejoin_policy\\fR:\n\
 .TP\n.B manual\nthe start fails; the exit reason asks for pg_rewind. Nothing is changed.\n\
 .TP\n.B rewind\nonly when the CIB shows another node promoted and it answers through \
-primary_conninfo: the WAL segments from the fork point on are copied to \
+primary_conninfo, and pg_rewind \\-\\-dry\\-run succeeds: the WAL segments from the last \
+checkpoint before the fork on are copied to \
 \\fI<datadir>.diverged\\-<YYYYmmddTHHMMSS>\\-tl<timeline>\\fR beside the data directory, with \
 this node's own top-level files (postgresql.conf, local.conf...); pg_rewind runs as system_user \
 from primary_conninfo (dbname=postgres); this node's files are put back; it starts as a standby. \
