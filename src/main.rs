@@ -23,6 +23,7 @@ mod params;
 mod pg;
 mod process;
 mod procfs;
+mod rejoin_policy;
 mod role;
 mod safefs;
 mod scores;
@@ -288,7 +289,7 @@ fn run(action: Option<Action>, env: HashMap<String, String>) -> OcfExit {
         Ok(p) => (p, None),
         Err(e) if action == Action::Stop => {
             let mut lenient = env.clone();
-            for unused in ["OCF_RESKEY_maxlag", "OCF_RESKEY_pgport"] {
+            for unused in ["OCF_RESKEY_maxlag", "OCF_RESKEY_pgport", "OCF_RESKEY_rejoin_policy"] {
                 lenient.remove(unused);
             }
             match params::Params::from_env(&lenient) {

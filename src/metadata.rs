@@ -97,6 +97,33 @@ fn roff_escape(s: &str) -> String {
     if s.starts_with('.') || s.starts_with('\'') { format!("\\&{s}") } else { s }
 }
 
+/// What rejoin_policy does, for the manual page.
+const REJOIN_SECTION: &str = ".SH FORMER PRIMARIES (rejoin_policy)\n\
+A primary lost in a failover may have committed transactions no standby received: its WAL \
+forked from the new primary's history. At its next start the agent proves it (the new \
+primary's timeline history against this instance's last WAL record) and then, per \
+\\fBrejoin_policy\\fR:\n\
+.TP\n.B manual\nthe start fails; the exit reason asks for pg_rewind. Nothing is changed.\n\
+.TP\n.B rewind\nonly when the CIB shows another node promoted and it answers through \
+primary_conninfo, and pg_rewind \\-\\-dry\\-run succeeds: the WAL segments from the last \
+checkpoint before the fork on are copied to \
+\\fI<datadir>.diverged\\-<YYYYmmddTHHMMSS>\\-tl<timeline>\\fR beside the data directory, with \
+this node's own top-level files (postgresql.conf, local.conf...); pg_rewind runs as system_user \
+from primary_conninfo (dbname=postgres); this node's files are put back; it starts as a standby. \
+Needs wal_log_hints=on or data checksums, and a primary_conninfo user that is superuser or has \
+EXECUTE on pg_ls_dir(text,boolean,boolean), pg_stat_file(text,boolean), pg_read_binary_file(text) \
+and pg_read_binary_file(text,bigint,bigint,boolean).\n\
+.TP\n.B rewind\\-or\\-clone\nthe same; when pg_rewind is impossible or fails, pg_basebackup \
+rebuilds the data directory, the old one renamed to \\fI<datadir>.replaced\\-<YYYYmmddTHHMMSS>\\fR \
+(refused when the disk has no room for both).\n\
+.PP\nWhat is lost: the transactions the old primary committed after the fork, which no client \
+should have been told were durable with synchronous replication. They stay readable with \
+\\fBpg_waldump \\-\\-path\\fR \\fI<datadir>.diverged\\-...\\fR; remove these directories once \
+read. Both run within the start timeout (raise it to what a copy of the database takes); a \
+run cut short leaves \\fI<datadir>.rejoin\\-in\\-progress\\fR and the next start redoes it \
+(for pg_rewind, the kept WAL is put back first). validate\\-all checks the binaries (5), \
+wal_log_hints or checksums, the user's rights and the room for a rebuild (2).\n";
+
 /// The manual page, in man(7) roff.
 pub fn man_page() -> String {
     let mut m = String::new();
@@ -132,6 +159,7 @@ pub fn man_page() -> String {
         m.push_str(&format!(". Default timeout: {} s.", a.advertised()[0].timeout));
         m.push('\n');
     }
+    m.push_str(REJOIN_SECTION);
     m.push_str(".SH EXIT STATUS\nOCF codes: 0 success or running standby, 1 generic error, 2 invalid arguments, \
 3 unimplemented action, 4 insufficient privileges, 5 not installed, 6 not configured, 7 not running, \
 8 running as primary, 9 failed primary. Every failure prints one \\fBocf\\-exit\\-reason:\\fR line on \
@@ -197,6 +225,7 @@ mod tests {
         }
         assert!(man.contains("/usr/lib/postgresql/15/bin"));
         assert!(man.starts_with(".TH OCF_RUST_PGSQLMS 7"));
+        assert!(man.contains("FORMER PRIMARIES (rejoin_policy)") && man.contains("diverged"));
     }
 
     #[test]

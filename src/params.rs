@@ -100,6 +100,14 @@ pub const PARAMS: &[ParamSpec] = &[
         longdesc: "Used only when synchronous_standby_names is set on the primary. safe: a standby is promoted only when the surviving standbys provably hold every commit the primary acknowledged (enough members of synchronous_standby_names survive); otherwise the promotion is refused, and its reason names the standbys to bring back. available: the most advanced surviving standby is promoted anyway, with a warning saying which acknowledged commits may be lost.",
     },
     ParamSpec {
+        name: "rejoin_policy",
+        content_type: "string",
+        default: Some(crate::rejoin_policy::DEFAULT),
+        unique: false,
+        shortdesc: "What a former primary whose WAL diverged does at start: manual, rewind or rewind-or-clone",
+        longdesc: "Used only when a start finds that this instance last ran as a primary and its WAL provably forked from the history of the primary the CIB shows on another node (a failover lost its last transactions). manual: refuse the start, the reason asks for pg_rewind (PAF's behaviour). rewind: when that primary answers through primary_conninfo, copy the WAL segments that will be discarded (from the last checkpoint before the fork on) to <datadir>.diverged-<YYYYmmddTHHMMSS>-tl<timeline> beside the data directory (readable with pg_waldump), run pg_rewind from it as system_user, then start as a standby; needs wal_log_hints=on or data checksums, and a primary_conninfo user allowed to run pg_rewind (superuser, or the grants of the pg_rewind manual). rewind-or-clone: the same, and when pg_rewind is impossible or fails, rebuild with pg_basebackup, the old data directory renamed to <datadir>.replaced-<YYYYmmddTHHMMSS> (refused when the disk has no room for both). The transactions the old primary committed after the fork are lost from the cluster either way; they stay readable in the kept WAL. Both run within the start timeout: raise it to what a pg_rewind or a full copy takes; an operation cut by the timeout is redone at the next start. This node's own files at the top of the data directory (postgresql.conf, postgresql.auto.conf, pg_hba.conf, pg_ident.conf, an included local.conf, certificates; not PostgreSQL's state files) are put back after the copy; files in its subdirectories come from the primary.",
+    },
+    ParamSpec {
         name: "recovery_template",
         content_type: "string",
         default: None,
@@ -146,6 +154,7 @@ pub struct Params {
     pub maxlag: u64,
     pub start_opts: String,
     pub sync_failover: crate::syncrep::Failover,
+    pub rejoin_policy: crate::rejoin_policy::Policy,
     /// Set only when the operator gave the PAF-only parameter: refused.
     pub recovery_template: Option<String>,
     /// Keep a physical slot per other cluster node (`slots`).
@@ -209,6 +218,10 @@ impl Params {
                 ))
             })?,
         };
+        let rejoin_policy = crate::rejoin_policy::Policy::parse(
+            reskey(env, "rejoin_policy").unwrap_or(crate::rejoin_policy::DEFAULT),
+        )
+        .map_err(ParamError)?;
         Ok(Params {
             system_user: reskey(env, "system_user").unwrap_or(DEFAULT_SYSTEM_USER).to_string(),
             bindir: PathBuf::from(reskey(env, "bindir").unwrap_or(DEFAULT_BINDIR)),
@@ -219,6 +232,7 @@ impl Params {
             maxlag,
             start_opts: reskey(env, "start_opts").unwrap_or("").to_string(),
             sync_failover,
+            rejoin_policy,
             recovery_template: reskey(env, "recovery_template").map(str::to_string),
             replication_slots,
             replication_slots_grace,
@@ -259,6 +273,7 @@ mod tests {
         assert_eq!(p.sync_failover, crate::syncrep::Failover::Safe);
         assert!(!p.replication_slots);
         assert_eq!(p.replication_slots_grace, 600);
+        assert_eq!(p.rejoin_policy, crate::rejoin_policy::Policy::Manual);
     }
 
     #[test]
@@ -277,6 +292,17 @@ mod tests {
         assert_eq!(g(" 30 ").unwrap().replication_slots_grace, 30);
         assert!(g("-1").unwrap_err().0.contains("replication_slots_grace"));
         assert!(g("1h").is_err());
+    }
+
+    #[test]
+    fn rejoin_policy_takes_three_values() {
+        use crate::rejoin_policy::Policy;
+        let f = |v: &str| Params::from_env(&env(&[("rejoin_policy", v)])).map(|p| p.rejoin_policy);
+        assert_eq!(f("manual"), Ok(Policy::Manual));
+        assert_eq!(f("rewind"), Ok(Policy::Rewind));
+        assert_eq!(f("rewind-or-clone"), Ok(Policy::RewindOrClone));
+        let e = f("clone").unwrap_err();
+        assert!(e.0.contains("rejoin_policy") && e.0.contains("clone"), "{e}");
     }
 
     #[test]
@@ -337,6 +363,7 @@ mod tests {
             "start_opts",
             "maxlag",
             "sync_failover",
+            "rejoin_policy",
             "recovery_template",
             "replication_slots",
             "replication_slots_grace",

@@ -24,25 +24,34 @@ use std::path::{Component, Path};
 /// all under 8 kB).
 pub const SMALL: u64 = 64 * 1024;
 
-/// Why a file of the data directory was not read or written. The text
-/// follows the file's name in a reason ("<path> is a FIFO, ...").
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FsError {
-    #[error("does not exist")]
     NotFound,
     /// A link, a FIFO, a device, a directory where a file was expected.
-    #[error("is a {0}, not a regular file: refused")]
     NotRegular(&'static str),
-    #[error("is {0} bytes, larger than expected: refused")]
     TooLarge(u64),
     /// Not owned by the owner of its directory.
-    #[error("is owned by uid {0}, not by its directory's owner: refused")]
     Owner(u32),
     /// A directory not owned by the user files are created for.
-    #[error("is a directory owned by uid {0}, not by the system user: refused")]
     DirOwner(u32),
-    #[error("{0}")]
     Io(String),
+}
+
+impl std::fmt::Display for FsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FsError::NotFound => write!(f, "does not exist"),
+            FsError::NotRegular(kind) => write!(f, "is a {kind}, not a regular file: refused"),
+            FsError::TooLarge(n) => write!(f, "is {n} bytes, larger than expected: refused"),
+            FsError::Owner(uid) => {
+                write!(f, "is owned by uid {uid}, not by its directory's owner: refused")
+            }
+            FsError::DirOwner(uid) => {
+                write!(f, "is a directory owned by uid {uid}, not by the system user: refused")
+            }
+            FsError::Io(e) => write!(f, "{e}"),
+        }
+    }
 }
 
 fn from_errno(e: Errno) -> FsError {
@@ -149,9 +158,19 @@ impl Dir {
         }
     }
 
-    /// The regular file `rel`, opened for reading, and its size.
-    fn open_regular(&self, rel: &Path) -> Result<(std::fs::File, u64), FsError> {
-        let (dir, name) = self.descend(rel)?;
+    /// The content of the regular file `rel`, at most `cap` bytes.
+    pub fn read(&self, rel: impl AsRef<Path>, cap: u64) -> Result<Vec<u8>, FsError> {
+        self.read_owned(rel, cap, self.uid)
+    }
+
+    /// The regular file `rel` (owned by the directory's owner), open for
+    /// reading, and its size, at most `cap` bytes.
+    pub fn open_file(
+        &self,
+        rel: impl AsRef<Path>,
+        cap: u64,
+    ) -> Result<(std::fs::File, u64), FsError> {
+        let (dir, name) = self.descend(rel.as_ref())?;
         let fd = openat(
             &dir.fd,
             name.as_str(),
@@ -166,25 +185,115 @@ impl Dir {
         if st.st_uid != self.uid {
             return Err(FsError::Owner(st.st_uid));
         }
+        if st.st_size as u64 > cap {
+            return Err(FsError::TooLarge(st.st_size as u64));
+        }
         Ok((std::fs::File::from(fd), st.st_size as u64))
     }
 
     /// The first `n` bytes of the regular file `rel` (fewer if it is shorter).
     pub fn head(&self, rel: impl AsRef<Path>, n: u64) -> Result<Vec<u8>, FsError> {
-        let (f, _) = self.open_regular(rel.as_ref())?;
+        let (f, _) = self.open_file(rel, u64::MAX)?;
         let mut buf = Vec::new();
         f.take(n).read_to_end(&mut buf).map_err(|e| FsError::Io(e.to_string()))?;
         Ok(buf)
     }
 
-    /// The content of the regular file `rel`, at most `cap` bytes.
-    pub fn read(&self, rel: impl AsRef<Path>, cap: u64) -> Result<Vec<u8>, FsError> {
-        let (f, size) = self.open_regular(rel.as_ref())?;
-        if size > cap {
-            return Err(FsError::TooLarge(size));
+    /// Create the new regular file `name` here (never through a link, never
+    /// over an existing name), with `mode` whatever the umask.
+    pub fn create_file(&self, name: &str, mode: u32) -> Result<std::fs::File, FsError> {
+        let (dir, name) = self.descend(Path::new(name))?;
+        let fd = openat(
+            &dir.fd,
+            name.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(mode),
+        )
+        .map_err(from_errno)?;
+        nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(mode)).map_err(from_errno)?;
+        Ok(std::fs::File::from(fd))
+    }
+
+    /// Create the new directory `name` here (mode 0700), given to uid:gid,
+    /// and open it. An existing name (a link included) is an error.
+    pub fn create_dir(&self, name: &str, uid: Uid, gid: Gid) -> Result<Dir, FsError> {
+        if name.contains('/') || name.is_empty() || name == "." || name == ".." {
+            return Err(FsError::Io(format!("{name} is not a plain name")));
         }
-        let mut buf = Vec::with_capacity(size as usize);
-        f.take(cap + 1).read_to_end(&mut buf).map_err(|e| FsError::Io(e.to_string()))?;
+        nix::sys::stat::mkdirat(&self.fd, name, Mode::from_bits_truncate(0o700)).map_err(|e| {
+            match e {
+                Errno::EEXIST => FsError::Io(format!("{name} exists already")),
+                e => from_errno(e),
+            }
+        })?;
+        let fd = openat(
+            &self.fd,
+            name,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(from_errno)?;
+        nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o700)).map_err(from_errno)?;
+        fchown(&fd, Some(uid), Some(gid)).map_err(from_errno)?;
+        Ok(Dir { fd, uid: uid.as_raw() })
+    }
+
+    /// Give the file open as `f` to uid:gid (by descriptor, never by path).
+    pub fn chown_file(f: &std::fs::File, uid: Uid, gid: Gid) -> Result<(), FsError> {
+        fchown(f, Some(uid), Some(gid)).map_err(from_errno)
+    }
+
+    /// Rename `from` to `to`, both names in this directory; `to` must not
+    /// exist (a directory rename never replaces a non-empty one, and a file
+    /// name is checked first).
+    pub fn rename(&self, from: &str, to: &str) -> Result<(), FsError> {
+        if self.exists(to)? {
+            return Err(FsError::Io(format!("{to} exists already")));
+        }
+        nix::fcntl::renameat(&self.fd, from, &self.fd, to).map_err(from_errno)
+    }
+
+    /// Free bytes for unprivileged users on this directory's filesystem.
+    pub fn free_bytes(&self) -> Result<u64, FsError> {
+        let st = nix::sys::statvfs::fstatvfs(&self.fd).map_err(from_errno)?;
+        Ok((st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64))
+    }
+
+    /// fsync of the directory (its new entries).
+    pub fn sync(&self) -> Result<(), FsError> {
+        nix::unistd::fsync(&self.fd).map_err(from_errno)
+    }
+
+    /// Same as `read`, with the owner the file must have.
+    pub fn read_owned(
+        &self,
+        rel: impl AsRef<Path>,
+        cap: u64,
+        owner: u32,
+    ) -> Result<Vec<u8>, FsError> {
+        let (dir, name) = self.descend(rel.as_ref())?;
+        let fd = openat(
+            &dir.fd,
+            name.as_str(),
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(from_errno)?;
+        let st = fstat(&fd).map_err(from_errno)?;
+        if kind(&st) != "regular file" {
+            return Err(FsError::NotRegular(kind(&st)));
+        }
+        if st.st_uid != owner {
+            return Err(FsError::Owner(st.st_uid));
+        }
+        if st.st_size as u64 > cap {
+            return Err(FsError::TooLarge(st.st_size as u64));
+        }
+        let mut buf = Vec::with_capacity(st.st_size as usize);
+        std::fs::File::from(fd)
+            .take(cap + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| FsError::Io(e.to_string()))?;
         if buf.len() as u64 > cap {
             return Err(FsError::TooLarge(buf.len() as u64));
         }

@@ -185,6 +185,21 @@ fn s51_five_any2_survivors_too_few() {
     opt_in("s51_five_any2_survivors_too_few", "five_any2_survivors_too_few");
 }
 
+// rejoin_policy (src/rejoin_policy.rs, src/actions/rewind.rs): the isolated
+// primary, which committed locally what nobody else got, comes back and
+// rejoins by itself. Opt-in until they have passed on the cluster (see
+// `opt_in`): tests/cluster/run-scenarios.sh s60_ s61_.
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s60_rejoin_rewind() {
+    opt_in("s60_rejoin_rewind", "rejoin_rewind");
+}
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s61_rejoin_clone() {
+    opt_in("s61_rejoin_clone", "rejoin_clone");
+}
+
 // Synchronous replication (src/syncrep.rs): the primary and its synchronous
 // standby lose power together.
 #[test]
@@ -861,6 +876,8 @@ async fn run_scenario(name: &str) -> Outcome {
                 "no_slots_standby_behind" => sc_standby_behind(&mut ctx, false).await,
                 "slots_node_removed" => sc_slots_node_removed(&mut ctx).await,
                 "slots_failover" => sc_slots_failover(&mut ctx).await,
+                "rejoin_rewind" => sc_rejoin(&mut ctx, false).await,
+                "rejoin_clone" => sc_rejoin(&mut ctx, true).await,
                 other => panic!("unknown scenario {other}"),
             };
             if let Err(e) = fault_result {
@@ -1597,6 +1614,158 @@ async fn sc_partition_primary(ctx: &mut Ctx) -> Result<(), String> {
     }
     sleep(Duration::from_secs(5)).await;
     script("heal.sh", &[], Duration::from_secs(30)).await;
+    Ok(())
+}
+
+/// One statement on `node`'s instance in database `db`, through its unix
+/// socket (partitions do not hide it), as root.
+async fn node_sql(s: &Settings, node: &str, db: &str, sql: &str) -> Result<(), String> {
+    let pid = s.init_pid(node).ok_or_else(|| format!("{node} is off"))?;
+    let c = connect(&format!(
+        "host=/proc/{pid}/root{} port={} user=root dbname={db} connect_timeout=2",
+        s.sockdir, s.port
+    ))
+    .await?;
+    match timeout(Duration::from_secs(10), c.batch_execute(sql)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("{sql}: {e}")),
+        Err(_) => Err(format!("{sql}: timeout")),
+    }
+}
+
+/// Entries of `node`'s /var/lib/postgresql/<major> named `main.<prefix>*`.
+fn beside_datadir(s: &Settings, node: &str, prefix: &str) -> Vec<std::path::PathBuf> {
+    let dir = format!("{}/nodes/{node}/var-lib-postgresql/{}", s.state_dir, s.pg_major);
+    let mut v: Vec<_> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("main.{prefix}")))
+        .map(|e| e.path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// rejoin_policy=rewind (`clone` false): the primary is cut from everyone
+/// right after committing locally what no standby gets; fenced, it reboots
+/// diverged, and must stream again without anyone's help: pg_rewind from the
+/// new primary (replicator granted pg_rewind's functions), the discarded
+/// WAL kept in main.diverged-*. With `clone`, rejoin_policy=rewind-or-clone
+/// and replicator without those grants: pg_rewind fails (permission
+/// denied), pg_basebackup rebuilds, the old data in main.replaced-*.
+/// Notes the time from the old primary's boot to its streaming.
+async fn sc_rejoin(ctx: &mut Ctx, clone: bool) -> Result<(), String> {
+    let p = ctx.primary.clone();
+    let s = ctx.s.clone();
+    let policy = if clone { "rewind-or-clone" } else { "rewind" };
+    let functions = "pg_catalog.pg_ls_dir(text, boolean, boolean), pg_catalog.pg_stat_file(text, boolean), \
+                     pg_catalog.pg_read_binary_file(text), pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)";
+    let grant = if clone {
+        format!("REVOKE EXECUTE ON FUNCTION {functions} FROM replicator")
+    } else {
+        format!("GRANT EXECUTE ON FUNCTION {functions} TO replicator")
+    };
+    node_sql(&s, &p, "postgres", &grant).await?;
+    let update = |v: String| {
+        let p = p.clone();
+        async move {
+            script(
+                "on.sh",
+                &[&p, "pcs", "resource", "update", "pgsqld", &v],
+                Duration::from_secs(60),
+            )
+            .await
+        }
+    };
+    let out = update(format!("rejoin_policy={policy}")).await;
+    if !out.ok {
+        return Err(format!("pcs resource update rejoin_policy: {}", out.stderr.trim()));
+    }
+    if !wait_healthy(60).await {
+        return Err(format!("cluster not healthy after setting rejoin_policy={policy}"));
+    }
+    if roles().await.promoted != [p.clone()] {
+        return Err("setting rejoin_policy moved the primary".into());
+    }
+    let before = s.fences();
+    let old_init = s.init_pid(&p);
+    ctx.fault();
+    let out = script("partition.sh", &[&p], Duration::from_secs(30)).await;
+    if !out.ok {
+        return Err(format!("partition.sh: {}", out.stderr.trim()));
+    }
+    // WAL nobody else gets: the isolated primary diverges for sure.
+    if let Err(e) = node_sql(
+        &s,
+        &p,
+        &s.app_db,
+        "SET synchronous_commit = local; CREATE TABLE rejoin_lost AS SELECT generate_series(1, 1000) AS i",
+    )
+    .await
+    {
+        ctx.fail(format!("could not write on the isolated primary: {e}"));
+    }
+    ctx.expect_fenced_and_replaced(&p, &before).await;
+    sleep(Duration::from_secs(5)).await;
+    script("heal.sh", &[], Duration::from_secs(30)).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut booted = None;
+    while booted.is_none() && Instant::now() < deadline {
+        match s.init_pid(&p) {
+            Some(pid) if Some(pid) != old_init => booted = Some(Instant::now()),
+            _ => sleep(Duration::from_millis(200)).await,
+        }
+    }
+    let booted = booted.ok_or_else(|| format!("{p} did not boot again within 120 s"))?;
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut streaming = None;
+    while streaming.is_none() && Instant::now() < deadline {
+        if node_streaming(&s, &p).await {
+            streaming = Some(Instant::now());
+        } else {
+            sleep(Duration::from_millis(250)).await;
+        }
+    }
+    match streaming {
+        Some(t) => ctx.notes.push(format!(
+            "rejoin_policy={policy}: {p} from boot to streaming {:.1} s",
+            (t - booted).as_secs_f64()
+        )),
+        None => {
+            ctx.fail(format!("{p} does not stream 240 s after its boot (rejoin_policy={policy})"))
+        }
+    }
+    let kept = beside_datadir(&s, &p, "diverged-");
+    let segments = kept
+        .first()
+        .and_then(|d| std::fs::read_dir(d).ok())
+        .map(|d| d.flatten().filter(|e| e.file_name().len() == 24).count())
+        .unwrap_or(0);
+    if segments == 0 {
+        ctx.fail(format!("no discarded WAL kept beside {p}'s data directory: {kept:?}"));
+    }
+    let replaced = beside_datadir(&s, &p, "replaced-");
+    if clone == replaced.is_empty() {
+        ctx.fail(format!(
+            "old data directory moved aside: {replaced:?} (expected only for a rebuild)"
+        ));
+    }
+    if streaming.is_some() {
+        match node_in_recovery(&s, &p).await {
+            Some(true) => {}
+            other => ctx.fail(format!("{p} is not a standby after its rejoin: {other:?}")),
+        }
+    }
+    ctx.notes.push(format!("kept {segments} WAL segments in {:?}", kept.first()));
+    // Back to the cluster's defaults for the scenarios that follow.
+    let out = update("rejoin_policy=manual".into()).await;
+    if !out.ok {
+        ctx.fail(format!("pcs resource update rejoin_policy=manual: {}", out.stderr.trim()));
+    }
+    for d in kept.iter().chain(replaced.iter()) {
+        let _ = std::fs::remove_dir_all(d);
+    }
     Ok(())
 }
 

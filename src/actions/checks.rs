@@ -113,9 +113,18 @@ pub async fn local(agent: &Agent, settings: bool) -> Result<Option<Settings>, Fa
 }
 
 async fn setting(agent: &Agent, name: &str) -> Result<String, Failure> {
+    setting_in(agent, &agent.params.pgdata, name).await
+}
+
+/// A setting as postgres reads it from the configuration in `confdir`.
+pub async fn setting_in(
+    agent: &Agent,
+    confdir: &std::path::Path,
+    name: &str,
+) -> Result<String, Failure> {
     let p = &agent.params;
     let mut cmd =
-        Cmd::new(p.bin("postgres")).args(["-C", name, "-D"]).arg(p.pgdata.display().to_string());
+        Cmd::new(p.bin("postgres")).args(["-C", name, "-D"]).arg(confdir.display().to_string());
     // start_opts may point postgres at another configuration file: the
     // same words the server gets at start.
     let words = validate::check_start_opts(p)?;

@@ -1,6 +1,6 @@
 //! start, stop, demote, promote.
 
-use crate::actions::{checks, rejoin};
+use crate::actions::{checks, rejoin, rewind};
 use crate::agent::{ActionResult, Agent, Failure};
 use crate::controlfile::{ControlData, DbState};
 use crate::election::{self, Barred, Candidate, Holder, Verdict};
@@ -20,6 +20,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub async fn start(agent: &Agent) -> ActionResult {
+    // What an earlier start of a rejoin left unfinished comes first: a
+    // half-done copy is no data directory the checks below could read.
+    if let Some((pending, aside)) = rewind::pending(agent)? {
+        return rewind::resume(agent, pending, aside).await;
+    }
     let settings = checks::local(agent, true).await?.expect("settings were asked for");
     let o = instance::settle(agent).await?;
     match o.role {
@@ -31,7 +36,11 @@ pub async fn start(agent: &Agent) -> ActionResult {
             "instance is running as a primary outside of Pacemaker's knowledge; start must leave a standby: stop it first",
         )),
         Role::Stopped | Role::CrashedStandby | Role::CrashedPrimary => {
-            check_former_primary(agent, &o.control, Some(&settings)).await?;
+            if let Some(diverged) = check_former_primary(agent, &o.control, Some(&settings)).await?
+            {
+                drop(o);
+                return rewind::rejoin(agent, &settings, diverged).await;
+            }
             start_standby(agent).await
         }
         Role::Transient(w) => Err(Failure::generic(w)),
@@ -91,9 +100,9 @@ async fn check_former_primary(
     agent: &Agent,
     control: &ControlData,
     settings: Option<&Settings>,
-) -> Result<(), Failure> {
+) -> Result<Option<rejoin::Diverged>, Failure> {
     if !was_primary(control.state) || instance::has_backup_label(agent)? {
-        return Ok(());
+        return Ok(None);
     }
     let fetched;
     let settings = match settings {
@@ -282,7 +291,10 @@ pub async fn demote(agent: &Agent) -> ActionResult {
             // would have done it): another node takes over. Starting it as a
             // standby must not hide a divergence behind a "shut down in
             // recovery" control file, where a later start could not see it.
-            check_former_primary(agent, &o.control, None).await?;
+            // Only a start rejoins (rejoin_policy): here it is refused.
+            if let Some(diverged) = check_former_primary(agent, &o.control, None).await? {
+                return Err(diverged.refusal());
+            }
         }
         Role::Transient(w) => return Err(Failure::generic(w)),
         Role::Broken(code, why) => return Err(Failure::new(code, why)),

@@ -5,6 +5,7 @@ pub mod lifecycle;
 pub mod monitor;
 pub mod notify;
 pub mod rejoin;
+pub mod rewind;
 pub mod slots;
 
 use crate::agent::{ActionResult, Agent};
@@ -138,7 +139,8 @@ pub async fn validate_all(agent: &Agent) -> ActionResult {
             "no clone meta attributes given (e.g. pcs --agent-validation): notify=true and promoted-max=1 not checked here, they are at every cluster action"
         );
     }
-    checks::local(agent, true).await?;
+    let settings = checks::local(agent, true).await?.expect("settings were asked for");
+    rewind::validate(agent, &settings).await?;
     Ok(OcfExit::Success)
 }
 

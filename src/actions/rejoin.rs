@@ -16,24 +16,45 @@ use tokio::time::Instant;
 /// What is kept of pg_waldump's output: its last records, the ones wanted.
 const WALDUMP_TAIL: usize = 256 * 1024;
 
+/// Proof that this instance's WAL forked from the primary's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Diverged {
+    pub timeline: u32,
+    pub switchpoint: Lsn,
+    pub own_last: Lsn,
+}
+
+impl Diverged {
+    /// The reason of a start refused for it (rejoin_policy=manual).
+    pub fn refusal(&self) -> Failure {
+        Failure::generic(crate::rejoin_policy::manual_reason(
+            self.timeline,
+            self.switchpoint,
+            self.own_last,
+        ))
+    }
+}
+
+/// `Ok(None)`: it can follow (or nothing could be asked, and nothing
+/// says a primary runs elsewhere); `Ok(Some(_))`: it provably diverged.
 pub async fn check(
     agent: &Agent,
     control: &ControlData,
     primary_conninfo: &str,
-) -> Result<(), Failure> {
+) -> Result<Option<Diverged>, Failure> {
     let psql = agent.params.bin("psql");
     if !is_executable(&psql) {
         log::warn!(
             "{} missing: cannot check that this former primary can follow the current one",
             psql.display()
         );
-        return Ok(());
+        return Ok(None);
     }
     // Unanswered questions must not eat the start's time.
     let until = Instant::now() + (agent.time_left() / 4).min(Duration::from_secs(10));
     let conninfo = replication_conninfo(primary_conninfo);
     let Some(primary) = identify_primary(agent, &conninfo, until).await? else {
-        return Ok(());
+        return Ok(None);
     };
     let history = if primary.timeline > control.timeline {
         let out = replication_command(
@@ -58,17 +79,14 @@ pub async fn check(
                 control.timeline,
                 primary.timeline
             );
-            Ok(())
+            Ok(None)
         }
         Verdict::Diverged { timeline, switchpoint, own_last } => {
             log::error!(
                 "this former primary has WAL up to {own_last} on timeline {timeline}, but the current primary's \
                  history leaves timeline {timeline} at {switchpoint}: it cannot follow"
             );
-            // Pacemaker keeps 128 characters of an exit reason: what to do first.
-            Err(Failure::generic(format!(
-                "diverged from the primary: rebuild with pg_rewind, then pcs resource cleanup (TL {timeline} forked at {switchpoint}, here {own_last})"
-            )))
+            Ok(Some(Diverged { timeline, switchpoint, own_last }))
         }
         Verdict::Unrelated(why) => Err(Failure::generic(format!(
             "the server behind primary_conninfo is not this instance's primary: {why}"
@@ -78,7 +96,7 @@ pub async fn check(
 
 /// primary_conninfo (either form) as `key='value'` pairs, in replication
 /// mode: appending words to a URI would make it invalid.
-fn replication_conninfo(primary_conninfo: &str) -> String {
+pub fn replication_conninfo(primary_conninfo: &str) -> String {
     const OURS: [&str; 3] = ["replication", "dbname", "connect_timeout"];
     let mut params: Vec<(String, String)> = validate::conninfo_params(primary_conninfo)
         .into_iter()
@@ -93,7 +111,7 @@ fn replication_conninfo(primary_conninfo: &str) -> String {
 /// IDENTIFY_SYSTEM on the primary. No answer: fine when no other node is
 /// the primary in the CIB (the whole cluster starts); otherwise asked again
 /// until `until`, then the check could not run and the start stops.
-async fn identify_primary(
+pub async fn identify_primary(
     agent: &Agent,
     conninfo: &str,
     until: Instant,
@@ -131,7 +149,7 @@ async fn identify_primary(
 
 /// Another node that the CIB shows as the primary: its monitor gives it
 /// the primary's promotion score.
-async fn primary_elsewhere(agent: &Agent) -> Result<Option<String>, Failure> {
+pub async fn primary_elsewhere(agent: &Agent) -> Result<Option<String>, Failure> {
     let me = agent.node().await?;
     let view = agent.pcmk.cluster_view(agent.deadline).await.map_err(|e| {
         Failure::generic(format!("cannot tell whether a primary runs elsewhere: {e}"))

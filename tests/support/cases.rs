@@ -2808,3 +2808,589 @@ pub fn server_output_kept_without_logging_collector(v: u32) {
     assert_eq!(fs::read_to_string(&log).unwrap(), "root's\n", "root's file was written");
     assert!(r.log.contains("server log"), "the refusal must be logged\n{}", r.describe());
 }
+
+// ---------------------------------------------------------------------------
+// rejoin_policy: diverged former primaries rejoining by themselves
+// (src/rejoin_policy.rs, src/actions/rewind.rs)
+
+/// srv1 primary and srv2 its standby, srv1 started with `rewindable`
+/// (wal_log_hints=on) or with neither wal_log_hints nor data checksums
+/// (PostgreSQL 18's initdb turns checksums on: turned off here). Then the
+/// failover that loses srv1's last writes (as in
+/// diverged_former_primary_start_is_refused): srv1 crashed on timeline 1
+/// after WAL srv2 never got, srv2 promoted (timeline 2) and written to,
+/// the CIB showing srv2 as the primary, srv1's primary_conninfo to srv2.
+fn diverged_pair(env: &TestEnv, rewindable: bool) -> (Instance, Instance) {
+    let p = env.init_instance("srv1");
+    if env.controldata(&p).get("Data page checksum version").map(String::as_str) != Some("0") {
+        run_ok(
+            as_postgres(env.pg.bin("pg_checksums"), &env.dir)
+                .arg("--disable")
+                .arg("-D")
+                .arg(&p.pgdata),
+            Duration::from_secs(60),
+            &env.dir,
+        );
+    }
+    append(&p.conf(), if rewindable { "wal_log_hints = on\n" } else { "wal_log_hints = off\n" });
+    // A file of the node's own beside postgresql.conf (the cluster's
+    // local.conf): the copy from the primary must not replace it.
+    append(&p.conf(), "include_if_exists = 'local.conf'\n");
+    std::fs::write(p.pgdata.join("local.conf"), "cluster_name = 'srv1-local'\n").unwrap();
+    chown_pg(&p.pgdata.join("local.conf"));
+    env.start(&p);
+    let s = env.clone_standby(&p, "srv2");
+    std::fs::write(s.pgdata.join("local.conf"), "cluster_name = 'srv2-local'\n").unwrap();
+    env.start(&s);
+    env.wait_streaming(&p, &s);
+    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
+    let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
+    env.wait_sql(&s, &format!("SELECT pg_last_wal_receive_lsn() >= '{lsn}'"), "t");
+    env.stop(&s, "fast");
+    env.sql_ok(
+        &p,
+        "SET synchronous_commit = local; CREATE TABLE lost AS SELECT generate_series(1, 1000) AS i",
+    );
+    env.kill9(&p);
+    env.start(&s);
+    env.sql_ok(&s, "SELECT pg_promote()");
+    env.wait_sql(&s, "SELECT pg_is_in_recovery()", "f");
+    env.sql_ok(&s, "INSERT INTO t SELECT generate_series(101, 150)");
+    env.sql_ok(&s, "CHECKPOINT");
+    env.set_score("srv2", "1001");
+    env.set_upstream(&p, s.port);
+    (p, s)
+}
+
+fn assert_nothing_beside(env: &TestEnv) {
+    for prefix in ["srv1.diverged-", "srv1.replaced-", "srv1.rejoin-in-progress"] {
+        assert!(beside(env, prefix).is_empty(), "{prefix}* written beside srv1's data");
+    }
+}
+
+/// Entries of the test directory whose name starts with `prefix`.
+fn beside(env: &TestEnv, prefix: &str) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(&env.dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .map(|e| e.path())
+        .collect();
+    v.sort();
+    v
+}
+
+fn rejoin_start(
+    env: &TestEnv,
+    p: &Instance,
+    policy: &str,
+    extra: &[(&str, Option<&str>)],
+) -> AgentRun {
+    let mut changes = vec![("OCF_RESKEY_rejoin_policy", Some(policy))];
+    changes.extend_from_slice(extra);
+    env.agent_env(p, "start", &changes)
+}
+
+/// srv1 streams from srv2, has srv2's rows and not its own lost ones, and
+/// kept its own configuration (application_name=srv1, its port).
+fn assert_rejoined(env: &TestEnv, p: &Instance, s: &Instance, r: &AgentRun) {
+    assert!(env.in_recovery(p), "srv1 must be a standby\n{}", r.describe());
+    let q = "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'srv1' AND state = 'streaming'";
+    assert!(
+        eventually(Duration::from_secs(20), || env.sql(s, q).as_deref() == Ok("1")),
+        "srv1 does not stream from srv2\n{}\n--- srv1 log\n{}",
+        r.describe(),
+        p.server_log()
+    );
+    env.wait_sql(p, "SELECT count(*) FROM t", "150");
+    assert_eq!(env.sql_ok(p, "SELECT count(*) FROM pg_class WHERE relname = 'lost'"), "0");
+    assert_eq!(env.sql_ok(p, "SHOW cluster_name"), "srv1-local", "srv1's own local.conf");
+    assert!(
+        beside(env, "srv1.rejoin-in-progress").is_empty(),
+        "the marker of the rejoin must be gone once done"
+    );
+    env.agent_env(p, "monitor", &[interval("16000")])
+        .expect(OCF_SUCCESS, "monitor of srv1 as a standby");
+}
+
+/// The diverged WAL directory: one, named with the timeline, holding WAL
+/// segments pg_waldump reads, where the lost table's creation is.
+fn assert_diverged_wal_kept(env: &TestEnv, r: &AgentRun) {
+    let kept = beside(env, "srv1.diverged-");
+    assert_eq!(kept.len(), 1, "one directory of discarded WAL: {kept:?}\n{}", r.describe());
+    let dir = &kept[0];
+    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.ends_with("-tl1") && name.len() == "srv1.diverged-20261201T000000-tl1".len(),
+        "{name}"
+    );
+    assert!(r.log.contains(&name), "the log must give the path of the kept WAL\n{}", r.describe());
+    let segs: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.contains('.'))
+        .collect();
+    assert!(
+        !segs.is_empty() && segs.iter().all(|s| s.len() == 24 && s.starts_with("00000001")),
+        "{segs:?}"
+    );
+    let mut segs = segs;
+    segs.sort();
+    let o = run(
+        as_postgres(env.pg.bin("pg_waldump"), &env.dir)
+            .arg("--path")
+            .arg(dir)
+            .arg(&segs[0])
+            .arg(segs.last().unwrap()),
+        Duration::from_secs(60),
+        &env.dir,
+    );
+    assert!(
+        o.stdout.contains("rmgr: Heap"),
+        "pg_waldump reads the kept WAL: {}{}",
+        o.stdout.len(),
+        o.stderr
+    );
+    assert!(o.stdout.contains("COMMIT"), "the kept WAL holds the lost commit");
+}
+
+/// rejoin_policy=rewind: the diverged former primary is rewound from the
+/// primary and streams again, its discarded WAL kept beside its data.
+pub fn rejoin_rewind_streams_again(v: u32) {
+    let env = env_for!(v, "rejoin_rewind");
+    let (p, s) = diverged_pair(&env, true);
+    let t0 = std::time::Instant::now();
+    let r = rejoin_start(&env, &p, "rewind", &[]);
+    r.expect(OCF_SUCCESS, "start of a diverged former primary with rejoin_policy=rewind");
+    eprintln!("rewind start took {:?}", t0.elapsed());
+    assert!(r.log.contains("pg_rewind done"), "{}", r.describe());
+    assert_rejoined(&env, &p, &s, &r);
+    assert_diverged_wal_kept(&env, &r);
+    let kept = &beside(&env, "srv1.diverged-")[0];
+    assert!(
+        std::fs::read_to_string(kept.join("postgresql.conf"))
+            .unwrap()
+            .contains("application_name=srv1"),
+        "srv1's own configuration is kept with its WAL"
+    );
+    assert!(beside(&env, "srv1.replaced-").is_empty(), "a rewind moves nothing aside");
+}
+
+/// rejoin_policy=manual (the default) keeps the refusal asking for pg_rewind.
+pub fn rejoin_manual_keeps_the_refusal(v: u32) {
+    let env = env_for!(v, "rejoin_manual");
+    let (p, _s) = diverged_pair(&env, true);
+    let before = snapshot(&p.pgdata);
+    let r = rejoin_start(&env, &p, "manual", &[]);
+    r.expect(OCF_ERR_GENERIC, "start of a diverged former primary with rejoin_policy=manual");
+    assert!(r.exit_reasons()[0].contains("rebuild with pg_rewind"), "{}", r.describe());
+    assert_same_snapshot(&before, &snapshot(&p.pgdata), "manual policy");
+    assert_nothing_beside(&env);
+}
+
+/// rejoin_policy=rewind without wal_log_hints nor checksums: refused with
+/// the reason, nothing changed; rewind-or-clone rebuilds with
+/// pg_basebackup, the old data directory kept aside.
+pub fn rejoin_clone_when_rewind_is_impossible(v: u32) {
+    let env = env_for!(v, "rejoin_clone");
+    let (p, s) = diverged_pair(&env, false);
+    let before = snapshot(&p.pgdata);
+    let r = rejoin_start(&env, &p, "rewind", &[]);
+    r.expect(OCF_ERR_GENERIC, "rewind without wal_log_hints nor checksums");
+    assert!(r.exit_reasons()[0].contains("pg_rewind impossible"), "{}", r.describe());
+    assert_same_snapshot(&before, &snapshot(&p.pgdata), "refused rewind");
+    assert_nothing_beside(&env);
+
+    let t0 = std::time::Instant::now();
+    let r = rejoin_start(&env, &p, "rewind-or-clone", &[]);
+    r.expect(OCF_SUCCESS, "start of a diverged former primary with rejoin_policy=rewind-or-clone");
+    eprintln!("clone start took {:?}", t0.elapsed());
+    assert_rejoined(&env, &p, &s, &r);
+    assert_diverged_wal_kept(&env, &r);
+    let aside = beside(&env, "srv1.replaced-");
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert!(aside[0].join("PG_VERSION").exists() && aside[0].join("global/pg_control").exists());
+}
+
+/// The primary in the CIB does not answer: refused, nothing changed.
+/// No primary in the CIB at all: refused too (nothing to rejoin from).
+pub fn rejoin_refused_without_a_reachable_primary(v: u32) {
+    let env = env_for!(v, "rejoin_unreachable");
+    let (p, s) = diverged_pair(&env, true);
+    env.set_upstream(&p, unused_port(s.port));
+    let before = snapshot(&p.pgdata);
+    let r = rejoin_start(
+        &env,
+        &p,
+        "rewind-or-clone",
+        &[("OCF_RESKEY_CRM_meta_timeout", Some("20000"))],
+    );
+    r.expect(OCF_ERR_GENERIC, "rejoin with the primary unreachable");
+    assert!(
+        r.exit_reasons()[0].contains("srv2 is the primary but not reachable"),
+        "{}",
+        r.describe()
+    );
+    assert_same_snapshot(&before, &snapshot(&p.pgdata), "rejoin with the primary unreachable");
+    // reachable, but the CIB shows no primary
+    env.set_upstream(&p, s.port);
+    env.set_score("srv2", "1000");
+    let before = snapshot(&p.pgdata);
+    let r = rejoin_start(&env, &p, "rewind-or-clone", &[]);
+    r.expect(OCF_ERR_GENERIC, "rejoin without a primary in the CIB");
+    assert!(r.exit_reasons()[0].contains("no other node is the primary"), "{}", r.describe());
+    assert_same_snapshot(&before, &snapshot(&p.pgdata), "rejoin without a primary in the CIB");
+    assert_nothing_beside(&env);
+    assert!(!env.is_running(&p));
+}
+
+/// A bindir where `tool` is replaced by a shell script (`body`), the other
+/// binaries being the real ones.
+fn bindir_with(env: &TestEnv, tool: &str, body: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = env.dir.join(format!("bin-{tool}"));
+    std::fs::create_dir_all(&bin).unwrap();
+    for e in std::fs::read_dir(&env.pg.bindir).unwrap().flatten() {
+        if e.file_name() != tool {
+            std::os::unix::fs::symlink(e.path(), bin.join(e.file_name())).unwrap();
+        }
+    }
+    std::fs::write(bin.join(tool), format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(bin.join(tool), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&env.dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    bin.display().to_string()
+}
+
+/// For a pg_rewind stand-in: the agent's `--dry-run` goes to the real one.
+fn dry_run_passthrough(env: &TestEnv) -> String {
+    format!(
+        "case \" $* \" in *\" --dry-run \"*) exec {} \"$@\";; esac",
+        env.pg.bin("pg_rewind").display()
+    )
+}
+
+fn assert_gone(pidfile: &std::path::Path) {
+    let pid = std::fs::read_to_string(pidfile).expect("the stand-in ran").trim().to_string();
+    // SIGKILL is sent to the group before the agent returns; the kernel
+    // may still be tearing the process down on a busy machine.
+    let mut state = String::new();
+    let gone = eventually(Duration::from_secs(5), || {
+        reap_orphans();
+        state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        state.is_empty()
+            || state.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+    });
+    assert!(gone, "the stopped command's child {pid} still runs: {state}");
+}
+
+/// pg_rewind that cannot finish within the start timeout (a stand-in that
+/// sleeps): the start stops it (its process group killed) and says so; the
+/// next start, with the real pg_rewind, redoes it and srv1 streams.
+pub fn rejoin_rewind_cut_by_the_timeout_is_redone(v: u32) {
+    let env = env_for!(v, "rejoin_rewind_timeout");
+    let (p, s) = diverged_pair(&env, true);
+    let pidfile = env.dir.join("sleeper.pid");
+    // What a pg_rewind cut short may leave: the target's WAL segments from
+    // the fork on removed (pg_rewind removes or replaces them, and leaves
+    // older ones), the configuration replaced by the primary's.
+    let bindir = bindir_with(
+        &env,
+        "pg_rewind",
+        &format!(
+            "{passthrough}\n\
+             for f in $(ls {d}.diverged-*/ | grep -v '[.]'); do rm {d}/pg_wal/$f || exit 3; done\n\
+             cp {src}/postgresql.conf {d}/postgresql.conf\nsleep 600 &\necho $! > {pf}\nwait",
+            passthrough = dry_run_passthrough(&env),
+            d = p.pgdata.display(),
+            src = s.pgdata.display(),
+            pf = pidfile.display()
+        ),
+    );
+    let t0 = std::time::Instant::now();
+    let r = rejoin_start(
+        &env,
+        &p,
+        "rewind",
+        &[("OCF_RESKEY_bindir", Some(&bindir)), ("OCF_RESKEY_CRM_meta_timeout", Some("20000"))],
+    );
+    r.expect(OCF_ERR_GENERIC, "a pg_rewind that cannot finish in time");
+    assert!(t0.elapsed() < Duration::from_secs(20), "{}", r.describe());
+    assert!(
+        r.exit_reasons()[0].contains("pg_rewind did not finish within the start timeout"),
+        "{}",
+        r.describe()
+    );
+    assert_gone(&pidfile);
+    assert!(!env.is_running(&p));
+    assert_eq!(beside(&env, "srv1.rejoin-in-progress").len(), 1, "the marker says what to redo");
+    assert_diverged_wal_kept(&env, &r);
+    let r = rejoin_start(&env, &p, "rewind", &[]);
+    r.expect(OCF_SUCCESS, "the next start redoes the rewind");
+    assert!(r.log.contains("resuming"), "{}", r.describe());
+    assert!(r.log.contains("back in pg_wal"), "{}", r.describe());
+    assert_rejoined(&env, &p, &s, &r);
+    assert_eq!(beside(&env, "srv1.diverged-").len(), 1, "the WAL is kept once");
+}
+
+/// pg_rewind fails (a stand-in exiting 1): rewind refuses with its
+/// message; rewind-or-clone rebuilds with pg_basebackup.
+pub fn rejoin_failed_rewind_then_clone(v: u32) {
+    let env = env_for!(v, "rejoin_rewind_fails");
+    let (p, s) = diverged_pair(&env, true);
+    let bindir =
+        bindir_with(&env, "pg_rewind", "echo 'pg_rewind: error: made to fail' >&2\nexit 1");
+    let r = rejoin_start(&env, &p, "rewind", &[("OCF_RESKEY_bindir", Some(&bindir))]);
+    r.expect(OCF_ERR_GENERIC, "a failed pg_rewind under rejoin_policy=rewind");
+    assert!(
+        r.exit_reasons()[0].contains("pg_rewind failed: pg_rewind: error: made to fail"),
+        "{}",
+        r.describe()
+    );
+    let r = rejoin_start(&env, &p, "rewind-or-clone", &[("OCF_RESKEY_bindir", Some(&bindir))]);
+    r.expect(OCF_SUCCESS, "a failed pg_rewind under rejoin_policy=rewind-or-clone");
+    assert!(r.log.contains("rebuilding with pg_basebackup"), "{}", r.describe());
+    assert_rejoined(&env, &p, &s, &r);
+    assert_eq!(beside(&env, "srv1.replaced-").len(), 1);
+}
+
+/// pg_basebackup cut by the timeout after it wrote part of the copy (a
+/// stand-in): the start says so; the next start removes the incomplete
+/// copy and redoes the clone from the old data kept aside.
+pub fn rejoin_clone_cut_by_the_timeout_is_redone(v: u32) {
+    let env = env_for!(v, "rejoin_clone_timeout");
+    let (p, s) = diverged_pair(&env, false);
+    let pidfile = env.dir.join("sleeper.pid");
+    let bindir = bindir_with(
+        &env,
+        "pg_basebackup",
+        &format!(
+            "mkdir -p {d}/base && echo 15 > {d}/PG_VERSION\nsleep 600 &\necho $! > {pf}\nwait",
+            d = p.pgdata.display(),
+            pf = pidfile.display()
+        ),
+    );
+    let r = rejoin_start(
+        &env,
+        &p,
+        "rewind-or-clone",
+        &[("OCF_RESKEY_bindir", Some(&bindir)), ("OCF_RESKEY_CRM_meta_timeout", Some("20000"))],
+    );
+    r.expect(OCF_ERR_GENERIC, "a clone that cannot finish in time");
+    assert!(
+        r.exit_reasons()[0].contains("pg_basebackup did not finish within the start timeout"),
+        "{}",
+        r.describe()
+    );
+    assert_gone(&pidfile);
+    assert!(
+        p.pgdata.join("base").exists() && !p.pgdata.join("global").exists(),
+        "the stand-in's partial copy"
+    );
+    let r = rejoin_start(&env, &p, "rewind-or-clone", &[]);
+    r.expect(OCF_SUCCESS, "the next start redoes the clone");
+    assert!(r.log.contains("removing the incomplete copy"), "{}", r.describe());
+    assert_rejoined(&env, &p, &s, &r);
+    assert_eq!(beside(&env, "srv1.replaced-").len(), 1, "the old data stays aside, once");
+}
+
+/// Unmounts a test tmpfs when dropped (lazily: nothing may hold it).
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// validate-all checks what the policy needs, and says exactly what is
+/// missing with its code: bad value (6), pg_rewind not installed (5),
+/// neither wal_log_hints nor checksums for rewind (2), a primary_conninfo
+/// user without pg_rewind's rights (2), no room for a rebuild (2, on a
+/// small tmpfs). Nothing changes in the data directory.
+pub fn rejoin_validate_prerequisites(v: u32) {
+    let env = env_for!(v, "rejoin_validate");
+    let p = env.init_instance("srv1");
+    if env.controldata(&p).get("Data page checksum version").map(String::as_str) != Some("0") {
+        run_ok(
+            as_postgres(env.pg.bin("pg_checksums"), &env.dir)
+                .arg("--disable")
+                .arg("-D")
+                .arg(&p.pgdata),
+            Duration::from_secs(60),
+            &env.dir,
+        );
+    }
+    env.start(&p);
+    let s = env.clone_standby(&p, "srv2");
+    let policy = |v: &'static str| ("OCF_RESKEY_rejoin_policy", Some(v));
+    let validate = |changes: &[(&str, Option<&str>)]| env.agent_env(&s, "validate-all", changes);
+    for ok in ["manual", "rewind-or-clone"] {
+        let r = validate(&[policy(ok)]);
+        r.expect(OCF_SUCCESS, &format!("validate-all with rejoin_policy={ok}"));
+        if ok == "rewind-or-clone" {
+            assert!(
+                r.log.contains("rebuilt with pg_basebackup"),
+                "the warning says what happens\n{}",
+                r.describe()
+            );
+        }
+    }
+    expect_validate_failure(
+        &env,
+        &s,
+        &s.pgdata,
+        &[policy("clone")],
+        OCF_ERR_CONFIGURED,
+        "rejoin_policy=clone",
+    );
+    let r = validate(&[policy("rewind")]);
+    r.expect(OCF_ERR_ARGS, "rewind without wal_log_hints nor checksums");
+    assert!(r.exit_reasons()[0].contains("wal_log_hints"), "{}", r.describe());
+
+    append(&s.conf(), "wal_log_hints = on\n");
+    validate(&[policy("rewind")]).expect(OCF_SUCCESS, "rewind with wal_log_hints");
+    let bin = env.dir.join("bin-without-pg_rewind");
+    std::fs::create_dir_all(&bin).unwrap();
+    for e in std::fs::read_dir(&env.pg.bindir).unwrap().flatten() {
+        if e.file_name() != "pg_rewind" {
+            std::os::unix::fs::symlink(e.path(), bin.join(e.file_name())).unwrap();
+        }
+    }
+    let bindir = bin.display().to_string();
+    let r = validate(&[policy("rewind"), ("OCF_RESKEY_bindir", Some(&bindir))]);
+    r.expect(OCF_ERR_INSTALLED, "rewind without pg_rewind");
+    assert!(r.exit_reasons()[0].contains("pg_rewind"), "{}", r.describe());
+
+    env.sql_ok(&p, "CREATE ROLE norights LOGIN REPLICATION");
+    append(
+        &s.conf(),
+        &format!(
+            "primary_conninfo = 'host={} port={} user=norights application_name=srv2'\n",
+            env.sock.display(),
+            p.port
+        ),
+    );
+    let r = validate(&[policy("rewind")]);
+    r.expect(OCF_ERR_ARGS, "rewind with a user that may not run pg_rewind");
+    assert!(r.exit_reasons()[0].contains("may not run pg_rewind"), "{}", r.describe());
+    env.sql_ok(&p, "GRANT EXECUTE ON FUNCTION pg_ls_dir(text, boolean, boolean), pg_stat_file(text, boolean), pg_read_binary_file(text), pg_read_binary_file(text, bigint, bigint, boolean) TO norights");
+    validate(&[policy("rewind")]).expect(OCF_SUCCESS, "rewind with the documented grants");
+
+    // No room for a rebuild: a copy of srv2 on a 96 MB tmpfs.
+    let small = env.dir.join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=96m,mode=0755", "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount a tmpfs");
+    let _umount = Mounted(small.clone());
+    run_ok(
+        std::process::Command::new("cp").arg("-a").arg(&s.pgdata).arg(small.join("srv2")),
+        Duration::from_secs(60),
+        &env.dir,
+    );
+    let copy = small.join("srv2").display().to_string();
+    let r = validate(&[policy("rewind-or-clone"), ("OCF_RESKEY_pgdata", Some(&copy))]);
+    r.expect(OCF_ERR_ARGS, "rewind-or-clone without room for a rebuild");
+    assert!(r.exit_reasons()[0].contains("not enough disk"), "{}", r.describe());
+    validate(&[policy("rewind"), ("OCF_RESKEY_pgdata", Some(&copy))])
+        .expect(OCF_SUCCESS, "a rewind needs no room for a copy");
+}
+
+/// rewind-or-clone on a disk without room for a second copy (srv1's data
+/// on a tmpfs a little larger than it) and pg_rewind impossible: the start
+/// is refused with the reason before anything is written; the data
+/// directory is unchanged and nothing is set aside.
+pub fn rejoin_clone_refused_without_room(v: u32) {
+    let env = env_for!(v, "rejoin_no_room");
+    let (p, _s) = diverged_pair(&env, false);
+    let du = run_ok(
+        std::process::Command::new("du").args(["-sm"]).arg(&p.pgdata),
+        Duration::from_secs(30),
+        &env.dir,
+    );
+    let mb: u64 = du.stdout.split_whitespace().next().unwrap().parse().unwrap();
+    let small = env.dir.join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={}m,mode=0755", mb + 100), "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount a tmpfs");
+    let _umount = Mounted(small.clone());
+    let data = small.join("srv1");
+    run_ok(
+        std::process::Command::new("cp").arg("-a").arg(&p.pgdata).arg(&data),
+        Duration::from_secs(60),
+        &env.dir,
+    );
+    let before = snapshot(&data);
+    let pgdata = data.display().to_string();
+    let r = rejoin_start(&env, &p, "rewind-or-clone", &[("OCF_RESKEY_pgdata", Some(&pgdata))]);
+    r.expect(OCF_ERR_GENERIC, "a rebuild without room");
+    assert!(r.exit_reasons()[0].contains("not enough disk to rebuild"), "{}", r.describe());
+    assert_same_snapshot(&before, &snapshot(&data), "a rebuild without room");
+    let entries: Vec<String> = std::fs::read_dir(&small)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(entries, vec!["srv1".to_string()], "nothing set aside on the small disk");
+}
+
+/// A real pg_rewind killed in the middle of its copy (a wrapper kills it
+/// with SIGKILL once it has started rewinding, while it copies a 200 MB
+/// table the new primary created): the start fails with pg_rewind's
+/// failure, the next start puts the kept WAL back and runs pg_rewind again,
+/// and srv1 then holds exactly srv2's data (table sums compared).
+pub fn rejoin_rewind_killed_mid_copy_is_redone(v: u32) {
+    let env = env_for!(v, "rejoin_rewind_killed");
+    let (p, s) = diverged_pair(&env, true);
+    env.sql_ok(
+        &s,
+        "CREATE TABLE big AS SELECT g, repeat(md5(g::text), 6) AS t FROM generate_series(1, 800000) g",
+    );
+    env.sql_ok(&s, "CHECKPOINT");
+    let errf = env.dir.join("pg_rewind.err");
+    let flag = env.dir.join("pg_rewind.killed");
+    let bindir = bindir_with(
+        &env,
+        "pg_rewind",
+        &format!(
+            "{passthrough}\n{real} \"$@\" 2> {errf} &\npid=$!\n\
+             for i in $(seq 1 400); do grep -q 'rewinding from last common checkpoint' {errf} && break; sleep 0.05; done\n\
+             sleep 0.3\nif kill -9 $pid 2>/dev/null; then echo killed > {flag}; fi\nwait $pid\n\
+             cat {errf} >&2\nexit 1",
+            passthrough = dry_run_passthrough(&env),
+            real = env.pg.bin("pg_rewind").display(),
+            errf = errf.display(),
+            flag = flag.display()
+        ),
+    );
+    let r = rejoin_start(&env, &p, "rewind", &[("OCF_RESKEY_bindir", Some(&bindir))]);
+    r.expect(OCF_ERR_GENERIC, "a pg_rewind killed in the middle");
+    assert!(r.exit_reasons()[0].contains("pg_rewind failed"), "{}", r.describe());
+    assert!(
+        flag.exists(),
+        "pg_rewind finished before the wrapper could kill it: the case proves nothing\n{}",
+        std::fs::read_to_string(&errf).unwrap_or_default()
+    );
+    reap_orphans();
+    let r = rejoin_start(&env, &p, "rewind", &[]);
+    r.expect(OCF_SUCCESS, "the next start redoes the rewind");
+    assert!(r.log.contains("back in pg_wal"), "{}", r.describe());
+    assert_rejoined(&env, &p, &s, &r);
+    let lsn = env.sql_ok(&s, "SELECT pg_current_wal_lsn()");
+    env.wait_sql(&p, &format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'"), "t");
+    for q in [
+        "SELECT count(*), sum(hashtext(t)) FROM big",
+        "SELECT count(*), sum(i) FROM t",
+        "SELECT count(*) FROM pg_class",
+    ] {
+        assert_eq!(env.sql_ok(&p, q), env.sql_ok(&s, q), "{q} differs between srv1 and srv2");
+    }
+}

@@ -1288,6 +1288,16 @@ macro_rules! action_tests {
             slots_stopped_standby_catches_up,
             no_slots_stopped_standby_says_why_it_cannot_catch_up,
             slots_turned_on_under_a_running_standby,
+            rejoin_rewind_streams_again,
+            rejoin_manual_keeps_the_refusal,
+            rejoin_clone_when_rewind_is_impossible,
+            rejoin_refused_without_a_reachable_primary,
+            rejoin_rewind_cut_by_the_timeout_is_redone,
+            rejoin_failed_rewind_then_clone,
+            rejoin_clone_cut_by_the_timeout_is_redone,
+            rejoin_validate_prerequisites,
+            rejoin_clone_refused_without_room,
+            rejoin_rewind_killed_mid_copy_is_redone,
         );
     };
     (@each $v:expr; $($case:ident),* $(,)?) => {
