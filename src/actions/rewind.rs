@@ -274,8 +274,7 @@ async fn control_facts(agent: &Agent) -> Result<policy::RewindFacts, Failure> {
         .arg(p.datadir.display().to_string())
         .run_as(agent.runas()?)
         .run(agent.deadline)
-        .await
-        .map_err(|e| Failure::generic(e.to_string()))?;
+        .await?;
     policy::parse_controldata(&out.stdout).ok_or_else(|| {
         Failure::generic(format!(
             "pg_controldata does not say whether pg_rewind can run (wal_log_hints, checksums): {}",

@@ -186,7 +186,7 @@ pub async fn primary_upkeep(
                 agent.pcmk.delete_node_attr(&node, &name, agent.deadline).await
             }
         };
-        r.map_err(Failure::from)?;
+        r?;
     }
     Ok(())
 }
@@ -201,7 +201,7 @@ pub async fn upkeep(agent: &Agent, client: &Client, in_recovery: bool) -> Result
     let me = agent.node().await?.to_string();
     let (view, have) =
         tokio::join!(agent.pcmk.cluster_view(agent.deadline), pg::slots(client, agent.deadline));
-    let view = view.map_err(Failure::from)?;
+    let view = view?;
     let have = have.map_err(|e| Failure::generic(format!("listing replication slots: {e}")))?;
     apply(agent, client, &me, &view, &have, &BTreeMap::new()).await;
     if in_recovery { advance(agent, client).await } else { Ok(()) }
