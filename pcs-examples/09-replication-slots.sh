@@ -1,10 +1,10 @@
 #!/bin/bash
 # Replication slots on a running cluster (parameter replication_slots of
 # ocf:rust:pgsqlms; README "Replication slots"):
-#   ./08-replication-slots.sh check     # this node: max_slot_wal_keep_size > 0?
-#   ./08-replication-slots.sh on        # turn them on, restart each standby
-#   ./08-replication-slots.sh off       # turn them off, restart each standby
-#   ./08-replication-slots.sh drop      # this node: drop the agent's unused slots
+#   ./09-replication-slots.sh check     # this node: max_slot_wal_keep_size > 0?
+#   ./09-replication-slots.sh on        # turn them on, restart each standby
+#   ./09-replication-slots.sh off       # turn them off, restart each standby
+#   ./09-replication-slots.sh drop      # this node: drop the agent's unused slots
 #
 # Before `on`, set max_slot_wal_keep_size on EVERY node (a dead node's slot
 # keeps WAL up to that much, never more), e.g. as postgres on each node:
