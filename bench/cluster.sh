@@ -542,15 +542,21 @@ scenario_create() {
   [ -n "$P" ] || { say "create: no primary"; return 1; }
   live=$(other_node none)
   mkdir -p "$d"
-  on_node "$live" cibadmin --query --scope configuration > "$d/saved.xml"
-  edit_config "$d/saved.xml" "$d/without.xml" without
-  edit_config "$d/saved.xml" "$d/with.xml" with
-  on_node "$live" crm_attribute --type crm_config --name maintenance-mode --update true >/dev/null
+  if ! { on_node "$live" cibadmin --query --scope configuration > "$d/saved.xml" &&
+    edit_config "$d/saved.xml" "$d/without.xml" without &&
+    edit_config "$d/saved.xml" "$d/with.xml" with; }; then
+    say "create: cannot read the configuration"; return 1
+  fi
+  on_node "$live" crm_attribute --type crm_config --name maintenance-mode --update true >/dev/null ||
+    { say "create: cannot set maintenance-mode"; return 1; }
   # Pacemaker leaves everything as it is now: stop PostgreSQL by hand.
-  pg_stop_on "$P"
-  for S in $NODES; do [ "$S" = "$P" ] || pg_stop_on "$S"; done
+  pg_stop_on "$P" || { say "create: cannot stop PostgreSQL on $P"; return 1; }
+  for S in $NODES; do
+    [ "$S" = "$P" ] || pg_stop_on "$S" || { say "create: cannot stop PostgreSQL on $S"; return 1; }
+  done
   on_node "$P" ip addr del "$VIP/$NET_CIDR" dev eth0 2>/dev/null || true
-  on_node "$live" cibadmin --replace --scope configuration --xml-file "$d/without.xml"
+  on_node "$live" cibadmin --replace --scope configuration --xml-file "$d/without.xml" ||
+    { say "create: cannot remove the resources"; return 1; }
   stack_on_all stop || { say "create: cluster stack did not stop"; return 1; }
   # shellcheck disable=SC2016 # the node's shell expands it
   for n in $NODES; do on_node "$n" sh -c 'rm -f /run/resource-agents/pgsqlms*' || true; done
@@ -560,7 +566,8 @@ scenario_create() {
   start_writer_nowait "$OUT/$CFG.create.$REP.writes"
   live=$(other_node none)
   t0=$EPOCHREALTIME
-  on_node "$live" cibadmin --replace --scope configuration --xml-file "$d/with.xml"
+  on_node "$live" cibadmin --replace --scope configuration --xml-file "$d/with.xml" ||
+    { stop_writer; say "create: cannot create the resources"; note create "cibadmin --replace failed"; return 1; }
   if ! r=$(wait_writable "$t0" "$CREATE_LIMIT"); then
     stop_writer; record create time_to_writable fail; say "create: not writable within $CREATE_LIMIT s"
     note create "not writable within $CREATE_LIMIT s"
@@ -608,13 +615,14 @@ scenario_poweron() {
 # after a crash, failed start) is rebuilt from the primary (rebuild.sh).
 repair() {
   healthy 120 && return 0
-  local P n
+  local P n streaming
   P=$(primary_node)
-  [ -n "$P" ] || return 1
+  [ -n "$P" ] || { say "$CFG: no primary after the scenario"; return 1; }
+  streaming=$(psql_on "$P" -At -c "SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'" 2>/dev/null) || true
   for n in $NODES; do
     [ "$n" = "$P" ] && continue
-    roles | grep -q "^$n Unpromoted" && continue
-    say "$CFG: $n is not a standby after the scenario: rebuilding it"
+    grep -qx "$n" <<<"$streaming" && continue
+    say "$CFG: $n does not stream from $P after the scenario: rebuilding it"
     "$H/rebuild.sh" "$n" >> "$OUT/$CFG.repairs.log" 2>&1 || say "$CFG: rebuild of $n failed"
   done
 }
