@@ -267,8 +267,10 @@ NOTES=$OUT/notes.tsv
 note() { printf '%s\t%s\t%s\n' "$CFG" "$1" "$(tr '|\t\n' '/  ' <<<"$2" | cut -c1-160)" >> "$NOTES"; }
 # The line of a log that says what went wrong: the last error-looking one.
 failure_line() {
-  grep -aE 'rror|die|fail|refus|not |cannot|timeout' "$1" 2>/dev/null | tail -1 | sed 's/^[0-9:.]* //' ||
-    tail -1 "$1"
+  local l
+  l=$(grep -aE 'rror|die|fail|refus|not |cannot|timeout' "$1" 2>/dev/null | tail -1)
+  [ -n "$l" ] || l=$(tail -1 "$1" 2>/dev/null)
+  echo "${l#[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9] }"
 }
 
 # Wait until a commit started after T succeeds (on NODE if given); prints
@@ -679,7 +681,7 @@ summary() {   # SCENARIO METRIC CFG: "median (min–max, n=N)" in seconds
   awk -F'\t' -v s="$1" -v m="$2" -v c="$3" -v why="$why" '
     $1 == c && $2 == s && $4 == m { if ($5 == "fail") f++; else v[n++] = $5 }
     END {
-      if (n == 0) { print (f ? f " failed" : "-") (why != "" ? ": " why : ""); exit }
+      if (n == 0) { print (f ? f " failed" : (why != "" ? "not run" : "-")) (why != "" ? ": " why : ""); exit }
       for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
       med = (n % 2) ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2
       printf "%.2f (%.2f–%.2f, n=%d%s)\n", med, v[0], v[n - 1], n, f ? ", " f " failed" : ""
