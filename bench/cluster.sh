@@ -40,6 +40,9 @@
 #   poweron    every node powered off at once (writes running), then all
 #              powered on: time from the power-on until a commit through
 #              the VIP succeeds
+#   hungpg     (not in the default list) every process of the primary's
+#              PostgreSQL SIGSTOPped, the node healthy: time until a
+#              commit through the VIP succeeds on another node
 # "Writable" is measured from the host by a client that starts a commit
 # attempt through the VIP every 0.1 s (a new psql connection each, as app
 # user, 1 s timeout per attempt, several in flight while the service is
@@ -73,7 +76,8 @@
 #
 # Settings: BENCH_REPEAT=3, BENCH_SCENARIOS="kill switchover nodeloss hung
 # create poweron", MONITOR_RUNS=20, NODELOSS_LIMIT=60, HUNG_LIMIT=120,
-# CREATE_LIMIT=120, POWERON_LIMIT=180 (seconds), WRITE_INTERVAL=0.1
+# CREATE_LIMIT=120, POWERON_LIMIT=180, HUNGPG_LIMIT=300 (seconds),
+# WRITE_INTERVAL=0.1
 # (seconds between commit attempts), WRITE_TIMEOUT=1 (seconds per attempt),
 # and those of tests/cluster/lib.sh (taken from the environment or the
 # harness's defaults, never from a previous cluster's cluster.env).
@@ -133,6 +137,7 @@ SCENARIOS=${BENCH_SCENARIOS:-kill switchover nodeloss hung create poweron}
 MONITOR_RUNS=${MONITOR_RUNS:-20}
 NODELOSS_LIMIT=${NODELOSS_LIMIT:-60}   # seconds; slower counts as failed
 HUNG_LIMIT=${HUNG_LIMIT:-120}
+HUNGPG_LIMIT=${HUNGPG_LIMIT:-300}
 CREATE_LIMIT=${CREATE_LIMIT:-120}
 POWERON_LIMIT=${POWERON_LIMIT:-180}
 RUNNER=$REPO/bench/runner/target/release/bench-run
@@ -482,6 +487,31 @@ scenario_hung() {
   return_as_standby "$P"
 }
 
+# Only PostgreSQL hangs (every process of the primary's instance
+# SIGSTOPped, as on a dead disk), the node and its cluster stack stay
+# healthy: time until a commit through the VIP succeeds on another node.
+# Not in the default list (PAF needs minutes: issue 11).
+scenario_hungpg() {
+  local P t0 r pid
+  P=$(primary_node)
+  [ -n "$P" ] || { say "hungpg: no primary"; return 1; }
+  start_writer "$OUT/$CFG.hungpg.$REP.writes" || { say "hungpg: no commit through the VIP"; return 1; }
+  pid=$(node_init_pid "$P")
+  t0=$EPOCHREALTIME
+  "$H/hang-postgres.sh" "$P" STOP >/dev/null || { stop_writer; say "hungpg: hang-postgres.sh failed"; return 1; }
+  if ! r=$(wait_writable "$t0" "$HUNGPG_LIMIT"); then
+    stop_writer; record hungpg time_to_writable fail; say "hungpg: not writable within $HUNGPG_LIMIT s"
+    note hungpg "not writable within $HUNGPG_LIMIT s"
+  else
+    stop_writer
+    record_recovery hungpg "$t0" "$r" "PostgreSQL stopped (SIGSTOP) on $P"
+  fi
+  # Not fenced (same boot): let what is left of that instance go on.
+  if [ "$(node_init_pid "$P" 2>/dev/null)" = "$pid" ]; then
+    "$H/hang-postgres.sh" "$P" CONT >/dev/null 2>&1 || true
+  fi
+}
+
 # Create: the resources are removed from a running cluster without
 # Pacemaker touching PostgreSQL (maintenance-mode), every instance is
 # stopped cleanly, the primary first (its shutdown checkpoint reaches the
@@ -799,6 +829,7 @@ monitor_report() {
   row "" switchover "command → cluster healthy (standbys streaming from the new primary)" settled
   row "primary node frozen (cgroup)" hung "freeze → writable on another node" time_to_writable
   row "" hung "write outage" write_outage
+  row "primary's PostgreSQL hung (SIGSTOP)" hungpg "hang → writable on another node" time_to_writable
   row "resource creation, instances cleanly stopped" create "CIB push → writable" time_to_writable
   prow "" create "old primary promoted"
   row "whole-cluster power cut" poweron "power-on → writable" time_to_writable
