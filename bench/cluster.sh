@@ -701,6 +701,11 @@ for CFG in "${configs[@]}"; do
     done
   done
   [ "$broken" = 0 ] || say "$CFG: stopped early"
+  # The nodes' Pacemaker logs (agent lines included): up.sh of the next
+  # config and down.sh remove them.
+  for n in $NODES; do
+    gzip -c "$(node_dir "$n")/var-log/pacemaker/pacemaker.log" > "$OUT/$CFG.$n.pacemaker.log.gz" 2>/dev/null || true
+  done
 done
 "$H/down.sh" >/dev/null 2>&1 || true
 
