@@ -26,6 +26,23 @@
 #              succeeds again; the lost node, fenced, then comes back
 #              without its cluster stack, is rebuilt as a standby with
 #              pg_basebackup and rejoins
+#   hung       the primary's node hangs (its cgroup frozen: every process,
+#              the cluster stack too, as a stuck kernel), longer than the
+#              monitor timeout: time until a commit through the VIP
+#              succeeds on another node; the node, fenced, is rebuilt
+#              as for nodeloss
+#   create     resource creation on instances cleanly stopped (the primary
+#              first, then the standbys, as up.sh leaves them), on a
+#              cluster stack restarted without the resources (no score,
+#              no attribute left): time from the CIB push of
+#              pcs-examples/01-create-resource.sh's configuration until a
+#              commit through the VIP succeeds
+#   poweron    every node powered off at once (writes running), then all
+#              powered on: time from the power-on until a commit through
+#              the VIP succeeds
+#   hungpg     (not in the default list) every process of the primary's
+#              PostgreSQL SIGSTOPped, the node healthy: time until a
+#              commit through the VIP succeeds on another node
 # "Writable" is measured from the host by a client that starts a commit
 # attempt through the VIP every 0.1 s (a new psql connection each, as app
 # user, 1 s timeout per attempt, several in flight while the service is
@@ -48,8 +65,19 @@
 # children, forks), on the primary and on a standby: MONITOR_RUNS (20)
 # timed runs each, plus one traced run for the process count.
 #
-# Settings: BENCH_REPEAT=3, BENCH_SCENARIOS="kill switchover nodeloss",
-# MONITOR_RUNS=20, NODELOSS_LIMIT=60 (seconds), WRITE_INTERVAL=0.1
+# The primary's monitor is measured twice: with the cluster's synchronous
+# replication (ANY 1) and with synchronous_standby_names emptied (ALTER
+# SYSTEM, reload; reset afterwards).
+#
+# DEBIAN=13 (tests/cluster/lib.sh): the nodes run the trixie rootfs
+# (Pacemaker 3.0, pcs 0.12, PostgreSQL 17, resource-agents-paf 2.3.0-2);
+# the client on the host uses the host's psql. Where a config cannot run
+# (up.sh fails, a scenario fails), the report says how, in the table.
+#
+# Settings: BENCH_REPEAT=3, BENCH_SCENARIOS="kill switchover nodeloss hung
+# create poweron", MONITOR_RUNS=20, NODELOSS_LIMIT=60, HUNG_LIMIT=120,
+# CREATE_LIMIT=120, POWERON_LIMIT=180, HUNGPG_LIMIT=300 (seconds),
+# WRITE_INTERVAL=0.1
 # (seconds between commit attempts), WRITE_TIMEOUT=1 (seconds per attempt),
 # and those of tests/cluster/lib.sh (taken from the environment or the
 # harness's defaults, never from a previous cluster's cluster.env).
@@ -88,7 +116,14 @@ if [ -z "${BENCH_CLUSTER_PHASE2:-}" ]; then
     done
     "$H/down.sh"
   ) || exit 1
-  BENCH_CLUSTER_PHASE2=1 exec bash "$SELF" "$@"
+  # The command as given, with the settings that change what runs: the
+  # report shows it.
+  cmd="bash bench/cluster.sh"
+  [ $# -eq 0 ] || cmd="$cmd $*"
+  for v in MONITOR_RUNS BENCH_REPEAT BENCH_SCENARIOS PG_MAJOR DEBIAN; do
+    [ -z "${!v:-}" ] || cmd="$v=${!v@Q} $cmd"
+  done
+  BENCH_CLUSTER_COMMAND="sudo $cmd" BENCH_CLUSTER_PHASE2=1 exec bash "$SELF" "$@"
 fi
 
 # shellcheck source=../tests/cluster/lib.sh
@@ -98,13 +133,22 @@ unset LC_ALL
 export LC_NUMERIC=C   # $EPOCHREALTIME and awk: a dot as decimal separator
 
 REPEAT=${BENCH_REPEAT:-3}
-SCENARIOS=${BENCH_SCENARIOS:-kill switchover nodeloss}
+SCENARIOS=${BENCH_SCENARIOS:-kill switchover nodeloss hung create poweron}
 MONITOR_RUNS=${MONITOR_RUNS:-20}
 NODELOSS_LIMIT=${NODELOSS_LIMIT:-60}   # seconds; slower counts as failed
+HUNG_LIMIT=${HUNG_LIMIT:-120}
+HUNGPG_LIMIT=${HUNGPG_LIMIT:-300}
+CREATE_LIMIT=${CREATE_LIMIT:-120}
+POWERON_LIMIT=${POWERON_LIMIT:-180}
 RUNNER=$REPO/bench/runner/target/release/bench-run
 WRITE_TIMEOUT=${WRITE_TIMEOUT:-1}
 WRITE_INTERVAL=${WRITE_INTERVAL:-0.1}
+# The client runs on the host: its own psql (DEBIAN=13 nodes have
+# PostgreSQL 17, the Debian 12 host 15; any libpq speaks to both).
 PSQL=$PG_BINDIR/psql
+if [ ! -x "$PSQL" ]; then
+  PSQL=$(find /usr/lib/postgresql -path '*/bin/psql' 2>/dev/null | sort -V | tail -1)
+fi
 BASE_PROMOTED_INTERVAL=$MON_PROMOTED_INTERVAL
 BASE_UNPROMOTED_INTERVAL=$MON_UNPROMOTED_INTERVAL
 BASE_COROSYNC_TOKEN=$COROSYNC_TOKEN
@@ -192,6 +236,15 @@ start_writer() {   # LOGFILE
     return 1
   fi
 }
+# The same client, not waiting for a first commit (the service is down).
+start_writer_nowait() {   # LOGFILE
+  WLOG=$1
+  WSTOP=$WLOG.stop
+  rm -f "$WSTOP"
+  : > "$WLOG"
+  writer "$WLOG" "$WSTOP" &
+  writer_pid=$!
+}
 # The analysis reads the attempts in the order they ended.
 by_end() { sort -s -n -k2,2 "$1"; }
 # first_ok_after LOG T [NODE]: "<end> <node>" of the first successful commit
@@ -212,6 +265,18 @@ max_gap() {
 }
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", a - b }'; }
 record() { printf '%s\t%s\t%s\t%s\t%s\n' "$CFG" "$1" "$REP" "$2" "$3" >> "$RESULTS"; }
+# note SCENARIO|* TEXT: why a config or a scenario could not give a figure
+# (the report's cells say it instead of a blank)
+NOTES=$OUT/notes.tsv
+: > "$NOTES"
+note() { printf '%s\t%s\t%s\n' "$CFG" "$1" "$(tr '|\t\n' '/  ' <<<"$2" | cut -c1-160)" >> "$NOTES"; }
+# The line of a log that says what went wrong: the last error-looking one.
+failure_line() {
+  local l
+  l=$(grep -aE 'rror|die|fail|refus|not |cannot|timeout' "$1" 2>/dev/null | tail -1)
+  [ -n "$l" ] || l=$(tail -1 "$1" 2>/dev/null)
+  echo "${l#[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9] }"
+}
 
 # Wait until a commit started after T succeeds (on NODE if given); prints
 # "<end> <node>". Returns 1 after TIMEOUT seconds.
@@ -244,8 +309,8 @@ fenced_and_down() {   # NODE: Pacemaker sees it offline and clean
 # The agent runs inside NODE with the environment pacemaker-execd gives a
 # recurring monitor; the tools it calls (crm_attribute, attrd_updater,
 # cibadmin, crm_node...) are the real ones, talking to the live cluster.
-monitor_cost() {   # NODE ROLE(primary|standby) INTERVAL
-  local node=$1 role=$2 interval_ms expect=0 provider type i
+monitor_cost() {   # NODE ROLE(primary|standby) INTERVAL [LABEL]
+  local node=$1 role=$2 interval_ms expect=0 provider type i label=${4:-monitor, $2}
   interval_ms=$(( ${3%s} * 1000 ))
   [ "$role" = primary ] && expect=8
   IFS=: read -r _ provider type <<<"$AGENT"
@@ -268,13 +333,44 @@ monitor_cost() {   # NODE ROLE(primary|standby) INTERVAL
     HA_LOGFACILITY=none HA_LOGFILE=/dev/null HA_debug=0 HA_RSCTMP=/run/resource-agents
   )
   local agent_path=/usr/lib/ocf/resource.d/$provider/$type
-  local -a opts=(--label "monitor, $role" --agent "$CFG" --results "$OUT/monitor.tsv"
-    --expect "$expect" --log "$OUT/$CFG.monitor-runs.log" --timeout-ms 20000)
-  on_node "$node" env -i "${env[@]}" "$RUNNER" run "${opts[@]}" --runs "$MONITOR_RUNS" --warmup 2 -- "$agent_path" monitor
+  # The runner writes where the node can: DEBIAN=13 nodes see the
+  # repository read-only, the state directory read-write (both at the
+  # host's paths). Copied to $OUT afterwards.
+  local mdir=$STATE_DIR/bench-monitor
+  rm -rf "$mdir"; mkdir -p "$mdir/trace" "$mdir/no-fakes"
+  local -a opts=(--label "$label" --agent "$CFG" --results "$mdir/monitor.tsv"
+    --expect "$expect" --log "$mdir/runs.log" --timeout-ms 20000)
+  local rc=0
+  on_node "$node" env -i "${env[@]}" "$RUNNER" run "${opts[@]}" --runs "$MONITOR_RUNS" --warmup 2 -- "$agent_path" monitor || rc=1
   # --tool-dir: where fakes would be; none here, every process counts.
-  mkdir -p "$OUT/trace" "$OUT/no-fakes"
-  on_node "$node" env -i "${env[@]}" "$RUNNER" run "${opts[@]}" --forks --server-exe "$PG_BINDIR/postgres" \
-    --tool-dir "$OUT/no-fakes" --trace-dir "$OUT/trace" -- "$agent_path" monitor
+  if [ "$rc" = 0 ]; then
+    on_node "$node" env -i "${env[@]}" "$RUNNER" run "${opts[@]}" --forks --server-exe "$PG_BINDIR/postgres" \
+      --tool-dir "$mdir/no-fakes" --trace-dir "$mdir/trace" -- "$agent_path" monitor || rc=1
+  fi
+  [ -r "$mdir/monitor.tsv" ] && cat "$mdir/monitor.tsv" >> "$OUT/monitor.tsv"
+  [ -r "$mdir/runs.log" ] && cat "$mdir/runs.log" >> "$OUT/$CFG.monitor-runs.log"
+  mkdir -p "$OUT/trace"; cp -r "$mdir/trace/." "$OUT/trace/" 2>/dev/null || true
+  rm -rf "$mdir"
+  return "$rc"
+}
+
+# The primary's monitor with synchronous replication (the cluster's
+# setting, ANY 1) and without (synchronous_standby_names emptied with
+# ALTER SYSTEM and a reload, reset afterwards).
+set_sync() {   # NODE on|off
+  local q="ALTER SYSTEM RESET synchronous_standby_names"
+  [ "$2" = off ] && q="ALTER SYSTEM SET synchronous_standby_names = ''"
+  psql_on "$1" -c "$q" -c "SELECT pg_reload_conf()" >/dev/null
+}
+monitor_costs_primary() {   # NODE INTERVAL
+  monitor_cost "$1" primary "$2" "monitor, primary" || say "$CFG: primary monitor cost run failed"
+  if set_sync "$1" off; then
+    sleep 2   # the reload reaches the walsenders
+    monitor_cost "$1" primary "$2" "monitor, primary, async" || say "$CFG: async primary monitor cost run failed"
+  else
+    say "$CFG: could not make replication asynchronous on $1"
+  fi
+  set_sync "$1" on || say "$CFG: could not reset synchronous_standby_names on $1"
 }
 
 # record_recovery SCENARIO T0 "END NODE" WHAT: the figures of a fault at T0
@@ -297,7 +393,8 @@ scenario_kill() {
   pid=$(on_node "$P" head -1 "$PGDATA_NODE/postmaster.pid")
   t0=$(on_node "$P" sh -c 'date +%s.%N; kill -9 "$1"' sh "$pid")
   if ! r=$(wait_writable "$t0" 180); then
-    stop_writer; record kill time_to_writable fail; say "kill: not writable within 180 s"; return 1
+    stop_writer; record kill time_to_writable fail; say "kill: not writable within 180 s"
+    note kill "not writable within 180 s"; return 1
   fi
   stop_writer
   record_recovery kill "$t0" "$r" "kill -9 postmaster on $P"
@@ -341,6 +438,7 @@ scenario_nodeloss() {
   "$H/power.sh" off "$P"
   if ! r=$(wait_writable "$t0" "$NODELOSS_LIMIT"); then
     stop_writer; record nodeloss time_to_writable fail; say "nodeloss: not writable within $NODELOSS_LIMIT s"
+    note nodeloss "not writable within $NODELOSS_LIMIT s"
   else
     stop_writer
     record_recovery nodeloss "$t0" "$r" "power-off of $P"
@@ -351,6 +449,214 @@ scenario_nodeloss() {
   rebuild_standby "$P"
   echo 1 > "$(node_dir "$P")/autostart"
   on_node "$P" "$H/node-services.sh" start
+}
+
+# Bring a node that went down (fenced, or powered off by hand) back as a
+# fresh standby of the current primary, as nodeloss does.
+return_as_standby() {   # NODE
+  local P=$1
+  if ! wait_for 120 "$P to be fenced" fenced_and_down "$P"; then
+    # Never fenced: thaw it (a frozen node) and cut its power; the
+    # cluster then sees it gone and fences it.
+    echo 0 > "$(node_cg "$P")/cgroup.freeze" 2>/dev/null || true
+    "$H/power.sh" off "$P" >/dev/null
+    wait_for 120 "$P to be fenced" fenced_and_down "$P" || return 1
+  fi
+  "$H/power.sh" on "$P" >/dev/null
+  rebuild_standby "$P"
+  echo 1 > "$(node_dir "$P")/autostart"
+  on_node "$P" "$H/node-services.sh" start
+}
+
+scenario_hung() {
+  local P t0 r
+  P=$(primary_node)
+  [ -n "$P" ] || { say "hung: no primary"; return 1; }
+  start_writer "$OUT/$CFG.hung.$REP.writes" || { say "hung: no commit through the VIP"; return 1; }
+  echo 0 > "$(node_dir "$P")/autostart"
+  t0=$EPOCHREALTIME
+  "$H/crash.sh" --hang "$P"
+  # No commit can end on the frozen node: the first one is on another.
+  if ! r=$(wait_writable "$t0" "$HUNG_LIMIT"); then
+    stop_writer; record hung time_to_writable fail; say "hung: not writable within $HUNG_LIMIT s"
+    note hung "not writable within $HUNG_LIMIT s"
+  else
+    stop_writer
+    record_recovery hung "$t0" "$r" "frozen node $P"
+  fi
+  return_as_standby "$P"
+}
+
+# Only PostgreSQL hangs (every process of the primary's instance
+# SIGSTOPped, as on a dead disk), the node and its cluster stack stay
+# healthy: time until a commit through the VIP succeeds on another node.
+# Not in the default list (PAF needs minutes: issue 11).
+scenario_hungpg() {
+  local P t0 r pid
+  P=$(primary_node)
+  [ -n "$P" ] || { say "hungpg: no primary"; return 1; }
+  start_writer "$OUT/$CFG.hungpg.$REP.writes" || { say "hungpg: no commit through the VIP"; return 1; }
+  pid=$(node_init_pid "$P")
+  t0=$EPOCHREALTIME
+  "$H/hang-postgres.sh" "$P" STOP >/dev/null || { stop_writer; say "hungpg: hang-postgres.sh failed"; return 1; }
+  if ! r=$(wait_writable "$t0" "$HUNGPG_LIMIT"); then
+    stop_writer; record hungpg time_to_writable fail; say "hungpg: not writable within $HUNGPG_LIMIT s"
+    note hungpg "not writable within $HUNGPG_LIMIT s"
+  else
+    stop_writer
+    record_recovery hungpg "$t0" "$r" "PostgreSQL stopped (SIGSTOP) on $P"
+  fi
+  # Not fenced (same boot): let what is left of that instance go on.
+  if [ "$(node_init_pid "$P" 2>/dev/null)" = "$pid" ]; then
+    "$H/hang-postgres.sh" "$P" CONT >/dev/null 2>&1 || true
+  fi
+}
+
+# Create: the resources are removed from a running cluster without
+# Pacemaker touching PostgreSQL (maintenance-mode), every instance is
+# stopped cleanly, the primary first (its shutdown checkpoint reaches the
+# standbys: all end at the same LSN, as up.sh leaves them), the cluster
+# stack is restarted (no transient attribute, score or agent state left),
+# and the saved configuration (01-create-resource.sh's, with no permanent
+# promotion score) is pushed back in one CIB replace, as
+# `pcs cluster cib-push --config` does. Timed from that push.
+edit_config() {   # IN OUT without|with: the configuration, resources removed or kept
+  python3 - "$@" <<'EOF'
+import sys, xml.etree.ElementTree as ET
+src, dst, mode = sys.argv[1:4]
+cfg = ET.parse(src).getroot()
+ours = {"pgsqld", "pgsqld-clone", "pgsql-vip"}
+# Permanent node attributes left by PAF's crm_master (lifetime forever).
+for node in cfg.iter("node"):
+    for ia in list(node.findall("instance_attributes")):
+        for nv in list(ia):
+            if nv.get("name", "").startswith("master-pgsqld"):
+                ia.remove(nv)
+        if len(ia) == 0:
+            node.remove(ia)
+props = cfg.find("crm_config")
+for ps in props.iter("cluster_property_set"):
+    for nv in list(ps):
+        if nv.get("name") == "maintenance-mode":
+            ps.remove(nv)
+if mode == "without":
+    res = cfg.find("resources")
+    for r in list(res):
+        if r.get("id") in ours:
+            res.remove(r)
+    cons = cfg.find("constraints")
+    for c in list(cons):
+        if {c.get(k) for k in ("rsc", "with-rsc", "first", "then")} & ours:
+            cons.remove(c)
+    ps = props.find("cluster_property_set")
+    ET.SubElement(ps, "nvpair", {"id": "bench-maintenance-mode", "name": "maintenance-mode", "value": "true"})
+ET.ElementTree(cfg).write(dst)
+EOF
+}
+stack_on_all() {   # start|stop, on every node at once
+  local n pids=() rc=0
+  for n in $NODES; do on_node "$n" "$H/node-services.sh" "$1" & pids+=($!); done
+  for n in "${pids[@]}"; do wait "$n" || rc=1; done
+  return "$rc"
+}
+all_online() {   # every node online in a quorate partition
+  local n live xml
+  live=$(other_node none) || return 1
+  xml=$(on_node "$live" crm_mon -1 --output-as=xml 2>/dev/null) || return 1
+  grep -q 'with_quorum="true"' <<<"$xml" || return 1
+  for n in $NODES; do
+    grep -q "<node name=\"$n\"[^>]* online=\"true\"" <<<"$xml" || return 1
+  done
+}
+scenario_create() {
+  local P S live d=$STATE_DIR/bench-create t0 r n
+  P=$(primary_node)
+  [ -n "$P" ] || { say "create: no primary"; return 1; }
+  live=$(other_node none)
+  mkdir -p "$d"
+  if ! { on_node "$live" cibadmin --query --scope configuration > "$d/saved.xml" &&
+    edit_config "$d/saved.xml" "$d/without.xml" without &&
+    edit_config "$d/saved.xml" "$d/with.xml" with; }; then
+    say "create: cannot read the configuration"; return 1
+  fi
+  on_node "$live" crm_attribute --type crm_config --name maintenance-mode --update true >/dev/null ||
+    { say "create: cannot set maintenance-mode"; return 1; }
+  # Pacemaker leaves everything as it is now: stop PostgreSQL by hand.
+  pg_stop_on "$P" || { say "create: cannot stop PostgreSQL on $P"; return 1; }
+  for S in $NODES; do
+    [ "$S" = "$P" ] || pg_stop_on "$S" || { say "create: cannot stop PostgreSQL on $S"; return 1; }
+  done
+  on_node "$P" ip addr del "$VIP/$NET_CIDR" dev eth0 2>/dev/null || true
+  on_node "$live" cibadmin --replace --scope configuration --xml-file "$d/without.xml" ||
+    { say "create: cannot remove the resources"; return 1; }
+  stack_on_all stop || { say "create: cluster stack did not stop"; return 1; }
+  # shellcheck disable=SC2016 # the node's shell expands it
+  for n in $NODES; do on_node "$n" sh -c 'rm -f /run/resource-agents/pgsqlms*' || true; done
+  stack_on_all start || { say "create: cluster stack did not start"; return 1; }
+  wait_for 120 "every node online" all_online || { say "create: nodes not online"; return 1; }
+  sleep 2
+  start_writer_nowait "$OUT/$CFG.create.$REP.writes"
+  live=$(other_node none)
+  t0=$EPOCHREALTIME
+  on_node "$live" cibadmin --replace --scope configuration --xml-file "$d/with.xml" ||
+    { stop_writer; say "create: cannot create the resources"; note create "cibadmin --replace failed"; return 1; }
+  if ! r=$(wait_writable "$t0" "$CREATE_LIMIT"); then
+    stop_writer; record create time_to_writable fail; say "create: not writable within $CREATE_LIMIT s"
+    note create "not writable within $CREATE_LIMIT s"
+    return 1
+  fi
+  stop_writer
+  record_new_primary create "$t0" "$r" "$P"
+}
+# record_new_primary SCENARIO T0 "END NODE" OLD_PRIMARY
+record_new_primary() {
+  local end node
+  read -r end node <<<"$3"
+  record "$1" time_to_writable "$(sub "$end" "$2")"
+  record "$1" new_primary "$node"
+  record "$1" old_primary_promoted "$([ "$node" = "$4" ] && echo 1 || echo 0)"
+  say "$1: writable after $(sub "$end" "$2") s (on $node; primary before: $4)"
+}
+
+# Power-on: every node's power cut at once while commits run, 2 s off,
+# then all powered on together (each boots its cluster stack). Timed from
+# the power-on. Synchronous replication (ANY 1): no standby is ahead of the
+# old primary, which holds the most WAL (a standby may hold as much).
+scenario_poweron() {
+  local P t0 r n pids=()
+  P=$(primary_node)
+  [ -n "$P" ] || { say "poweron: no primary"; return 1; }
+  start_writer "$OUT/$CFG.poweron.$REP.writes" || { say "poweron: no commit through the VIP"; return 1; }
+  for n in $NODES; do "$H/power.sh" off "$n" & pids+=($!); done
+  for n in "${pids[@]}"; do wait "$n" || true; done
+  sleep 2
+  pids=()
+  t0=$EPOCHREALTIME
+  for n in $NODES; do "$H/power.sh" on "$n" >/dev/null & pids+=($!); done
+  for n in "${pids[@]}"; do wait "$n" || true; done
+  if ! r=$(wait_writable "$t0" "$POWERON_LIMIT"); then
+    stop_writer; record poweron time_to_writable fail; say "poweron: not writable within $POWERON_LIMIT s"
+    note poweron "not writable within $POWERON_LIMIT s"
+    return 1
+  fi
+  stop_writer
+  record_new_primary poweron "$t0" "$r" "$P"
+}
+
+# After a scenario: a node that does not come back as a standby (diverged
+# after a crash, failed start) is rebuilt from the primary (rebuild.sh).
+repair() {
+  healthy 120 && return 0
+  local P n streaming
+  P=$(primary_node)
+  [ -n "$P" ] || { say "$CFG: no primary after the scenario"; return 1; }
+  streaming=$(psql_on "$P" -At -c "SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'" 2>/dev/null) || true
+  for n in $NODES; do
+    [ "$n" = "$P" ] && continue
+    grep -qx "$n" <<<"$streaming" && continue
+    say "$CFG: $n does not stream from $P after the scenario: rebuilding it"
+    "$H/rebuild.sh" "$n" >> "$OUT/$CFG.repairs.log" 2>&1 || say "$CFG: rebuild of $n failed"
+  done
 }
 
 # ---- run ----------------------------------------------------------------------
@@ -369,38 +675,59 @@ for CFG in "${configs[@]}"; do
   printf '%s\t%s\t%s\n' "$CFG" "$MON_PROMOTED_INTERVAL" "$MON_UNPROMOTED_INTERVAL" >> "$OUT/intervals.tsv"
   say "== $CFG: $AGENT, monitors $MON_PROMOTED_INTERVAL (Promoted) / $MON_UNPROMOTED_INTERVAL (Unpromoted): building the cluster"
   if ! "$H/up.sh" > "$OUT/$CFG.up.log" 2>&1; then
-    say "$CFG: up.sh failed (see $OUT/$CFG.up.log)"; continue
+    say "$CFG: up.sh failed (see $OUT/$CFG.up.log)"
+    note "*" "up.sh failed: $(failure_line "$OUT/$CFG.up.log")"
+    continue
+  fi
+  if [ ! -s "$OUT/versions" ]; then
+    # shellcheck disable=SC2016 # the node's shell expands it
+    on_node "$(other_node none)" sh -c 'echo "$(pacemakerd --version | head -1), pcs $(pcs --version)"' \
+      > "$OUT/versions" 2>/dev/null || true
   fi
   if [ "$CFG" != recommended ]; then   # same agent as "ours": same cost per call
     say "$CFG: monitor cost with the real Pacemaker tools"
-    monitor_cost "$(primary_node)" primary "$MON_PROMOTED_INTERVAL" || say "$CFG: primary monitor cost run failed"
+    monitor_costs_primary "$(primary_node)" "$MON_PROMOTED_INTERVAL"
     monitor_cost "$(a_standby)" standby "$MON_UNPROMOTED_INTERVAL" || say "$CFG: standby monitor cost run failed"
   fi
   app_psql -c "CREATE TABLE IF NOT EXISTS bench_probe (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp(), tag text)"
   broken=0
   for sc in $SCENARIOS; do
     for ((REP = 1; REP <= REPEAT; REP++)); do
-      healthy 300 || { say "$CFG: cluster not healthy before $sc #$REP"; "$H/status.sh" >> "$OUT/$CFG.failures.log" 2>&1; broken=1; break 2; }
+      healthy 300 || { say "$CFG: cluster not healthy before $sc #$REP"; note "*" "cluster not healthy before $sc #$REP: stopped"; "$H/status.sh" >> "$OUT/$CFG.failures.log" 2>&1; broken=1; break 2; }
       "scenario_$sc" || { say "$CFG: $sc #$REP failed"; "$H/status.sh" >> "$OUT/$CFG.failures.log" 2>&1; }
       stop_writer
-      healthy 300 || true
+      repair || true
       cleanup_failures
     done
   done
   [ "$broken" = 0 ] || say "$CFG: stopped early"
+  # The nodes' Pacemaker logs (agent lines included): up.sh of the next
+  # config and down.sh remove them.
+  for n in $NODES; do
+    gzip -c "$(node_dir "$n")/var-log/pacemaker/pacemaker.log" > "$OUT/$CFG.$n.pacemaker.log.gz" 2>/dev/null || true
+  done
 done
 "$H/down.sh" >/dev/null 2>&1 || true
 
 # ---- report -----------------------------------------------------------------------
 summary() {   # SCENARIO METRIC CFG: "median (min–max, n=N)" in seconds
-  awk -F'\t' -v s="$1" -v m="$2" -v c="$3" '
+  local why
+  why=$(awk -F'\t' -v s="$1" -v c="$3" '$1 == c && ($2 == s || $2 == "*") { w = $3 } END { print w }' "$NOTES")
+  awk -F'\t' -v s="$1" -v m="$2" -v c="$3" -v why="$why" '
     $1 == c && $2 == s && $4 == m { if ($5 == "fail") f++; else v[n++] = $5 }
     END {
-      if (n == 0) { print (f ? f " failed" : "-"); exit }
+      if (n == 0) { print (f ? f " failed" : (why != "" ? "not run" : "-")) (why != "" ? ": " why : ""); exit }
       for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
       med = (n % 2) ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2
       printf "%.2f (%.2f–%.2f, n=%d%s)\n", med, v[0], v[n - 1], n, f ? ", " f " failed" : ""
     }' "$RESULTS"
+}
+# promoted SCENARIO CFG: "<k>/<n> the old primary (<nodes>)"
+promoted() {
+  awk -F'\t' -v s="$1" -v c="$2" '
+    $1 == c && $2 == s && $4 == "old_primary_promoted" { n++; k += $5 }
+    $1 == c && $2 == s && $4 == "new_primary" { l = l (l == "" ? "" : " ") $5 }
+    END { if (n == 0) print "-"; else printf "%d/%d (%s)\n", k, n, l }' "$RESULTS"
 }
 # mon_stat CFG LABEL wall|cpu|procs: median (ms) of the timed runs, or the
 # process count of the traced run ("-" when absent)
@@ -429,13 +756,28 @@ monitor_report() {
   echo "| monitor | metric | paf | ours | paf/ours |"
   echo "|---|---|--:|--:|--:|"
   local r m a b
-  for r in primary standby; do
+  for r in primary "primary, async" standby; do
     for m in wall cpu procs; do
       a=$(mon_stat paf "monitor, $r" "$m"); b=$(mon_stat ours "monitor, $r" "$m")
       local name rt=-
       case $m in wall) name="wall (ms)" ;; cpu) name="CPU (ms)" ;; *) name=processes ;; esac
       [ "$m" = procs ] || rt=$(ratio "$a" "$b")
       printf '| %s | %s | %s | %s | %s |\n' "$r" "$name" "$a" "$b" "$rt"
+    done
+  done
+  echo
+  echo "The primary's monitor with synchronous replication (the cluster's ANY 1) against"
+  echo "asynchronous (synchronous_standby_names = ''), medians:"
+  echo
+  echo "| agent | metric | synchronous | asynchronous | sync/async |"
+  echo "|---|---|--:|--:|--:|"
+  local c
+  for c in paf ours; do
+    for m in wall cpu; do
+      a=$(mon_stat "$c" "monitor, primary" "$m"); b=$(mon_stat "$c" "monitor, primary, async" "$m")
+      [ "$a$b" = "--" ] && continue
+      printf '| %s | %s | %s | %s | %s |\n' "$c" "$([ "$m" = wall ] && echo "wall (ms)" || echo "CPU (ms)")" "$a" "$b" \
+        "$(awk -v a="$a" -v b="$b" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%+.0f%%\n", (a / b - 1) * 100; else print "-" }')"
     done
   done
   echo
@@ -454,9 +796,12 @@ monitor_report() {
   done < "$OUT/configs.tsv"
 }
 {
-  echo "# pgsqlms cluster benchmark, $(date '+%F %T')"
+  echo "# pgsqlms cluster benchmark, Debian $DEBIAN nodes, $(date '+%F %T')"
   echo
-  echo "Namespace cluster of tests/cluster: $(echo "$NODES" | wc -w) nodes, Corosync token ${COROSYNC_TOKEN} ms,"
+  echo "Command: \`${BENCH_CLUSTER_COMMAND:-bash bench/cluster.sh}\`"
+  echo
+  echo "Namespace cluster of tests/cluster: $(echo "$NODES" | wc -w) nodes on Debian $DEBIAN"
+  echo "($(cat "$OUT/versions" 2>/dev/null || echo "versions unknown")), Corosync token ${COROSYNC_TOKEN} ms,"
   echo "fencing fence_ns, PostgreSQL $PG_MAJOR, pcs-examples/01-create-resource.sh defaults. Configs:"
   echo
   while IFS=$'\t' read -r c d; do echo "- $c: $d"; done < "$OUT/configs.tsv"
@@ -467,9 +812,17 @@ monitor_report() {
   echo
   printf '| scenario | metric |'; for c in "${configs[@]}"; do printf ' %s |' "$c"; done; echo
   printf '|---|---|'; for c in "${configs[@]}"; do printf -- '--:|'; done; echo
+  # A scenario that did not run (BENCH_SCENARIOS) has no row.
   row() {
+    case " $SCENARIOS " in *" $2 "*) ;; *) return 0 ;; esac
     printf '| %s | %s |' "$1" "$3"
     for c in "${configs[@]}"; do printf ' %s |' "$(summary "$2" "$4" "$c")"; done
+    echo
+  }
+  prow() {
+    case " $SCENARIOS " in *" $2 "*) ;; *) return 0 ;; esac
+    printf '| %s | %s |' "$1" "$3"
+    for c in "${configs[@]}"; do printf ' %s |' "$(promoted "$2" "$c")"; done
     echo
   }
   row "primary postmaster kill -9" kill "kill → writable" time_to_writable
@@ -479,6 +832,13 @@ monitor_report() {
   row "controlled switchover" switchover "command → writes on the new primary" duration
   row "" switchover "longest gap between commits" write_outage
   row "" switchover "command → cluster healthy (standbys streaming from the new primary)" settled
+  row "primary node frozen (cgroup)" hung "freeze → writable on another node" time_to_writable
+  row "" hung "write outage" write_outage
+  row "primary's PostgreSQL hung (SIGSTOP)" hungpg "hang → writable on another node" time_to_writable
+  row "resource creation, instances cleanly stopped" create "CIB push → writable" time_to_writable
+  prow "" create "old primary promoted"
+  row "whole-cluster power cut" poweron "power-on → writable" time_to_writable
+  prow "" poweron "old primary promoted (it holds the most WAL)"
   monitor_report
 } > "$OUT/report.md"
 cat "$OUT/report.md"
