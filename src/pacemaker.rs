@@ -129,17 +129,7 @@ impl Pacemaker {
         value: &str,
         deadline: Instant,
     ) -> Result<(), ToolError> {
-        let cmd = self.tool("crm_attribute").args([
-            "--node",
-            node,
-            "--lifetime",
-            "reboot",
-            "--name",
-            name,
-            "--update",
-            value,
-        ]);
-        self.run_ok(cmd, deadline).await.map(|_| ())
+        self.node_attr(node, name, &["--update", value], deadline).await
     }
 
     pub async fn delete_node_attr(
@@ -148,15 +138,21 @@ impl Pacemaker {
         name: &str,
         deadline: Instant,
     ) -> Result<(), ToolError> {
-        let cmd = self.tool("crm_attribute").args([
-            "--node",
-            node,
-            "--lifetime",
-            "reboot",
-            "--name",
-            name,
-            "--delete",
-        ]);
+        self.node_attr(node, name, &["--delete"], deadline).await
+    }
+
+    /// crm_attribute on the transient attribute `name` of `node`.
+    async fn node_attr(
+        &self,
+        node: &str,
+        name: &str,
+        op: &[&str],
+        deadline: Instant,
+    ) -> Result<(), ToolError> {
+        let cmd = self
+            .tool("crm_attribute")
+            .args(["--node", node, "--lifetime", "reboot", "--name", name])
+            .args(op.iter().copied());
         self.run_ok(cmd, deadline).await.map(|_| ())
     }
 

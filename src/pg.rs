@@ -176,20 +176,30 @@ pub async fn connect(t: &Target<'_>, deadline: Instant) -> Result<Client, PgErro
     tokio::time::timeout_at(deadline, work).await.map_err(|_| PgError::TimedOut)?
 }
 
-/// Rows of a simple-protocol query as text (one round trip, no prepare).
-pub async fn rows(
+/// One simple-protocol round trip, bounded by `deadline`; the server's own
+/// message on an error.
+async fn simple_query(
     client: &Client,
     sql: &str,
     deadline: Instant,
-) -> Result<Vec<Vec<Option<String>>>, PgError> {
-    let msgs = tokio::time::timeout_at(deadline, client.simple_query(sql))
+) -> Result<Vec<tokio_postgres::SimpleQueryMessage>, PgError> {
+    tokio::time::timeout_at(deadline, client.simple_query(sql))
         .await
         .map_err(|_| PgError::TimedOut)?
         .map_err(|e| {
             PgError::Query(
                 e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string()),
             )
-        })?;
+        })
+}
+
+/// Rows of a simple-protocol query as text (one round trip, no prepare).
+pub async fn rows(
+    client: &Client,
+    sql: &str,
+    deadline: Instant,
+) -> Result<Vec<Vec<Option<String>>>, PgError> {
+    let msgs = simple_query(client, sql, deadline).await?;
     Ok(msgs
         .into_iter()
         .filter_map(|m| match m {
@@ -254,14 +264,7 @@ async fn result_sets(
     sql: &str,
     deadline: Instant,
 ) -> Result<Vec<Vec<Vec<Option<String>>>>, PgError> {
-    let msgs = tokio::time::timeout_at(deadline, client.simple_query(sql))
-        .await
-        .map_err(|_| PgError::TimedOut)?
-        .map_err(|e| {
-            PgError::Query(
-                e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string()),
-            )
-        })?;
+    let msgs = simple_query(client, sql, deadline).await?;
     let mut sets = vec![Vec::new()];
     for m in msgs {
         match m {

@@ -170,7 +170,18 @@ impl Dir {
         rel: impl AsRef<Path>,
         cap: u64,
     ) -> Result<(std::fs::File, u64), FsError> {
-        let (dir, name) = self.descend(rel.as_ref())?;
+        self.open_owned(rel.as_ref(), cap, self.uid)
+    }
+
+    /// The regular file `rel` owned by `owner`, open for reading, and its
+    /// size, at most `cap` bytes.
+    fn open_owned(
+        &self,
+        rel: &Path,
+        cap: u64,
+        owner: u32,
+    ) -> Result<(std::fs::File, u64), FsError> {
+        let (dir, name) = self.descend(rel)?;
         let fd = openat(
             &dir.fd,
             name.as_str(),
@@ -182,7 +193,7 @@ impl Dir {
         if kind(&st) != "regular file" {
             return Err(FsError::NotRegular(kind(&st)));
         }
-        if st.st_uid != self.uid {
+        if st.st_uid != owner {
             return Err(FsError::Owner(st.st_uid));
         }
         if st.st_size as u64 > cap {
@@ -271,29 +282,9 @@ impl Dir {
         cap: u64,
         owner: u32,
     ) -> Result<Vec<u8>, FsError> {
-        let (dir, name) = self.descend(rel.as_ref())?;
-        let fd = openat(
-            &dir.fd,
-            name.as_str(),
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(from_errno)?;
-        let st = fstat(&fd).map_err(from_errno)?;
-        if kind(&st) != "regular file" {
-            return Err(FsError::NotRegular(kind(&st)));
-        }
-        if st.st_uid != owner {
-            return Err(FsError::Owner(st.st_uid));
-        }
-        if st.st_size as u64 > cap {
-            return Err(FsError::TooLarge(st.st_size as u64));
-        }
-        let mut buf = Vec::with_capacity(st.st_size as usize);
-        std::fs::File::from(fd)
-            .take(cap + 1)
-            .read_to_end(&mut buf)
-            .map_err(|e| FsError::Io(e.to_string()))?;
+        let (f, size) = self.open_owned(rel.as_ref(), cap, owner)?;
+        let mut buf = Vec::with_capacity(size as usize);
+        f.take(cap + 1).read_to_end(&mut buf).map_err(|e| FsError::Io(e.to_string()))?;
         if buf.len() as u64 > cap {
             return Err(FsError::TooLarge(buf.len() as u64));
         }
