@@ -2961,6 +2961,20 @@ async fn crm_view(node: &str) -> Result<CrmView, String> {
     parse_crm_mon(&out.stdout)
 }
 
+/// A role the status view shows against the one a crm_mon snapshot read:
+/// an action in progress (Pacemaker's pending roles) sits between the
+/// snapshots taken before and after it.
+fn same_role(shown: &str, crm: &str) -> bool {
+    shown == crm
+        || matches!(
+            (shown, crm),
+            ("Promoting", "Unpromoted" | "Promoted")
+                | ("Demoting", "Promoted" | "Unpromoted")
+                | ("Starting", "Stopped" | "Unpromoted")
+                | ("Stopping", "Unpromoted" | "Promoted" | "Stopped")
+        )
+}
+
 /// Where a status report disagrees with crm_mon.
 fn status_vs_crm(v: &serde_json::Value, crm: &CrmView) -> Vec<String> {
     let mut d = Vec::new();
@@ -2995,8 +3009,9 @@ fn status_vs_crm(v: &serde_json::Value, crm: &CrmView) -> Vec<String> {
             d.push(format!("{name}: node_state {state}, crm_mon online={online}"));
         }
         let role = crm.roles.get(name).map(String::as_str).unwrap_or("Stopped");
-        if n["pacemaker_role"].as_str() != Some(role) {
-            d.push(format!("{name}: pacemaker_role {}, crm_mon {role}", n["pacemaker_role"]));
+        let shown = n["pacemaker_role"].as_str().unwrap_or_default();
+        if !same_role(shown, role) {
+            d.push(format!("{name}: pacemaker_role {shown:?}, crm_mon {role}"));
         }
     }
     d
