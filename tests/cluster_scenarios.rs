@@ -2527,11 +2527,13 @@ async fn never_promote_inner(
             .to_string()
     };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while score(n.to_string()).await != "-INFINITY" && Instant::now() < deadline {
+    // crm_attribute shows -INFINITY as Pacemaker stores it: -1000000.
+    let minus_infinity = |v: &str| matches!(v, "-INFINITY" | "-1000000");
+    while !minus_infinity(&score(n.to_string()).await) && Instant::now() < deadline {
         sleep(Duration::from_secs(1)).await;
     }
     let s = score(n.to_string()).await;
-    if s != "-INFINITY" {
+    if !minus_infinity(&s) {
         return Err(format!("{n} marked never-promote, but its promotion score is {s:?}"));
     }
     script("slow-replication.sh", &[lagging, "64kbit"], Duration::from_secs(30)).await;
