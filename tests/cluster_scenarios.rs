@@ -147,7 +147,7 @@ fn s21_double_failure_returning_node() {
 #[test]
 #[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
 fn s22_cluster_power_cut_wal_on_disk() {
-    opt_in("s22_cluster_power_cut_wal_on_disk", "cluster_power_cut_wal_on_disk");
+    scenario("cluster_power_cut_wal_on_disk");
 }
 #[test]
 #[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
@@ -157,7 +157,7 @@ fn s23_never_promote_most_advanced() {
 #[test]
 #[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
 fn s24_crash_primary_after_start_sync() {
-    opt_in("s24_crash_primary_after_start_sync", "crash_primary_after_start_sync");
+    scenario("crash_primary_after_start_sync");
 }
 #[test]
 #[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
@@ -187,17 +187,16 @@ fn s51_five_any2_survivors_too_few() {
 
 // rejoin_policy (src/rejoin_policy.rs, src/actions/rewind.rs): the isolated
 // primary, which committed locally what nobody else got, comes back and
-// rejoins by itself. Opt-in until they have passed on the cluster (see
-// `opt_in`): tests/cluster/run-scenarios.sh s60_ s61_.
+// rejoins by itself (both passed on the cluster: in the default suite).
 #[test]
 #[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
 fn s60_rejoin_rewind() {
-    opt_in("s60_rejoin_rewind", "rejoin_rewind");
+    scenario("rejoin_rewind");
 }
 #[test]
 #[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
 fn s61_rejoin_clone() {
-    opt_in("s61_rejoin_clone", "rejoin_clone");
+    scenario("rejoin_clone");
 }
 
 // Synchronous replication (src/syncrep.rs): the primary and its synchronous
@@ -244,12 +243,11 @@ fn s41_haproxy_crash_primary() {
 }
 
 // Replication slots (src/slots.rs, parameter replication_slots). Opt-in
-// until they have passed on the cluster (see `opt_in`):
-// tests/cluster/run-scenarios.sh s70_ s71_ s72_ s73_.
+// until they have passed on the cluster (see `opt_in`); s70 and s73 have.
 #[test]
 #[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
 fn s70_slots_stopped_standby_catches_up() {
-    opt_in("s70_slots_stopped_standby_catches_up", "slots_stopped_standby");
+    scenario("slots_stopped_standby");
 }
 #[test]
 #[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
@@ -264,7 +262,7 @@ fn s72_slots_node_removed() {
 #[test]
 #[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
 fn s73_slots_failover() {
-    opt_in("s73_slots_failover", "slots_failover");
+    scenario("slots_failover");
 }
 
 fn say(msg: &str) {
