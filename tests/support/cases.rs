@@ -1401,22 +1401,27 @@ pub fn former_primary_check_bounds_a_hung_waldump(v: u32) {
     assert!(!env.is_running(&p), "the refused start left srv1 running");
 }
 
-fn diverged_former_primary_start_is_refused(env: &TestEnv, uri: bool) {
-    let (p, s) = two_nodes(env);
-    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
-    let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
-    env.wait_sql(&s, &format!("SELECT pg_last_wal_receive_lsn() >= '{lsn}'"), "t");
-    env.stop(&s, "fast");
-    // WAL srv2 never receives (no synchronous standby: committed locally)
+/// srv1 (primary `p`) and its standby `s` share table t; `s` stops, `p`
+/// commits locally what `s` never receives (table lost) and crashes, and
+/// `s` is promoted: `p`'s WAL has diverged from the new primary's history.
+fn diverge(env: &TestEnv, p: &Instance, s: &Instance) {
+    env.sql_ok(p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
+    let lsn = env.sql_ok(p, "SELECT pg_current_wal_lsn()");
+    env.wait_sql(s, &format!("SELECT pg_last_wal_receive_lsn() >= '{lsn}'"), "t");
+    env.stop(s, "fast");
     env.sql_ok(
-        &p,
+        p,
         "SET synchronous_commit = local; CREATE TABLE lost AS SELECT generate_series(1, 1000) AS i",
     );
-    env.kill9(&p);
+    env.kill9(p);
+    env.start(s);
+    env.sql_ok(s, "SELECT pg_promote()");
+    env.wait_sql(s, "SELECT pg_is_in_recovery()", "f");
+}
 
-    env.start(&s);
-    env.sql_ok(&s, "SELECT pg_promote()");
-    env.wait_sql(&s, "SELECT pg_is_in_recovery()", "f");
+fn diverged_former_primary_start_is_refused(env: &TestEnv, uri: bool) {
+    let (p, s) = two_nodes(env);
+    diverge(env, &p, &s);
     assert_eq!(
         env.sql_ok(&s, "SELECT count(*) FROM pg_class WHERE relname = 'lost'"),
         "0",
@@ -2843,18 +2848,7 @@ fn diverged_pair(env: &TestEnv, rewindable: bool) -> (Instance, Instance) {
     std::fs::write(s.pgdata.join("local.conf"), "cluster_name = 'srv2-local'\n").unwrap();
     env.start(&s);
     env.wait_streaming(&p, &s);
-    env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
-    let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
-    env.wait_sql(&s, &format!("SELECT pg_last_wal_receive_lsn() >= '{lsn}'"), "t");
-    env.stop(&s, "fast");
-    env.sql_ok(
-        &p,
-        "SET synchronous_commit = local; CREATE TABLE lost AS SELECT generate_series(1, 1000) AS i",
-    );
-    env.kill9(&p);
-    env.start(&s);
-    env.sql_ok(&s, "SELECT pg_promote()");
-    env.wait_sql(&s, "SELECT pg_is_in_recovery()", "f");
+    diverge(env, &p, &s);
     env.sql_ok(&s, "INSERT INTO t SELECT generate_series(101, 150)");
     env.sql_ok(&s, "CHECKPOINT");
     env.set_score("srv2", "1001");
