@@ -354,17 +354,55 @@ async fn node_in_recovery(s: &Settings, node: &str) -> Option<bool> {
 }
 
 async fn node_streaming(s: &Settings, node: &str) -> bool {
-    let Ok((_, c)) = connect_node(s, node).await else {
-        return false;
+    receiver_state(s, node).await == "streaming"
+}
+
+/// What a node's WAL receiver is doing, in words: "streaming", another
+/// pg_stat_wal_receiver status, or why it could not be asked.
+async fn receiver_state(s: &Settings, node: &str) -> String {
+    let c = match connect_node(s, node).await {
+        Ok((_, c)) => c,
+        Err(e) => return format!("no connection ({})", e.lines().next().unwrap_or("")),
     };
-    matches!(
-        timeout(
-            Duration::from_secs(2),
-            c.query_opt("SELECT status FROM pg_stat_wal_receiver", &[])
-        )
-        .await,
-        Ok(Ok(Some(row))) if row.get::<_, String>(0) == "streaming"
+    match timeout(
+        Duration::from_secs(2),
+        c.query_opt("SELECT status FROM pg_stat_wal_receiver", &[]),
     )
+    .await
+    {
+        Ok(Ok(Some(row))) => row.get::<_, String>(0),
+        Ok(Ok(None)) => "no WAL receiver".into(),
+        Ok(Err(e)) => format!("query failed ({e})"),
+        Err(_) => "no answer within 2 s".into(),
+    }
+}
+
+/// Waits up to `limit` for `node` to stream and keep streaming (two
+/// observations in a row, 0.5 s apart: one lucky sample of a receiver that
+/// then drops is not "back"). Ok(seconds until the first of the two);
+/// Err(the states seen, in order, with the time each began).
+async fn wait_streaming_stable(s: &Settings, node: &str, limit: Duration) -> Result<f64, String> {
+    let t0 = Instant::now();
+    let mut seen: Vec<(f64, String)> = Vec::new();
+    let mut streaming_since: Option<f64> = None;
+    while t0.elapsed() < limit {
+        let st = receiver_state(s, node).await;
+        let at = t0.elapsed().as_secs_f64();
+        if seen.last().is_none_or(|(_, last)| *last != st) {
+            seen.push((at, st.clone()));
+        }
+        if st == "streaming" {
+            match streaming_since {
+                Some(first) => return Ok(first),
+                None => streaming_since = Some(at),
+            }
+        } else {
+            streaming_since = None;
+        }
+        sleep(Duration::from_millis(500)).await;
+    }
+    let states: Vec<String> = seen.iter().map(|(t, st)| format!("{t:.1}s {st}")).collect();
+    Err(states.join(", "))
 }
 
 /// Bytes of WAL each standby still has to write, seen from the primary.
@@ -1449,13 +1487,11 @@ async fn sc_kill_standby(ctx: &mut Ctx) -> Result<(), String> {
     ctx.fault();
     kill_postmaster(&sb).await?;
     // The standby must come back by itself.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    sleep(Duration::from_secs(2)).await;
-    while !node_streaming(&ctx.s, &sb).await && Instant::now() < deadline {
-        sleep(Duration::from_millis(500)).await;
-    }
-    if !node_streaming(&ctx.s, &sb).await {
-        ctx.fail(format!("{sb} not streaming again 90s after its postmaster was killed"));
+    match wait_streaming_stable(&ctx.s, &sb, Duration::from_secs(90)).await {
+        Ok(t) => ctx.notes.push(format!("{sb} streaming again {t:.1} s after the kill")),
+        Err(seen) => ctx.fail(format!(
+            "{sb} not streaming again 90s after its postmaster was killed (seen: {seen})"
+        )),
     }
     if ctx.s.fences() != before || ctx.s.init_pid(&sb) != pid_before {
         ctx.fail(format!("{sb} was fenced or rebooted (expected a restart in place)"));
@@ -3602,11 +3638,11 @@ async fn sc_standby_behind(ctx: &mut Ctx, slots: bool) -> Result<(), String> {
         ctx.fail(format!("pcs resource clear: {}", out.stderr.trim()));
     }
     let back = Instant::now();
-    let deadline = back + Duration::from_secs(90);
-    while !node_streaming(&ctx.s, &sb).await && Instant::now() < deadline {
-        sleep(Duration::from_secs(1)).await;
+    let waited = wait_streaming_stable(&ctx.s, &sb, Duration::from_secs(90)).await;
+    if let Err(seen) = &waited {
+        ctx.notes.push(format!("{sb} WAL receiver after its return: {seen}"));
     }
-    let streaming = node_streaming(&ctx.s, &sb).await;
+    let streaming = waited.is_ok();
     if slots {
         if streaming {
             ctx.notes.push(format!(
