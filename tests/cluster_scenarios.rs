@@ -685,8 +685,7 @@ impl Ctx {
         if self.s.init_pid(node).is_none() {
             script("power.sh", &["on", node], Duration::from_secs(60)).await;
         }
-        let services = format!("{HARNESS}/node-services.sh");
-        let out = script("on.sh", &[node, &services, "start"], Duration::from_secs(90)).await;
+        let out = node_stack(node, "start").await;
         if !out.ok {
             self.fail(format!("starting the cluster stack on {node}: {}", out.stderr.trim()));
         }
@@ -2266,12 +2265,7 @@ async fn bring_back(s: &Settings, node: &str) -> Result<(), String> {
     if s.init_pid(node).is_none() {
         script("power.sh", &["on", node], Duration::from_secs(60)).await;
     }
-    let out = script(
-        "on.sh",
-        &[node, &format!("{HARNESS}/node-services.sh"), "start"],
-        Duration::from_secs(90),
-    )
-    .await;
+    let out = node_stack(node, "start").await;
     if out.ok {
         Ok(())
     } else {
@@ -3457,6 +3451,13 @@ fn slot_of(node: &str) -> String {
     format!("pgsqlms_{node}")
 }
 
+/// Starts or stops (`what`) the cluster stack of `node`, on the node, as
+/// systemctl would (tests/cluster/node-services.sh).
+async fn node_stack(node: &str, what: &str) -> Out {
+    let services = format!("{HARNESS}/node-services.sh");
+    script("on.sh", &[node, &services, what], Duration::from_secs(180)).await
+}
+
 async fn pcs(on: &str, args: &[&str], limit: Duration) -> Out {
     let mut all = vec![on, "pcs"];
     all.extend_from_slice(args);
@@ -3684,9 +3685,11 @@ async fn sc_slots_node_removed(ctx: &mut Ctx) -> Result<(), String> {
     slots_on(ctx, &[]).await;
     ctx.expect_outage = false;
     ctx.fault();
-    let out = pcs(&p, &["cluster", "stop", &gone], Duration::from_secs(120)).await;
+    // What `pcs cluster stop` does on the node itself (the harness has no
+    // pcsd to reach it from another node).
+    let out = node_stack(&gone, "stop").await;
     if !out.ok {
-        return Err(format!("pcs cluster stop {gone}: {}", out.stderr.trim()));
+        return Err(format!("stopping the cluster stack of {gone}: {}", out.stderr.trim()));
     }
     let out =
         script("on.sh", &[&p, "crm_node", "--force", "--remove", &gone], Duration::from_secs(60))
@@ -3711,9 +3714,9 @@ async fn sc_slots_node_removed(ctx: &mut Ctx) -> Result<(), String> {
     if ctx.standbys.iter().any(|n| n != &gone && !left.contains_key(&slot_of(n))) {
         ctx.fail(format!("a remaining node's slot was dropped: {left:?}"));
     }
-    let out = pcs(&p, &["cluster", "start", &gone], Duration::from_secs(120)).await;
+    let out = node_stack(&gone, "start").await;
     if !out.ok {
-        ctx.fail(format!("pcs cluster start {gone}: {}", out.stderr.trim()));
+        ctx.fail(format!("starting the cluster stack of {gone}: {}", out.stderr.trim()));
     }
     if !wait_healthy(120).await {
         ctx.fail(format!("{gone} not back as a streaming standby"));

@@ -26,6 +26,10 @@ other() {                          # a quorate node other than $node
   done
   return 1
 }
+# A node whose stack was just started may not have joined the membership
+# yet: give the partition time to form before giving up.
+has_other() { other >/dev/null; }
+wait_for 60 "a quorate node besides $node" has_other || die "no quorate node besides $node"
 peer=$(other) || die "no quorate node besides $node"
 
 echo 0 > "$ND/autostart"
