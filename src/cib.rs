@@ -24,6 +24,19 @@ pub struct ClusterView {
     /// Transient attribute `slot_lost_name(resource)` by node: the slot the
     /// primary saw invalidated for that node (`slots::lost_attr_changes`).
     pub slot_lost: HashMap<String, String>,
+    /// Nodes whose operation history of the resource (status section) says
+    /// an instance there is, or may be, promoted: `op_may_promote`.
+    pub maybe_promoted: Vec<String>,
+}
+
+/// One recorded operation of the resource (`lrm_rsc_op`): may it have left
+/// a promoted instance behind? Errs on the side of yes: a promote in any
+/// state (done, failed, still running), any result "running promoted"
+/// (rc 8), and a demote that did not succeed.
+pub fn op_may_promote(operation: &str, rc_code: &str, op_status: &str) -> bool {
+    operation == "promote"
+        || rc_code == "8"
+        || (operation == "demote" && (rc_code != "0" || op_status != "0"))
 }
 
 /// Name of the transient node attribute telling the operator that a node's
@@ -57,16 +70,20 @@ pub fn parse(xml: &str, resource: &str) -> Result<ClusterView, String> {
     // uname of the `<node>` (configuration) or `<node_state>` (status) we are in.
     let mut node_ctx: Option<String> = None;
     let mut id_to_uname: HashMap<String, String> = HashMap::new();
+    // Inside the `lrm_resource` of our resource (anonymous clone: its id;
+    // a unique clone: `id:N`).
+    let mut in_our_lrm = false;
+    let instance_prefix = format!("{resource}:");
     loop {
         let ev = reader.read_event().map_err(|e| format!("CIB is not valid XML: {e}"))?;
         let (e, empty) = match &ev {
             Event::Start(e) => (e, false),
             Event::Empty(e) => (e, true),
             Event::End(_) => {
-                if let Some(name) = path.pop()
-                    && (name == "node" || name == "node_state")
-                {
-                    node_ctx = None;
+                match path.pop().as_deref() {
+                    Some("node" | "node_state") => node_ctx = None,
+                    Some("lrm_resource") => in_our_lrm = false,
+                    _ => {}
                 }
                 continue;
             }
@@ -88,6 +105,19 @@ pub fn parse(xml: &str, resource: &str) -> Result<ClusterView, String> {
             "node_state" if in_section("status") => {
                 node_ctx = attr(e, "uname")
                     .or_else(|| attr(e, "id").and_then(|id| id_to_uname.get(&id).cloned()));
+            }
+            "lrm_resource" if in_section("status") && !empty => {
+                in_our_lrm = attr(e, "id")
+                    .is_some_and(|id| id == resource || id.starts_with(&instance_prefix));
+            }
+            "lrm_rsc_op" if in_our_lrm => {
+                let get = |k: &str| attr(e, k).unwrap_or_default();
+                if let Some(node) = &node_ctx
+                    && op_may_promote(&get("operation"), &get("rc-code"), &get("op-status"))
+                    && !view.maybe_promoted.contains(node)
+                {
+                    view.maybe_promoted.push(node.clone());
+                }
             }
             "nvpair"
                 if in_section("crm_config")
@@ -217,6 +247,65 @@ mod tests {
         assert_eq!(v.slot_lost.len(), 1);
         assert_eq!(v.slot_lost.get("srv3").map(String::as_str), Some("pgsqlms_srv3"));
         assert_eq!(other.slot_lost.get("srv3").map(String::as_str), Some("x"));
+    }
+
+    /// Operations of one node: (operation, rc-code, op-status).
+    type NodeOps<'a> = (&'a str, &'a [(&'a str, &'a str, &'a str)]);
+
+    /// One node_state per (node, ops of lrm_resource `rsc`).
+    fn history(rsc: &str, nodes: &[NodeOps]) -> String {
+        let mut x = String::from("<cib><configuration><nodes/></configuration><status>");
+        for (i, (n, ops)) in nodes.iter().enumerate() {
+            x.push_str(&format!(
+                "<node_state id=\"{i}\" uname=\"{n}\"><lrm id=\"{i}\"><lrm_resources>\
+                 <lrm_resource id=\"{rsc}\" type=\"pgsqlms\" class=\"ocf\" provider=\"rust\">"
+            ));
+            for (k, (op, rc, st)) in ops.iter().enumerate() {
+                x.push_str(&format!(
+                    "<lrm_rsc_op id=\"{rsc}_{k}\" operation_key=\"{rsc}_{op}_0\" operation=\"{op}\" \
+                     rc-code=\"{rc}\" op-status=\"{st}\" interval=\"0\"/>"
+                ));
+            }
+            x.push_str("</lrm_resource></lrm_resources></lrm></node_state>");
+        }
+        x.push_str("</status></cib>");
+        x
+    }
+
+    #[test]
+    fn promoted_instances_seen_in_the_operation_history() {
+        let maybe = |rsc: &str, nodes: &[NodeOps]| {
+            parse(&history(rsc, nodes), "pgsqld").unwrap().maybe_promoted
+        };
+        // Whole cluster starting: starts pending or done, probes "not running".
+        let none: Vec<String> = vec![];
+        assert_eq!(
+            maybe(
+                "pgsqld",
+                &[
+                    ("srv1", &[("monitor", "7", "0"), ("start", "193", "-1")]),
+                    ("srv2", &[("start", "0", "0"), ("monitor", "0", "0")]),
+                    ("srv3", &[("demote", "0", "0"), ("stop", "0", "0")]),
+                ]
+            ),
+            none
+        );
+        // Promoted (done or running), probed as promoted, a failed demote.
+        assert_eq!(maybe("pgsqld", &[("srv1", &[("promote", "0", "0")])]), ["srv1"]);
+        assert_eq!(maybe("pgsqld", &[("srv1", &[("promote", "193", "-1")])]), ["srv1"]);
+        assert_eq!(maybe("pgsqld", &[("srv1", &[("promote", "1", "0")])]), ["srv1"]);
+        assert_eq!(maybe("pgsqld", &[("srv2", &[("monitor", "8", "0")])]), ["srv2"]);
+        assert_eq!(maybe("pgsqld", &[("srv2", &[("demote", "1", "0")])]), ["srv2"]);
+        assert_eq!(maybe("pgsqld", &[("srv2", &[("demote", "193", "-1")])]), ["srv2"]);
+        // A unique clone's instance ids; another resource does not count.
+        assert_eq!(maybe("pgsqld:1", &[("srv3", &[("monitor", "8", "0")])]), ["srv3"]);
+        assert_eq!(maybe("pgsqld2", &[("srv3", &[("promote", "0", "0")])]), none);
+        assert_eq!(maybe("pgsql-vip", &[("srv3", &[("monitor", "8", "0")])]), none);
+        // Several ops on one node: the node once.
+        assert_eq!(
+            maybe("pgsqld", &[("srv1", &[("promote", "0", "0"), ("monitor", "8", "0")])]),
+            ["srv1"]
+        );
     }
 
     #[test]

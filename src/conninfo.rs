@@ -1,8 +1,61 @@
-//! Taking the password out of a libpq connection string, so that it travels
-//! to a command in its environment (PGPASSWORD, readable by its owner only)
-//! and never in its arguments (readable by anyone in /proc/<pid>/cmdline).
+//! Reading a libpq connection string: its password taken out, so that it
+//! travels to a command in its environment (PGPASSWORD, readable by its
+//! owner only) and never in its arguments (readable by anyone in
+//! /proc/<pid>/cmdline); and the addresses it leads to.
 
 use crate::validate::percent_decode;
+use std::path::PathBuf;
+
+/// One place a connection string leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Tcp {
+        host: String,
+        port: u16,
+    },
+    /// The socket file in a socket directory.
+    Unix(PathBuf),
+}
+
+/// The addresses libpq would try for `conninfo`, in order: one per entry
+/// of `host` (an entry of `hostaddr` replaces the host's address; a host
+/// starting with `/` is a socket directory), with `port`'s single value or
+/// its entry of the same rank (5432 when empty). None when libpq would look
+/// elsewhere (no host: its compiled-in socket directory or PGHOST; a
+/// service file; an abstract socket) or the lists do not match: the caller
+/// cannot tell where it leads.
+pub fn endpoints(conninfo: &str) -> Option<Vec<Endpoint>> {
+    let params = crate::validate::conninfo_params(conninfo);
+    let get = |k: &str| params.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    if get("service").is_some() {
+        return None;
+    }
+    let hosts: Vec<&str> = get("host").filter(|h| !h.is_empty())?.split(',').collect();
+    let addrs: Vec<&str> = get("hostaddr").map(|a| a.split(',').collect()).unwrap_or_default();
+    let ports: Vec<&str> = get("port").map(|p| p.split(',').collect()).unwrap_or_default();
+    if (!addrs.is_empty() && addrs.len() != hosts.len())
+        || (ports.len() > 1 && ports.len() != hosts.len())
+    {
+        return None;
+    }
+    let mut out = Vec::with_capacity(hosts.len());
+    for (i, host) in hosts.iter().enumerate() {
+        let port = match ports.get(if ports.len() == 1 { 0 } else { i }).map(|p| p.trim()) {
+            None | Some("") => 5432,
+            Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0)?,
+        };
+        let addr = addrs.get(i).map(|a| a.trim()).filter(|a| !a.is_empty());
+        out.push(match addr {
+            Some(a) => Endpoint::Tcp { host: a.to_string(), port },
+            None if host.starts_with('/') => {
+                Endpoint::Unix(PathBuf::from(host).join(format!(".s.PGSQL.{port}")))
+            }
+            None if host.is_empty() || host.starts_with('@') => return None,
+            None => Endpoint::Tcp { host: host.to_string(), port },
+        });
+    }
+    Some(out)
+}
 
 /// `conninfo` without its password, and the password. Both libpq forms:
 /// `key=value` pairs (values optionally single-quoted, `\` escapes) and
@@ -151,6 +204,57 @@ mod tests {
         for (conninfo, rest, password) in table {
             let want = (rest.to_string(), password.map(str::to_string));
             assert_eq!(take_password(conninfo), want, "{conninfo}");
+        }
+    }
+
+    #[test]
+    fn endpoints_as_libpq_reads_them() {
+        let tcp = |h: &str, p: u16| Endpoint::Tcp { host: h.to_string(), port: p };
+        let unix = |p: &str| Endpoint::Unix(PathBuf::from(p));
+        let table: Vec<(&str, Option<Vec<Endpoint>>)> = vec![
+            ("host=10.0.0.9 user=replicator", Some(vec![tcp("10.0.0.9", 5432)])),
+            ("host=vip port=5433", Some(vec![tcp("vip", 5433)])),
+            ("host='a,b' port=6000", Some(vec![tcp("a", 6000), tcp("b", 6000)])),
+            ("host=a,b port=6000,6001", Some(vec![tcp("a", 6000), tcp("b", 6001)])),
+            ("host=a,b port=6000,", Some(vec![tcp("a", 6000), tcp("b", 5432)])),
+            ("host=a,b port=1,2,3", None),
+            ("host=name hostaddr=10.1.1.1", Some(vec![tcp("10.1.1.1", 5432)])),
+            ("host=a,b hostaddr=,10.1.1.2", Some(vec![tcp("a", 5432), tcp("10.1.1.2", 5432)])),
+            ("host=a,b hostaddr=10.1.1.1", None),
+            ("host=/run/postgresql port=5434", Some(vec![unix("/run/postgresql/.s.PGSQL.5434")])),
+            (
+                "postgresql://u@h1:5000,h2/db?application_name=x",
+                Some(vec![tcp("h1", 5000), tcp("h2", 5432)]),
+            ),
+            ("postgresql://%2Ftmp%2Fs:5999/db", Some(vec![unix("/tmp/s/.s.PGSQL.5999")])),
+            ("user=replicator", None),
+            ("host='' port=5432", None),
+            ("host=a,", None),
+            ("host=@abstract", None),
+            ("host=a service=primary", None),
+            ("host=a port=0", None),
+            ("host=a port=70000", None),
+            ("host=a port=x", None),
+            ("host=a host=b", Some(vec![tcp("b", 5432)])),
+        ];
+        for (conninfo, want) in table {
+            assert_eq!(endpoints(conninfo), want, "{conninfo}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any text: an answer, never a panic; every port it gives is real.
+        #[test]
+        fn endpoints_of_any_text(s in "[ -~]{0,60}", t in "(host|port|hostaddr)=[a-z0-9,/:. ]{0,20}( (host|port|hostaddr)=[a-z0-9,/:. ]{0,20}){0,3}") {
+            for text in [s, t] {
+                if let Some(eps) = endpoints(&text) {
+                    for e in eps {
+                        if let Endpoint::Tcp { host, port } = e {
+                            proptest::prop_assert!(port > 0 && !host.is_empty());
+                        }
+                    }
+                }
+            }
         }
     }
 

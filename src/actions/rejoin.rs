@@ -50,6 +50,18 @@ pub async fn check(
         );
         return Ok(None);
     }
+    if let Some(why) = nobody_primary(agent).await
+        && let Some(eps) = crate::conninfo::endpoints(primary_conninfo)
+        && !accepts_connections(&eps, QUICK_PROBE).await
+    {
+        log::info!(
+            "{why}, and nothing accepts connections at primary_conninfo's address ({}) within {} ms: \
+             starting as a standby without the divergence check",
+            describe(&eps),
+            QUICK_PROBE.as_millis()
+        );
+        return Ok(None);
+    }
     // Unanswered questions must not eat the start's time.
     let until = Instant::now() + (agent.time_left() / 4).min(Duration::from_secs(10));
     let conninfo = replication_conninfo(primary_conninfo);
@@ -145,6 +157,79 @@ pub async fn identify_primary(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// How long a former primary waits for primary_conninfo's address to
+/// accept a connection when the CIB shows no primary anywhere
+/// (`nobody_primary`). A running server accepts at once (the kernel
+/// answers); the VIP of a cluster starting as a whole is not up, and psql
+/// would wait for its connect_timeout (2-3 s of every such start, where
+/// PAF asks nothing). With nothing accepting, the start goes on unchecked,
+/// as it does after psql's full wait when the CIB shows no primary; when
+/// something accepts, psql asks it as always.
+const QUICK_PROBE: Duration = Duration::from_millis(500);
+
+/// Does any of `eps` accept a connection within `within`? Only connects
+/// and closes: nothing is sent. A host name counts as accepting: resolving
+/// it runs on a thread the deadline cannot stop (and the runtime would wait
+/// for at exit), so psql asks it as before.
+async fn accepts_connections(eps: &[crate::conninfo::Endpoint], within: Duration) -> bool {
+    use crate::conninfo::Endpoint;
+    let mut tries = tokio::task::JoinSet::new();
+    for e in eps.iter().cloned() {
+        let addr = match &e {
+            Endpoint::Tcp { host, port } => match host.parse::<std::net::IpAddr>() {
+                Ok(ip) => Some(std::net::SocketAddr::new(ip, *port)),
+                Err(_) => return true,
+            },
+            Endpoint::Unix(_) => None,
+        };
+        tries.spawn(async move {
+            match (e, addr) {
+                (_, Some(addr)) => tokio::net::TcpStream::connect(addr).await.is_ok(),
+                (Endpoint::Unix(path), None) => tokio::net::UnixStream::connect(path).await.is_ok(),
+                (Endpoint::Tcp { .. }, None) => true,
+            }
+        });
+    }
+    let any = async {
+        while let Some(done) = tries.join_next().await {
+            if done.unwrap_or(false) {
+                return true;
+            }
+        }
+        false
+    };
+    // Dropping the set at the deadline aborts the attempts still pending.
+    tokio::time::timeout(within, any).await.unwrap_or(false)
+}
+
+fn describe(eps: &[crate::conninfo::Endpoint]) -> String {
+    use crate::conninfo::Endpoint;
+    eps.iter()
+        .map(|e| match e {
+            Endpoint::Tcp { host, port } => format!("{host}:{port}"),
+            Endpoint::Unix(path) => path.display().to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Why the CIB shows no primary anywhere: no other node has the primary's
+/// score, and no operation in the history of the resource may have
+/// promoted an instance (`cib::op_may_promote`): the whole cluster starts
+/// (resource creation, power back on). None when the CIB cannot be read.
+async fn nobody_primary(agent: &Agent) -> Option<String> {
+    let me = agent.node().await.ok()?;
+    let view = agent.pcmk.cluster_view(agent.deadline).await.ok()?;
+    let scored = view.scores.iter().any(|(n, s)| n != me && *s == scores::PRIMARY);
+    let promoted = view.maybe_promoted.iter().any(|n| n != me);
+    (!scored && !promoted).then(|| {
+        format!(
+            "no other node is or may be the primary (no promotion score {} nor promoted instance in the CIB)",
+            scores::PRIMARY
+        )
+    })
 }
 
 /// Another node that the CIB shows as the primary: its monitor gives it

@@ -3388,3 +3388,61 @@ pub fn rejoin_rewind_killed_mid_copy_is_redone(v: u32) {
         assert_eq!(env.sql_ok(&p, q), env.sql_ok(&s, q), "{q} differs between srv1 and srv2");
     }
 }
+
+/// The whole cluster starting: no node has the primary's score and no
+/// operation in the CIB's history promoted an instance. A former primary
+/// does not wait for its primary_conninfo address when nothing listens
+/// there (psql is not even run: at a VIP not up yet it would wait for its
+/// connect_timeout). While the history shows a promote on srv2, the
+/// primary is asked.
+pub fn former_primary_start_skips_a_dead_address_when_nobody_is_primary(v: u32) {
+    let env = env_for!(v, "former_primary_nobody_primary");
+    let (p, s) = two_nodes(&env);
+    env.agent(&p, "stop").expect(OCF_SUCCESS, "stop of the primary");
+    assert_eq!(env.cluster_state(&p), "shut down");
+    env.set_upstream(&p, unused_port(s.port));
+    let calls = env.dir.join("psql.calls");
+    let bindir = bindir_with(
+        &env,
+        "psql",
+        &format!(
+            "echo \"$*\" >> {}\nexec {} \"$@\"",
+            calls.display(),
+            env.pg.bin("psql").display()
+        ),
+    );
+    let start = |env: &TestEnv| {
+        env.agent_env(
+            &p,
+            "start",
+            &[("OCF_RESKEY_bindir", Some(&bindir)), ("OCF_RESKEY_CRM_meta_timeout", Some("20000"))],
+        )
+    };
+    // srv2's promote in the history (its score not written yet): asked;
+    // unanswered without a score, the start goes on as before.
+    env.set_lrm_op("srv2", "pgsqld_last_0", "promote", 0, 0);
+    let r = start(&env);
+    r.expect(OCF_SUCCESS, "start of a former primary while srv2 was promoted");
+    assert!(calls.exists(), "the promoted srv2 was not asked\n{}", r.describe());
+    assert!(r.log.contains("no primary reachable through primary_conninfo"), "{}", r.describe());
+    std::fs::remove_file(&calls).unwrap();
+    // srv1 a former primary again.
+    env.sql_ok(&p, "SELECT pg_promote()");
+    env.wait_sql(&p, "SELECT pg_is_in_recovery()", "f");
+    env.agent(&p, "stop").expect(OCF_SUCCESS, "stop of srv1 as a primary");
+
+    // Nobody is the primary: the dead address is not asked.
+    env.clear_lrm_ops("srv2");
+    let r = start(&env);
+    r.expect(OCF_SUCCESS, "start of a former primary while nobody is the primary");
+    assert!(
+        r.log.contains("nothing accepts connections at primary_conninfo's address"),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        !calls.exists(),
+        "psql asked a dead address: {}",
+        std::fs::read_to_string(&calls).unwrap_or_default()
+    );
+}

@@ -1041,6 +1041,20 @@ impl TestEnv {
         fs::write(d.join(format!("master-{RSC}")), v).unwrap();
     }
 
+    /// An operation in `node`'s history of the resource, as the CIB's
+    /// status section records it (`lrm_rsc_op` `id`: operation, rc-code,
+    /// op-status).
+    pub fn set_lrm_op(&self, node: &str, id: &str, operation: &str, rc: i32, status: i32) {
+        let d = self.fake.join("lrm").join(node);
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join(id), format!("{operation} {rc} {status}\n")).unwrap();
+    }
+
+    /// `node`'s history of the resource emptied (as after a fencing).
+    pub fn clear_lrm_ops(&self, node: &str) {
+        let _ = fs::remove_dir_all(self.fake.join("lrm").join(node));
+    }
+
     /// Private (attrd-only) attribute; None when absent or deleted (empty).
     pub fn private_attr(&self, node: &str, name: &str) -> Option<String> {
         Self::read_attr(self.fake.join("private").join(node).join(name)).filter(|v| !v.is_empty())
@@ -1280,6 +1294,7 @@ macro_rules! action_tests {
             switchover_refused_with_an_earlier_shutdown_checkpoint,
             former_primary_diverged_refuses_start_with_uri_conninfo,
             former_primary_refused_when_the_primary_cannot_be_asked,
+            former_primary_start_skips_a_dead_address_when_nobody_is_primary,
             former_primary_check_bounds_a_hung_waldump,
             slots_primary_monitor_keeps_one_per_node,
             slots_invalidated_slot_is_reported,
