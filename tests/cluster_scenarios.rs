@@ -3337,8 +3337,10 @@ async fn sync_loss_available(ctx: &mut Ctx, p: &str, x: &str, y: &str) -> Result
     if let Err(e) = bring_back(&ctx.s, x).await {
         ctx.fail(e);
     }
-    for n in [p, x] {
-        let out = script("rebuild.sh", &[n], Duration::from_secs(240)).await;
+    // Both need rebuilding: the cluster is healthy only after the second.
+    for (n, more) in [(p, &["--no-wait"][..]), (x, &[][..])] {
+        let args: Vec<&str> = std::iter::once(n).chain(more.iter().copied()).collect();
+        let out = script("rebuild.sh", &args, Duration::from_secs(240)).await;
         if !out.ok {
             ctx.fail(format!("rebuild.sh {n}: {}", out.stderr.trim()));
         }

@@ -8,12 +8,16 @@
 #      so it ends cleanly shut down in recovery;
 #   3. start the cluster stack, clean up pgsqld's failures on the node, wait
 #      for a healthy cluster.
-#   rebuild.sh NODE
+#   rebuild.sh NODE [--no-wait]
+# --no-wait: skip the final wait for a healthy cluster (another node still
+# needs its own rebuild before the cluster can be healthy).
 set -u
 # shellcheck source=lib.sh
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
-need_args 1 "NODE" "$@"
+need_args 1 "NODE [--no-wait]" "$@"
 node=$1
+wait_healthy=1
+[ "${2:-}" = --no-wait ] && wait_healthy=0
 check_node "$node"
 ND=$(node_dir "$node")
 
@@ -56,5 +60,7 @@ pg_stop_on "$node"
 echo 1 > "$ND/autostart"
 on_node "$node" "$HARNESS_DIR/node-services.sh" start
 on_node "$peer" crm_resource --cleanup --resource pgsqld --node "$node" >/dev/null
-"$HARNESS_DIR/wait-healthy.sh" 120 || die "cluster not healthy after rebuilding $node"
+if [ "$wait_healthy" = 1 ]; then
+  "$HARNESS_DIR/wait-healthy.sh" 120 || die "cluster not healthy after rebuilding $node"
+fi
 log "$node rebuilt"
