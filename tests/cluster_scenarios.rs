@@ -15,8 +15,8 @@
 //! `up.sh` when a previous scenario left it broken), so any subset runs in any
 //! order; `--test-threads=1` runs them in the order of their names.
 //! Scenarios not yet proven on the cluster are opt-in (`opt_in`): they run
-//! only when a filter names them. PGSQLMS_STATUS_CHECKS=1 adds the status
-//! view checks (`expect_status_truth`) to existing scenarios; PGSQLMS_HOLD_UNTIL (epoch
+//! only when a filter names them. The status view checks
+//! (`expect_status_truth`) run in existing scenarios unless PGSQLMS_STATUS_CHECKS=0; PGSQLMS_HOLD_UNTIL (epoch
 //! seconds) skips scenarios not started by then (a bounded turn on a shared
 //! machine).
 //!
@@ -2895,11 +2895,10 @@ async fn sc_five_any2(ctx: &mut Ctx, too_few: bool) -> Result<(), String> {
 // ---------------------------------------------------------------------------
 
 /// The checks added to existing scenarios (a standby down, the primary's
-/// node down, during a switchover, maintenance mode) run with
-/// PGSQLMS_STATUS_CHECKS=1 until they passed on the cluster; the new
-/// scenarios run theirs always.
+/// node down, during a switchover, maintenance mode): on unless
+/// PGSQLMS_STATUS_CHECKS=0 (they passed on the cluster on 2026-12-01).
 fn status_checks_in_existing_scenarios() -> bool {
-    std::env::var("PGSQLMS_STATUS_CHECKS").as_deref() == Ok("1")
+    std::env::var("PGSQLMS_STATUS_CHECKS").as_deref() != Ok("0")
 }
 
 /// What `crm_mon --output-as=xml` says, read here independently of the
