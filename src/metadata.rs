@@ -28,7 +28,8 @@ fn text_element(w: &mut Writer<Vec<u8>>, name: &str, attrs: &[(&str, &str)], tex
     w.write_event(Event::End(BytesEnd::new(name))).expect("write to Vec");
 }
 
-/// The OCF 1.1 meta-data document (valid against ra-api-1.dtd).
+/// The OCF 1.1 meta-data document (valid against OCF 1.1's schema, as pcs
+/// ships it in ocf-1.1.rng).
 pub fn meta_data_xml() -> String {
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
     w.write_event(Event::Decl(BytesDecl::new("1.0", None, None))).expect("write to Vec");
@@ -50,6 +51,9 @@ pub fn meta_data_xml() -> String {
         start.push_attribute(("name", p.name));
         start.push_attribute(("unique", if p.unique { "1" } else { "0" }));
         start.push_attribute(("required", "0"));
+        if p.reloadable {
+            start.push_attribute(("reloadable", "1"));
+        }
         w.write_event(Event::Start(start)).expect("write to Vec");
         text_element(&mut w, "longdesc", &[("lang", "en")], p.longdesc);
         text_element(&mut w, "shortdesc", &[("lang", "en")], p.shortdesc);
@@ -186,6 +190,31 @@ mod tests {
         assert!(xml.contains("<version>1.1</version>"));
         assert!(xml.contains("<!DOCTYPE resource-agent SYSTEM \"ra-api-1.dtd\">"));
         assert!(xml.contains("role=\"Promoted\"") && xml.contains("role=\"Unpromoted\""));
+    }
+
+    /// Pacemaker 2.1+ restarts an OCF 1.1 agent's instances on any
+    /// parameter change unless the agent advertises reload-agent and marks
+    /// the parameter reloadable: the agent-only settings must not restart
+    /// PostgreSQL everywhere; what PostgreSQL or the start uses must.
+    #[test]
+    fn agent_only_parameters_are_reloadable() {
+        let xml = meta_data_xml();
+        assert!(xml.contains("<action name=\"reload-agent\""), "{xml}");
+        let reloadable: Vec<&str> =
+            PARAMS.iter().filter(|p| p.reloadable).map(|p| p.name).collect();
+        assert_eq!(
+            reloadable,
+            ["maxlag", "sync_failover", "rejoin_policy", "replication_slots_grace"]
+        );
+        for p in PARAMS {
+            let tag = format!(
+                "<parameter name=\"{}\" unique=\"{}\" required=\"0\"",
+                p.name, p.unique as u8
+            );
+            let with = format!("{tag} reloadable=\"1\">");
+            assert!(xml.contains(if p.reloadable { &with } else { &tag }), "{}", p.name);
+            assert_eq!(xml.contains(&with), p.reloadable, "{}", p.name);
+        }
     }
 
     #[test]

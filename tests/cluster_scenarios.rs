@@ -219,6 +219,12 @@ fn s28_sync_loss_available() {
 
 #[test]
 #[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
+fn s29_reload_agent_parameter() {
+    opt_in("s29_reload_agent_parameter", "reload_agent_parameter");
+}
+
+#[test]
+#[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
 fn s30_hung_primary() {
     scenario("hung_primary");
 }
@@ -888,6 +894,7 @@ async fn run_scenario(name: &str) -> Outcome {
                 "sync_loss_any" => sc_sync_loss(&mut ctx, false).await,
                 "cluster_power_cut_wal_on_disk" => sc_cluster_power_cut(&mut ctx).await,
                 "sync_loss_available" => sc_sync_loss_available(&mut ctx).await,
+                "reload_agent_parameter" => sc_reload_agent_parameter(&mut ctx).await,
                 "never_promote_most_advanced" => sc_never_promote_most_advanced(&mut ctx).await,
                 "crash_primary_after_start_sync" => {
                     sc_crash_primary_after_start(&mut ctx, true).await
@@ -3261,6 +3268,67 @@ fn crm_mon_xml_is_read() {
 /// back, diverged, is re-cloned (its start refused, asking for pg_rewind),
 /// so that Y has a synchronous standby again; the old primary too. The
 /// loss is reported, not failed (`loss_accepted`).
+/// `pcs resource update` of the agent-only parameters (reloadable in the
+/// meta-data): Pacemaker runs reload-agent, no PostgreSQL restarts
+/// anywhere (each postmaster's start time unchanged), the primary stays.
+async fn sc_reload_agent_parameter(ctx: &mut Ctx) -> Result<(), String> {
+    let p = ctx.primary.clone();
+    let before_fences = ctx.s.fences();
+    let started = postmaster_starts(&ctx.s).await?;
+    ctx.expect_outage = false;
+    ctx.fault();
+    for args in [
+        &["maxlag=16777216", "sync_failover=available", "replication_slots_grace=300"][..],
+        &["maxlag=0", "sync_failover=safe", "replication_slots_grace=600"][..],
+    ] {
+        let mut all = vec!["resource", "update", "pgsqld"];
+        all.extend_from_slice(args);
+        let out = pcs(&p, &all, Duration::from_secs(60)).await;
+        if !out.ok {
+            return Err(format!("pcs resource update {args:?}: {}", out.stderr.trim()));
+        }
+        // A restart, had Pacemaker chosen one, begins within this.
+        sleep(Duration::from_secs(5)).await;
+        if !wait_healthy(60).await {
+            ctx.fail(format!("cluster not healthy after pcs resource update {args:?}"));
+        }
+    }
+    let after = postmaster_starts(&ctx.s).await?;
+    if after != started {
+        ctx.fail(format!("PostgreSQL restarted: start times {started:?} -> {after:?}"));
+    }
+    let log = "/var/log/pacemaker/pacemaker.log";
+    let out =
+        script("on.sh", &[&p, "grep", "-c", "reload-agent", log], Duration::from_secs(30)).await;
+    ctx.notes.push(format!("reload-agent lines in {p}'s log: {}", out.stdout.trim()));
+    if out.stdout.trim().parse::<u32>().unwrap_or(0) == 0 {
+        ctx.fail(format!("no reload-agent in {p}'s pacemaker.log"));
+    }
+    let r = roles().await;
+    if r.promoted != [p.clone()] {
+        ctx.fail(format!("primary changed: {:?} (was {p})", r.promoted));
+    }
+    ctx.expect_no_fencing(&before_fences);
+    Ok(())
+}
+
+/// pg_postmaster_start_time() of every node's PostgreSQL.
+async fn postmaster_starts(s: &Settings) -> Result<BTreeMap<String, String>, String> {
+    let mut m = BTreeMap::new();
+    for n in &s.nodes {
+        let (_, c) = connect_node(s, n).await.map_err(|e| format!("{n}: {e}"))?;
+        let row = timeout(
+            Duration::from_secs(5),
+            c.query_one("SELECT pg_postmaster_start_time()::text", &[]),
+        )
+        .await
+        .map_err(|_| format!("{n}: no answer within 5 s"))?
+        .map_err(|e| format!("{n}: {e}"))?;
+        m.insert(n.clone(), row.get::<_, String>(0));
+    }
+    Ok(m)
+}
+
 async fn sc_sync_loss_available(ctx: &mut Ctx) -> Result<(), String> {
     if ctx.standbys.len() != 2 {
         return Err(format!("needs exactly 2 standbys, got {:?}", ctx.standbys));

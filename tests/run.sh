@@ -47,10 +47,12 @@ cargo test --locked 2>&1
 stage "meta-data"
 pgsqlms_md=$(mktemp)
 /usr/lib/ocf/resource.d/rust/pgsqlms meta-data > "$pgsqlms_md"
-(cd /usr/share/resource-agents && xmllint --noout --dtdvalid ra-api-1.dtd "$pgsqlms_md")
+# OCF 1.1's schema as pcs ships it (resource-agents' ra-api-1.dtd predates
+# the `reloadable` attribute of OCF 1.1).
+xmllint --noout --relaxng /usr/share/pcs/data/ocf-1.1.rng "$pgsqlms_md"
 rm -f "$pgsqlms_md"
 pcs resource describe ocf:rust:pgsqlms | grep -q "maxlag"
-echo "meta-data valid against ra-api-1.dtd; pcs resource describe ok"
+echo "meta-data valid against pcs's ocf-1.1.rng; pcs resource describe ok"
 
 stage "Vagrantfile"
 # Configuration only: no box, no VM, no network. --ignore-provider: no

@@ -29,8 +29,10 @@ pub enum Action {
     Monitor,
     /// Election before a promotion, switchover safety check, recovery of a crashed instance before it is demoted or stopped.
     Notify,
-    /// Take new parameter values; nothing is restarted.
+    /// Take new parameter values; nothing is restarted (the pre-OCF 1.1 name of reload-agent).
     Reload,
+    /// Take new values of the reloadable parameters (OCF 1.1): they are read at every action, nothing is restarted.
+    ReloadAgent,
     /// Check the parameters, the binaries, the data directory and the PostgreSQL settings replication needs.
     ValidateAll,
     /// Print the agent's OCF meta-data.
@@ -80,7 +82,7 @@ impl Action {
             Action::Promote => const { &[once(30)] },
             Action::Demote => const { &[once(120)] },
             Action::Monitor => const { &[every(10, 15, "Promoted"), every(10, 16, "Unpromoted")] },
-            Action::Reload => const { &[once(20)] },
+            Action::Reload | Action::ReloadAgent => const { &[once(20)] },
             Action::ValidateAll | Action::MetaData | Action::Methods => const { &[once(5)] },
             Action::Man => &[],
         }
@@ -106,7 +108,8 @@ impl Action {
             | Action::Demote
             | Action::Monitor
             | Action::Notify
-            | Action::Reload => Kind::Resource { definition_first: true },
+            | Action::Reload
+            | Action::ReloadAgent => Kind::Resource { definition_first: true },
         }
     }
 
@@ -185,7 +188,7 @@ pub async fn dispatch(action: Action, agent: &Agent) -> ActionResult {
         Action::Demote => lifecycle::demote(agent).await,
         Action::Monitor => monitor::monitor(agent).await,
         Action::Notify => notify::notify(agent).await,
-        Action::Reload => reload(agent).await,
+        Action::Reload | Action::ReloadAgent => reload(agent).await,
         Action::ValidateAll => validate_all(agent).await,
         Action::MetaData | Action::Methods | Action::Man => Ok(OcfExit::ErrUnimplemented),
     }
@@ -231,6 +234,7 @@ mod tests {
                 "monitor",
                 "notify",
                 "reload",
+                "reload-agent",
                 "validate-all",
                 "meta-data",
                 "methods"

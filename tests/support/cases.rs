@@ -67,6 +67,8 @@ fn attr(tag: &str, name: &str) -> Option<String> {
     None
 }
 
+const OCF_1_1_RNG: &str = "/usr/share/pcs/data/ocf-1.1.rng";
+
 pub fn meta_data(v: u32) {
     let env = env_for!(v, "meta_data");
     let inst = env.init_instance("srv1");
@@ -74,14 +76,14 @@ pub fn meta_data(v: u32) {
     r.expect(OCF_SUCCESS, "meta-data");
     let file = env.dir.join("meta-data.xml");
     fs::write(&file, &r.stdout).unwrap();
+    // The OCF 1.1 schema pcs validates agents with (resource-agents'
+    // ra-api-1.dtd predates OCF 1.1's `reloadable`).
     let o = run(
-        Command::new("xmllint")
-            .args(["--noout", "--dtdvalid", "/usr/share/resource-agents/ra-api-1.dtd"])
-            .arg(&file),
+        Command::new("xmllint").args(["--noout", "--relaxng", OCF_1_1_RNG]).arg(&file),
         Duration::from_secs(30),
         &env.dir,
     );
-    assert!(o.ok(), "meta-data is not valid against ra-api-1.dtd:\n{}\n{}", o.stderr, r.stdout);
+    assert!(o.ok(), "meta-data is not valid against {OCF_1_1_RNG}:\n{}\n{}", o.stderr, r.stdout);
 
     let params = parameters(&r.stdout);
     let expected: &[(&str, &[&str])] = &[
