@@ -394,11 +394,18 @@ record_recovery() {
 }
 
 # ---- scenarios ----------------------------------------------------------------
+# primary_and_writer SCENARIO: sets P (the caller's local) to the primary's
+# node and starts the writer, logging to $OUT/$CFG.SCENARIO.$REP.writes;
+# says why and returns 1 when there is no primary or no commit goes through.
+primary_and_writer() {
+  P=$(primary_node)
+  [ -n "$P" ] || { say "$1: no primary"; return 1; }
+  start_writer "$OUT/$CFG.$1.$REP.writes" || { say "$1: no commit through the VIP"; return 1; }
+}
+
 scenario_kill() {
   local P pid t0
-  P=$(primary_node)
-  [ -n "$P" ] || { say "kill: no primary"; return 1; }
-  start_writer "$OUT/$CFG.kill.$REP.writes" || { say "kill: no commit through the VIP"; return 1; }
+  primary_and_writer kill || return 1
   pid=$(on_node "$P" head -1 "$PGDATA_NODE/postmaster.pid")
   t0=$(on_node "$P" sh -c 'date +%s.%N; kill -9 "$1"' sh "$pid")
   await_writable kill "$t0" 180 || return 1
@@ -433,9 +440,7 @@ scenario_switchover() {
 
 scenario_nodeloss() {
   local P t0
-  P=$(primary_node)
-  [ -n "$P" ] || { say "nodeloss: no primary"; return 1; }
-  start_writer "$OUT/$CFG.nodeloss.$REP.writes" || { say "nodeloss: no commit through the VIP"; return 1; }
+  primary_and_writer nodeloss || return 1
   # When fencing reboots it, the node comes back without its cluster stack:
   # its data is rebuilt before it rejoins.
   echo 0 > "$(node_dir "$P")/autostart"
@@ -446,12 +451,17 @@ scenario_nodeloss() {
   fi
   # Bring the node back as a fresh standby.
   wait_for 120 "$P to be fenced" fenced_and_down "$P" || return 1
-  "$H/power.sh" on "$P" >/dev/null
-  rebuild_standby "$P"
-  echo 1 > "$(node_dir "$P")/autostart"
-  on_node "$P" "$H/node-services.sh" start
+  restart_as_standby "$P"
 }
 
+# Power on a fenced node (it comes back without its cluster stack), rebuild
+# its data as a standby of the current primary, then start its stack.
+restart_as_standby() {   # NODE
+  "$H/power.sh" on "$1" >/dev/null
+  rebuild_standby "$1"
+  echo 1 > "$(node_dir "$1")/autostart"
+  on_node "$1" "$H/node-services.sh" start
+}
 # Bring a node that went down (fenced, or powered off by hand) back as a
 # fresh standby of the current primary, as nodeloss does.
 return_as_standby() {   # NODE
@@ -463,17 +473,12 @@ return_as_standby() {   # NODE
     "$H/power.sh" off "$P" >/dev/null
     wait_for 120 "$P to be fenced" fenced_and_down "$P" || return 1
   fi
-  "$H/power.sh" on "$P" >/dev/null
-  rebuild_standby "$P"
-  echo 1 > "$(node_dir "$P")/autostart"
-  on_node "$P" "$H/node-services.sh" start
+  restart_as_standby "$P"
 }
 
 scenario_hung() {
   local P t0
-  P=$(primary_node)
-  [ -n "$P" ] || { say "hung: no primary"; return 1; }
-  start_writer "$OUT/$CFG.hung.$REP.writes" || { say "hung: no commit through the VIP"; return 1; }
+  primary_and_writer hung || return 1
   echo 0 > "$(node_dir "$P")/autostart"
   t0=$EPOCHREALTIME
   "$H/crash.sh" --hang "$P"
@@ -490,9 +495,7 @@ scenario_hung() {
 # Not in the default list (PAF needs minutes: issue 11).
 scenario_hungpg() {
   local P t0 pid
-  P=$(primary_node)
-  [ -n "$P" ] || { say "hungpg: no primary"; return 1; }
-  start_writer "$OUT/$CFG.hungpg.$REP.writes" || { say "hungpg: no commit through the VIP"; return 1; }
+  primary_and_writer hungpg || return 1
   pid=$(node_init_pid "$P")
   t0=$EPOCHREALTIME
   "$H/hang-postgres.sh" "$P" STOP >/dev/null || { stop_writer; say "hungpg: hang-postgres.sh failed"; return 1; }
@@ -612,9 +615,7 @@ record_new_primary() {
 # old primary, which holds the most WAL (a standby may hold as much).
 scenario_poweron() {
   local P t0 n pids=()
-  P=$(primary_node)
-  [ -n "$P" ] || { say "poweron: no primary"; return 1; }
-  start_writer "$OUT/$CFG.poweron.$REP.writes" || { say "poweron: no commit through the VIP"; return 1; }
+  primary_and_writer poweron || return 1
   for n in $NODES; do "$H/power.sh" off "$n" & pids+=($!); done
   for n in "${pids[@]}"; do wait "$n" || true; done
   sleep 2
