@@ -1090,10 +1090,7 @@ fn switchover_transition_with(
     s: &Instance,
     attrd_fails: bool,
 ) -> AgentRun {
-    let mut n = Notify::new("pre", "demote", &["srv1", "srv2"]);
-    n.active = names(&["srv1", "srv2"]);
-    n.promoted = names(&["srv1"]);
-    n.unpromoted = names(&["srv2"]);
+    let mut n = Notify::from_roles("pre", "demote", &["srv1", "srv2"], &["srv1"], &["srv2"]);
     n.demote = names(&["srv1"]);
     n.promote = names(&["srv2"]);
     env.notify_all(&[p, s], &n);
@@ -1519,10 +1516,7 @@ pub fn crashed_standby_recovered_in_place(v: u32) {
     env.agent_env(&s, "monitor", &[interval("16000")])
         .expect(OCF_ERR_GENERIC, "monitor of a crashed standby");
 
-    let mut n = Notify::new("pre", "stop", &["srv1", "srv2"]);
-    n.active = names(&["srv1", "srv2"]);
-    n.promoted = names(&["srv1"]);
-    n.unpromoted = names(&["srv2"]);
+    let mut n = Notify::from_roles("pre", "stop", &["srv1", "srv2"], &["srv1"], &["srv2"]);
     n.stop = names(&["srv2"]);
     n.start = names(&["srv2"]);
     let pm_pid = p.postmaster_pid();
@@ -1575,10 +1569,7 @@ pub fn crashed_primary_recovered_in_place(v: u32) {
     env.kill9(&p);
     env.agent(&p, "monitor").expect(OCF_FAILED_PROMOTED, "probe of a crashed primary");
 
-    let mut n = Notify::new("pre", "demote", &["srv1", "srv2"]);
-    n.active = names(&["srv1", "srv2"]);
-    n.promoted = names(&["srv1"]);
-    n.unpromoted = names(&["srv2"]);
+    let mut n = Notify::from_roles("pre", "demote", &["srv1", "srv2"], &["srv1"], &["srv2"]);
     n.demote = names(&["srv1"]);
     n.stop = names(&["srv1"]);
     n.start = names(&["srv1"]);
@@ -1882,6 +1873,16 @@ fn timed_monitor(env: &TestEnv, p: &Instance, timeout_ms: &str) -> (AgentRun, Du
     (r, t0.elapsed())
 }
 
+/// A monitor of the hung `p` with a 3 s timeout: it must fail (`what`)
+/// within `limit`.
+#[track_caller]
+fn hung_monitor_fails_within(env: &TestEnv, p: &Instance, limit: Duration, what: &str) -> AgentRun {
+    let (r, wall) = timed_monitor(env, p, "3000");
+    r.expect(OCF_ERR_GENERIC, what);
+    assert!(wall < limit, "the monitor took {wall:?} with a 3 s timeout\n{}", r.describe());
+    r
+}
+
 /// A postmaster that accepts connections but never serves them (SIGSTOP:
 /// the kernel queues the connection, no backend is forked): the monitor
 /// gives up before its timeout, with a reason, instead of hanging until
@@ -1889,12 +1890,11 @@ fn timed_monitor(env: &TestEnv, p: &Instance, timeout_ms: &str) -> (AgentRun, Du
 pub fn monitor_of_a_hung_postmaster_is_bounded(v: u32) {
     let env = env_for!(v, "monitor_hung_postmaster");
     let (p, pm) = paused_primary(&env);
-    let (r, wall) = timed_monitor(&env, &p, "3000");
-    r.expect(OCF_ERR_GENERIC, "monitor of a hung postmaster");
-    assert!(
-        wall < Duration::from_millis(3500),
-        "the monitor took {wall:?} with a 3 s timeout\n{}",
-        r.describe()
+    hung_monitor_fails_within(
+        &env,
+        &p,
+        Duration::from_millis(3500),
+        "monitor of a hung postmaster",
     );
     env.resume(pm);
     timed_monitor(&env, &p, "3000")
@@ -1927,12 +1927,11 @@ pub fn monitor_with_a_full_listen_backlog_is_bounded(v: u32) {
         }
         assert!(queued.len() < 15000, "the listen backlog never filled");
     }
-    let (r, wall) = timed_monitor(&env, &p, "3000");
-    r.expect(OCF_ERR_GENERIC, "monitor of a hung postmaster with a full backlog");
-    assert!(
-        wall < Duration::from_millis(3000),
-        "the monitor took {wall:?} with a 3 s timeout\n{}",
-        r.describe()
+    let r = hung_monitor_fails_within(
+        &env,
+        &p,
+        Duration::from_millis(3000),
+        "monitor of a hung postmaster with a full backlog",
     );
     // Its own reason: the connection that could not finish, or, seen first,
     // the stopped postmaster (the hang detection).

@@ -526,15 +526,30 @@ impl Notify {
             ..Default::default()
         }
     }
+    /// A notification of a transition that starts from `promoted` and
+    /// `unpromoted` (the active nodes, in that order); the nodes it
+    /// starts, stops, promotes or demotes are for the caller to set.
+    pub fn from_roles(
+        kind: &'static str,
+        operation: &'static str,
+        all: &[&str],
+        promoted: &[&str],
+        unpromoted: &[&str],
+    ) -> Notify {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        Notify {
+            active: names(&[promoted, unpromoted].concat()),
+            promoted: names(promoted),
+            unpromoted: names(unpromoted),
+            ..Notify::new(kind, operation, all)
+        }
+    }
     /// The pre-promote notification of a transition that promotes
     /// `promote`, the standbys `standbys` being active (no primary).
     pub fn pre_promote(all: &[&str], standbys: &[&str], promote: &str) -> Notify {
-        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         Notify {
-            active: names(standbys),
-            unpromoted: names(standbys),
             promote: vec![promote.to_string()],
-            ..Notify::new("pre", "promote", all)
+            ..Notify::from_roles("pre", "promote", all, &[], standbys)
         }
     }
     /// The same notification at another step of its transition: `kind`
