@@ -1640,7 +1640,7 @@ pub fn crashed_primary_recovered_in_place(v: u32) {
 /// A recurring monitor of the standby `s` (timeout 10 s) that must
 /// succeed (`what`).
 #[track_caller]
-fn standby_monitor(env: &TestEnv, s: &Instance, what: &str) -> AgentRun {
+fn recurring_standby_monitor(env: &TestEnv, s: &Instance, what: &str) -> AgentRun {
     let r = env.agent_env(
         s,
         "monitor",
@@ -1666,7 +1666,7 @@ pub fn standby_monitor_bootstraps_score_without_primary(v: u32) {
         ["srv1", "srv2", "srv3"].iter().map(|n| env.score(n)).collect()
     };
 
-    let r = standby_monitor(&env, &s, "monitor of a standby without primary");
+    let r = recurring_standby_monitor(&env, &s, "monitor of a standby without primary");
     assert_eq!(
         scores(&env),
         vec![None, None, None],
@@ -1692,7 +1692,8 @@ pub fn standby_monitor_bootstraps_score_without_primary(v: u32) {
 
     // nobody ahead of srv2 any more
     env.set_private("srv3", "lsn_location", "");
-    let r = standby_monitor(&env, &s, "monitor of the most advanced standby without primary");
+    let r =
+        recurring_standby_monitor(&env, &s, "monitor of the most advanced standby without primary");
     assert_eq!(
         scores(&env),
         vec![None, Some("1".to_string()), None],
@@ -1707,7 +1708,8 @@ pub fn standby_monitor_bootstraps_score_without_primary(v: u32) {
     env.set_private("srv2", "lsn_location", "");
     env.set_score("srv2", "-1000");
     env.set_score("srv3", "-1000");
-    let r = standby_monitor(&env, &s, "monitor of a standby without primary, stale scores");
+    let r =
+        recurring_standby_monitor(&env, &s, "monitor of a standby without primary, stale scores");
     assert_eq!(
         scores(&env),
         vec![None, Some("1".to_string()), Some("-1000".to_string())],
@@ -1717,7 +1719,7 @@ pub fn standby_monitor_bootstraps_score_without_primary(v: u32) {
 
     // Flagged beyond maxlag by the last primary monitor: never.
     env.set_score("srv2", "-100");
-    let r = standby_monitor(&env, &s, "monitor of a standby flagged beyond maxlag");
+    let r = recurring_standby_monitor(&env, &s, "monitor of a standby flagged beyond maxlag");
     assert_eq!(scores(&env)[1].as_deref(), Some("-100"), "{}", r.describe());
 
     // A positive score exists somewhere: the monitor only reads the CIB.
@@ -1725,8 +1727,11 @@ pub fn standby_monitor_bootstraps_score_without_primary(v: u32) {
     env.set_private("srv2", "lsn_location", "");
     env.set_score("srv3", "990");
     env.clear_calls();
-    let r =
-        standby_monitor(&env, &s, "monitor of a standby without primary, a positive score present");
+    let r = recurring_standby_monitor(
+        &env,
+        &s,
+        "monitor of a standby without primary, a positive score present",
+    );
     assert_eq!(
         scores(&env),
         vec![None, Some("-1000".to_string()), Some("990".to_string())],
