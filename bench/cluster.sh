@@ -224,19 +224,8 @@ writer() {
   done
   wait
 }
-start_writer() {   # LOGFILE
-  WLOG=$1
-  WSTOP=$WLOG.stop
-  rm -f "$WSTOP"
-  : > "$WLOG"
-  writer "$WLOG" "$WSTOP" &
-  writer_pid=$!
-  if ! wait_for 30 "commits through the VIP" sh -c '[ "$(grep -c " ok " "$1")" -ge 5 ]' sh "$WLOG"; then
-    stop_writer
-    return 1
-  fi
-}
-# The same client, not waiting for a first commit (the service is down).
+# The client started in the background, logging to LOGFILE, not waiting for
+# a first commit (the service may be down).
 start_writer_nowait() {   # LOGFILE
   WLOG=$1
   WSTOP=$WLOG.stop
@@ -244,6 +233,14 @@ start_writer_nowait() {   # LOGFILE
   : > "$WLOG"
   writer "$WLOG" "$WSTOP" &
   writer_pid=$!
+}
+# The same, then waiting for commits through the VIP (stopped, 1, if none).
+start_writer() {   # LOGFILE
+  start_writer_nowait "$1"
+  if ! wait_for 30 "commits through the VIP" sh -c '[ "$(grep -c " ok " "$1")" -ge 5 ]' sh "$WLOG"; then
+    stop_writer
+    return 1
+  fi
 }
 # The analysis reads the attempts in the order they ended.
 by_end() { sort -s -n -k2,2 "$1"; }
@@ -288,6 +285,18 @@ wait_writable() {   # T TIMEOUT [NODE]
     [ "$SECONDS" -lt "$deadline" ] || return 1
     sleep 0.2
   done
+}
+# await_writable SCENARIO T0 LIMIT: wait_writable T0 LIMIT, then the writer
+# stopped. Sets WRITABLE to its answer ("<end> <node>"); when no commit
+# succeeds within LIMIT seconds, records the failure (results, log, note)
+# and returns 1.
+await_writable() {
+  if ! WRITABLE=$(wait_writable "$2" "$3"); then
+    stop_writer; record "$1" time_to_writable fail; say "$1: not writable within $3 s"
+    note "$1" "not writable within $3 s"
+    return 1
+  fi
+  stop_writer
 }
 
 # A standby of the current primary, from scratch, as up.sh makes them.
@@ -395,19 +404,22 @@ record_recovery() {
 }
 
 # ---- scenarios ----------------------------------------------------------------
-scenario_kill() {
-  local P pid t0 r
+# primary_and_writer SCENARIO: sets P (the caller's local) to the primary's
+# node and starts the writer, logging to $OUT/$CFG.SCENARIO.$REP.writes;
+# says why and returns 1 when there is no primary or no commit goes through.
+primary_and_writer() {
   P=$(primary_node)
-  [ -n "$P" ] || { say "kill: no primary"; return 1; }
-  start_writer "$OUT/$CFG.kill.$REP.writes" || { say "kill: no commit through the VIP"; return 1; }
+  [ -n "$P" ] || { say "$1: no primary"; return 1; }
+  start_writer "$OUT/$CFG.$1.$REP.writes" || { say "$1: no commit through the VIP"; return 1; }
+}
+
+scenario_kill() {
+  local P pid t0
+  primary_and_writer kill || return 1
   pid=$(on_node "$P" head -1 "$PGDATA_NODE/postmaster.pid")
   t0=$(on_node "$P" sh -c 'date +%s.%N; kill -9 "$1"' sh "$pid")
-  if ! r=$(wait_writable "$t0" 180); then
-    stop_writer; record kill time_to_writable fail; say "kill: not writable within 180 s"
-    note kill "not writable within 180 s"; return 1
-  fi
-  stop_writer
-  record_recovery kill "$t0" "$r" "kill -9 postmaster on $P"
+  await_writable kill "$t0" 180 || return 1
+  record_recovery kill "$t0" "$WRITABLE" "kill -9 postmaster on $P"
 }
 
 scenario_switchover() {
@@ -437,30 +449,29 @@ scenario_switchover() {
 }
 
 scenario_nodeloss() {
-  local P t0 r
-  P=$(primary_node)
-  [ -n "$P" ] || { say "nodeloss: no primary"; return 1; }
-  start_writer "$OUT/$CFG.nodeloss.$REP.writes" || { say "nodeloss: no commit through the VIP"; return 1; }
+  local P t0
+  primary_and_writer nodeloss || return 1
   # When fencing reboots it, the node comes back without its cluster stack:
   # its data is rebuilt before it rejoins.
   echo 0 > "$(node_dir "$P")/autostart"
   t0=$EPOCHREALTIME
   "$H/power.sh" off "$P"
-  if ! r=$(wait_writable "$t0" "$NODELOSS_LIMIT"); then
-    stop_writer; record nodeloss time_to_writable fail; say "nodeloss: not writable within $NODELOSS_LIMIT s"
-    note nodeloss "not writable within $NODELOSS_LIMIT s"
-  else
-    stop_writer
-    record_recovery nodeloss "$t0" "$r" "power-off of $P"
+  if await_writable nodeloss "$t0" "$NODELOSS_LIMIT"; then
+    record_recovery nodeloss "$t0" "$WRITABLE" "power-off of $P"
   fi
   # Bring the node back as a fresh standby.
   wait_for 120 "$P to be fenced" fenced_and_down "$P" || return 1
-  "$H/power.sh" on "$P" >/dev/null
-  rebuild_standby "$P"
-  echo 1 > "$(node_dir "$P")/autostart"
-  on_node "$P" "$H/node-services.sh" start
+  restart_as_standby "$P"
 }
 
+# Power on a fenced node (it comes back without its cluster stack), rebuild
+# its data as a standby of the current primary, then start its stack.
+restart_as_standby() {   # NODE
+  "$H/power.sh" on "$1" >/dev/null
+  rebuild_standby "$1"
+  echo 1 > "$(node_dir "$1")/autostart"
+  on_node "$1" "$H/node-services.sh" start
+}
 # Bring a node that went down (fenced, or powered off by hand) back as a
 # fresh standby of the current primary, as nodeloss does.
 return_as_standby() {   # NODE
@@ -472,27 +483,18 @@ return_as_standby() {   # NODE
     "$H/power.sh" off "$P" >/dev/null
     wait_for 120 "$P to be fenced" fenced_and_down "$P" || return 1
   fi
-  "$H/power.sh" on "$P" >/dev/null
-  rebuild_standby "$P"
-  echo 1 > "$(node_dir "$P")/autostart"
-  on_node "$P" "$H/node-services.sh" start
+  restart_as_standby "$P"
 }
 
 scenario_hung() {
-  local P t0 r
-  P=$(primary_node)
-  [ -n "$P" ] || { say "hung: no primary"; return 1; }
-  start_writer "$OUT/$CFG.hung.$REP.writes" || { say "hung: no commit through the VIP"; return 1; }
+  local P t0
+  primary_and_writer hung || return 1
   echo 0 > "$(node_dir "$P")/autostart"
   t0=$EPOCHREALTIME
   "$H/crash.sh" --hang "$P"
   # No commit can end on the frozen node: the first one is on another.
-  if ! r=$(wait_writable "$t0" "$HUNG_LIMIT"); then
-    stop_writer; record hung time_to_writable fail; say "hung: not writable within $HUNG_LIMIT s"
-    note hung "not writable within $HUNG_LIMIT s"
-  else
-    stop_writer
-    record_recovery hung "$t0" "$r" "frozen node $P"
+  if await_writable hung "$t0" "$HUNG_LIMIT"; then
+    record_recovery hung "$t0" "$WRITABLE" "frozen node $P"
   fi
   return_as_standby "$P"
 }
@@ -502,19 +504,13 @@ scenario_hung() {
 # healthy: time until a commit through the VIP succeeds on another node.
 # Not in the default list (PAF needs minutes: issue 11).
 scenario_hungpg() {
-  local P t0 r pid
-  P=$(primary_node)
-  [ -n "$P" ] || { say "hungpg: no primary"; return 1; }
-  start_writer "$OUT/$CFG.hungpg.$REP.writes" || { say "hungpg: no commit through the VIP"; return 1; }
+  local P t0 pid
+  primary_and_writer hungpg || return 1
   pid=$(node_init_pid "$P")
   t0=$EPOCHREALTIME
   "$H/hang-postgres.sh" "$P" STOP >/dev/null || { stop_writer; say "hungpg: hang-postgres.sh failed"; return 1; }
-  if ! r=$(wait_writable "$t0" "$HUNGPG_LIMIT"); then
-    stop_writer; record hungpg time_to_writable fail; say "hungpg: not writable within $HUNGPG_LIMIT s"
-    note hungpg "not writable within $HUNGPG_LIMIT s"
-  else
-    stop_writer
-    record_recovery hungpg "$t0" "$r" "PostgreSQL stopped (SIGSTOP) on $P"
+  if await_writable hungpg "$t0" "$HUNGPG_LIMIT"; then
+    record_recovery hungpg "$t0" "$WRITABLE" "PostgreSQL stopped (SIGSTOP) on $P"
   fi
   # Not fenced (same boot): let what is left of that instance go on.
   if [ "$(node_init_pid "$P" 2>/dev/null)" = "$pid" ]; then
@@ -579,7 +575,7 @@ all_online() {   # every node online in a quorate partition
   done
 }
 scenario_create() {
-  local P S live d=$STATE_DIR/bench-create t0 r n
+  local P S live d=$STATE_DIR/bench-create t0 n
   P=$(primary_node)
   [ -n "$P" ] || { say "create: no primary"; return 1; }
   live=$(other_node none)
@@ -610,13 +606,8 @@ scenario_create() {
   t0=$EPOCHREALTIME
   on_node "$live" cibadmin --replace --scope configuration --xml-file "$d/with.xml" ||
     { stop_writer; say "create: cannot create the resources"; note create "cibadmin --replace failed"; return 1; }
-  if ! r=$(wait_writable "$t0" "$CREATE_LIMIT"); then
-    stop_writer; record create time_to_writable fail; say "create: not writable within $CREATE_LIMIT s"
-    note create "not writable within $CREATE_LIMIT s"
-    return 1
-  fi
-  stop_writer
-  record_new_primary create "$t0" "$r" "$P"
+  await_writable create "$t0" "$CREATE_LIMIT" || return 1
+  record_new_primary create "$t0" "$WRITABLE" "$P"
 }
 # record_new_primary SCENARIO T0 "END NODE" OLD_PRIMARY
 record_new_primary() {
@@ -633,10 +624,8 @@ record_new_primary() {
 # the power-on. Synchronous replication (ANY 1): no standby is ahead of the
 # old primary, which holds the most WAL (a standby may hold as much).
 scenario_poweron() {
-  local P t0 r n pids=()
-  P=$(primary_node)
-  [ -n "$P" ] || { say "poweron: no primary"; return 1; }
-  start_writer "$OUT/$CFG.poweron.$REP.writes" || { say "poweron: no commit through the VIP"; return 1; }
+  local P t0 n pids=()
+  primary_and_writer poweron || return 1
   for n in $NODES; do "$H/power.sh" off "$n" & pids+=($!); done
   for n in "${pids[@]}"; do wait "$n" || true; done
   sleep 2
@@ -644,13 +633,8 @@ scenario_poweron() {
   t0=$EPOCHREALTIME
   for n in $NODES; do "$H/power.sh" on "$n" >/dev/null & pids+=($!); done
   for n in "${pids[@]}"; do wait "$n" || true; done
-  if ! r=$(wait_writable "$t0" "$POWERON_LIMIT"); then
-    stop_writer; record poweron time_to_writable fail; say "poweron: not writable within $POWERON_LIMIT s"
-    note poweron "not writable within $POWERON_LIMIT s"
-    return 1
-  fi
-  stop_writer
-  record_new_primary poweron "$t0" "$r" "$P"
+  await_writable poweron "$t0" "$POWERON_LIMIT" || return 1
+  record_new_primary poweron "$t0" "$WRITABLE" "$P"
 }
 
 # After a scenario: a node that does not come back as a standby (diverged
@@ -823,18 +807,17 @@ monitor_report() {
   printf '| scenario | metric |'; for c in "${configs[@]}"; do printf ' %s |' "$c"; done; echo
   printf '|---|---|'; for c in "${configs[@]}"; do printf -- '--:|'; done; echo
   # A scenario that did not run (BENCH_SCENARIOS) has no row.
-  row() {
+  # table_row CELL LABEL SCENARIO TEXT [METRIC]: a cell per config, each
+  # `CELL SCENARIO [METRIC] CFG`.
+  table_row() {
+    local cell=$1; shift
     case " $SCENARIOS " in *" $2 "*) ;; *) return 0 ;; esac
     printf '| %s | %s |' "$1" "$3"
-    for c in "${configs[@]}"; do printf ' %s |' "$(summary "$2" "$4" "$c")"; done
+    for c in "${configs[@]}"; do printf ' %s |' "$("$cell" "$2" "${@:4}" "$c")"; done
     echo
   }
-  prow() {
-    case " $SCENARIOS " in *" $2 "*) ;; *) return 0 ;; esac
-    printf '| %s | %s |' "$1" "$3"
-    for c in "${configs[@]}"; do printf ' %s |' "$(promoted "$2" "$c")"; done
-    echo
-  }
+  row() { table_row summary "$@"; }   # LABEL SCENARIO TEXT METRIC: figures
+  prow() { table_row promoted "$@"; }   # LABEL SCENARIO TEXT: old primary promoted
   row "primary postmaster kill -9" kill "kill → writable" time_to_writable
   row "" kill "write outage (last commit before → first after)" write_outage
   row "primary node power-off" nodeloss "power-off → writable" time_to_writable

@@ -348,12 +348,7 @@ pub fn action_by_state(v: u32) {
 
 fn assert_stopped(env: &TestEnv, inst: &Instance) {
     assert!(!inst.pid_file().exists(), "postmaster.pid remains after stop");
-    reap_orphans();
-    assert!(
-        pids_under(&inst.pgdata).is_empty(),
-        "processes remain after stop: {:?}",
-        pids_under(&inst.pgdata)
-    );
+    assert_no_process_under(&inst.pgdata, Duration::ZERO, "processes remain after stop");
     assert!(!env.is_running(inst));
 }
 
@@ -366,15 +361,8 @@ fn crm_attribute_calls(env: &TestEnv) -> Vec<String> {
 
 pub fn primary_monitor_sets_scores(v: u32) {
     let env = env_for!(v, "scores");
-    let p = env.init_instance("srv1");
-    env.start(&p);
-    let s2 = env.clone_standby(&p, "srv2");
-    let s3 = env.clone_standby(&p, "srv3");
-    env.start(&s2);
-    env.start(&s3);
+    let (p, s2, s3) = three_nodes(&env);
     env.add_node("srv4"); // a cluster node with no standby
-    env.wait_streaming(&p, &s2);
-    env.wait_streaming(&p, &s3);
 
     // a replication client that is no cluster node
     let rw = env.dir.join("receivewal");
@@ -408,14 +396,8 @@ pub fn primary_monitor_sets_scores(v: u32) {
     );
     env.pause_walreceiver(&s3);
     env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 10000) AS i");
-    let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
-    env.wait_sql(
-        &p,
-        &format!(
-            "SELECT write_lsn >= '{lsn}' FROM pg_stat_replication WHERE application_name = 'srv2'"
-        ),
-        "t",
-    );
+    let lsn = env.current_lsn(&p);
+    env.wait_written(&p, "srv2", &lsn);
     assert_eq!(
         env.sql_ok(&p, &format!("SELECT write_lsn < '{lsn}' AND state = 'streaming' FROM pg_stat_replication WHERE application_name = 'srv3'")),
         "t"
@@ -723,10 +705,7 @@ pub fn notify_pre_promote_sets_lsn_location(v: u32) {
     let env = env_for!(v, "notify_pre_promote");
     let inst = env.init_instance("srv1");
     env.start_standby(&inst);
-    let mut n = Notify::new("pre", "promote", &["srv1"]);
-    n.active = vec!["srv1".into()];
-    n.unpromoted = vec!["srv1".into()];
-    n.promote = vec!["srv1".into()];
+    let mut n = Notify::pre_promote(&["srv1"], &["srv1"], "srv1");
     env.notify(&inst, &n).expect(OCF_SUCCESS, "pre-promote notify");
     let attrs: Vec<(String, String)> = env
         .private_attrs_like("srv1", "lsn_location")
@@ -752,8 +731,7 @@ pub fn notify_pre_promote_sets_lsn_location(v: u32) {
         "lsn_location must be private (attrd only), not in the CIB"
     );
 
-    n.kind = "post";
-    env.notify(&inst, &n).expect(OCF_SUCCESS, "post-promote notify");
+    env.notify(&inst, n.at("post", "promote")).expect(OCF_SUCCESS, "post-promote notify");
     assert!(
         env.private_attrs_like("srv1", "lsn_location").values().all(|v| v.is_empty()),
         "post-promote must clear lsn_location: {:?}",
@@ -793,8 +771,8 @@ pub fn failover_election_hands_over_to_most_advanced(v: u32) {
     // srv2 stops receiving, srv3 gets more WAL, then the primary dies
     env.stop(&s2, "fast");
     env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 10000) AS i");
-    let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
-    env.wait_sql(&s3, &format!("SELECT pg_last_wal_receive_lsn() >= '{lsn}'"), "t");
+    let lsn = env.current_lsn(&p);
+    env.wait_received(&s3, &lsn);
     env.kill9(&p);
     fs::write(env.fake.join("offline"), "srv1\n").unwrap();
     env.start(&s2);
@@ -805,10 +783,7 @@ pub fn failover_election_hands_over_to_most_advanced(v: u32) {
     );
     assert_eq!(behind, "t", "srv2 must be behind srv3 for this test");
 
-    let mut n = Notify::new("pre", "promote", &["srv1", "srv2", "srv3"]);
-    n.active = names(&["srv2", "srv3"]);
-    n.unpromoted = names(&["srv2", "srv3"]);
-    n.promote = names(&["srv2"]);
+    let mut n = Notify::pre_promote(&["srv1", "srv2", "srv3"], &["srv2", "srv3"], "srv2");
     env.notify_all(&[&s2, &s3], &n);
     for node in ["srv2", "srv3"] {
         assert!(
@@ -832,8 +807,7 @@ pub fn failover_election_hands_over_to_most_advanced(v: u32) {
     env.agent(&s3, "promote").expect(OCF_SUCCESS, "promote of the most advanced standby srv3");
     assert!(!env.in_recovery(&s3));
     assert_eq!(env.sql_ok(&s3, "SELECT count(*) FROM t"), "10000", "srv3 kept the last writes");
-    n.kind = "post";
-    env.notify_all(&[&s2, &s3], &n);
+    env.notify_all(&[&s2, &s3], n.at("post", "promote"));
     for node in ["srv2", "srv3"] {
         assert!(
             env.private_attrs_like(node, "lsn_location").values().all(|v| v.is_empty()),
@@ -852,10 +826,7 @@ pub fn promote_refused_when_pre_promote_cannot_publish(v: u32) {
     let env = env_for!(v, "pre_promote_fails");
     let (p, s) = two_nodes(&env);
     env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 1000) AS i");
-    let mut n = Notify::new("pre", "promote", &["srv1", "srv2"]);
-    n.active = names(&["srv2"]);
-    n.unpromoted = names(&["srv2"]);
-    n.promote = names(&["srv2"]);
+    let n = Notify::pre_promote(&["srv1", "srv2"], &["srv2"], "srv2");
     // An earlier transition's position, left behind.
     env.notify_all(&[&s], &n);
     assert!(published_lsn(&env, "srv2", "lsn_location").is_some());
@@ -915,8 +886,8 @@ pub fn stopped_node_with_newer_wal_stops_the_promotion(v: u32) {
     let (p, s2, s3) = three_nodes(&env);
     env.stop(&s2, "fast");
     env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 10000) AS i");
-    let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
-    env.wait_sql(&s3, &format!("SELECT pg_last_wal_receive_lsn() >= '{lsn}'"), "t");
+    let lsn = env.current_lsn(&p);
+    env.wait_received(&s3, &lsn);
     env.kill9(&p);
     env.stop(&s3, "immediate"); // power cut: a crashed standby
     fs::write(env.fake.join("offline"), "srv1\n").unwrap();
@@ -934,10 +905,7 @@ pub fn stopped_node_with_newer_wal_stops_the_promotion(v: u32) {
     );
 
     // Pacemaker promotes srv2 without starting srv3: refused, naming srv3.
-    let mut n = Notify::new("pre", "promote", &["srv1", "srv2", "srv3"]);
-    n.active = names(&["srv2"]);
-    n.unpromoted = names(&["srv2"]);
-    n.promote = names(&["srv2"]);
+    let mut n = Notify::pre_promote(&["srv1", "srv2", "srv3"], &["srv2"], "srv2");
     env.notify_all(&[&s2], &n);
     let r = env.agent(&s2, "promote");
     expect_promotion_refused(
@@ -1029,8 +997,8 @@ pub fn wal_on_disk_equals_the_replayed_position(v: u32) {
     let env = env_for!(v, "wal_on_disk_exact");
     let (p, s) = two_nodes(&env);
     env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 5000) AS i");
-    let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
-    env.wait_sql(&s, &format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'"), "t");
+    let lsn = env.current_lsn(&p);
+    env.wait_replayed(&s, &lsn);
     env.stop(&p, "fast"); // its shutdown checkpoint is the last record
     // replayed up to the end of what it received (the checkpoint included)
     let mut replayed = String::new();
@@ -1090,8 +1058,8 @@ pub fn restarted_standby_publishes_its_wal_on_disk(v: u32) {
     env.start(&s);
     env.wait_streaming(&p, &s);
     env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 1000) AS i");
-    let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
-    env.wait_sql(&s, &format!("SELECT pg_last_wal_receive_lsn() >= '{lsn}'"), "t");
+    let lsn = env.current_lsn(&p);
+    env.wait_received(&s, &lsn);
     env.stop(&p, "immediate");
     env.stop(&s, "fast");
     env.start(&s);
@@ -1101,10 +1069,7 @@ pub fn restarted_standby_publishes_its_wal_on_disk(v: u32) {
         "t",
         "the apply delay must hold replay back for this test"
     );
-    let mut n = Notify::new("pre", "promote", &["srv1", "srv2"]);
-    n.active = names(&["srv2"]);
-    n.unpromoted = names(&["srv2"]);
-    n.promote = names(&["srv2"]);
+    let n = Notify::pre_promote(&["srv1", "srv2"], &["srv2"], "srv2");
     env.notify(&s, &n).expect(OCF_SUCCESS, "pre-promote");
     let published = published_lsn(&env, "srv2", "lsn_location").expect("a position");
     assert_eq!(
@@ -1127,27 +1092,20 @@ fn switchover_transition_with(
     s: &Instance,
     attrd_fails: bool,
 ) -> AgentRun {
-    let mut n = Notify::new("pre", "demote", &["srv1", "srv2"]);
-    n.active = names(&["srv1", "srv2"]);
-    n.promoted = names(&["srv1"]);
-    n.unpromoted = names(&["srv2"]);
+    let mut n = Notify::from_roles("pre", "demote", &["srv1", "srv2"], &["srv1"], &["srv2"]);
     n.demote = names(&["srv1"]);
     n.promote = names(&["srv2"]);
     env.notify_all(&[p, s], &n);
     env.agent(p, "demote").expect(OCF_SUCCESS, "demote of srv1");
-    n.kind = "post";
-    env.notify_all(&[p, s], &n);
-    n.kind = "pre";
-    n.operation = "promote";
+    env.notify_all(&[p, s], n.at("post", "demote"));
     if attrd_fails {
         env.fail_tool("attrd_updater", Some(102));
     }
-    env.notify_all(&[p, s], &n);
+    env.notify_all(&[p, s], n.at("pre", "promote"));
     env.fail_tool("attrd_updater", None);
     let r = env.agent(s, "promote");
     if r.code == OCF_SUCCESS {
-        n.kind = "post";
-        env.notify_all(&[p, s], &n);
+        env.notify_all(&[p, s], n.at("post", "promote"));
     }
     r
 }
@@ -1156,14 +1114,7 @@ fn switchover_transition_with(
 /// promoted, and srv1 follows it as a standby.
 pub fn switchover(v: u32) {
     let env = env_for!(v, "switchover");
-    let p = env.init_instance("srv1");
-    let s = {
-        env.start(&p);
-        let s = env.clone_standby(&p, "srv2");
-        env.start(&s);
-        env.wait_streaming(&p, &s);
-        s
-    };
+    let (p, s) = two_nodes(&env);
     // srv1 follows srv2 once demoted (the "virtual IP" moves to srv2)
     env.set_upstream(&p, s.port);
     env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
@@ -1238,8 +1189,8 @@ fn switchover_after_cut(v: u32, name: &str, before: Before) {
 /// srv2 with its replication cut before a switchover from srv1: it cannot
 /// receive srv1's shutdown checkpoint.
 fn cut_replication(env: &TestEnv, p: &Instance, s: &Instance) {
-    let lsn = env.sql_ok(p, "SELECT pg_current_wal_lsn()");
-    env.wait_sql(s, &format!("SELECT pg_last_wal_receive_lsn() >= '{lsn}'"), "t");
+    let lsn = env.current_lsn(p);
+    env.wait_received(s, &lsn);
     env.sql_ok(
         s,
         &format!(
@@ -1333,8 +1284,7 @@ pub fn former_primary_refused_when_the_primary_cannot_be_asked(v: u32) {
     let env = env_for!(v, "former_primary_unreachable");
     let (p, s) = two_nodes(&env);
     env.kill9(&p);
-    env.sql_ok(&s, "SELECT pg_promote()");
-    env.wait_sql(&s, "SELECT pg_is_in_recovery()", "f");
+    env.promote_by_hand(&s);
     env.set_score("srv2", "1001");
     env.set_upstream(&p, unused_port(s.port));
     let r = env.agent_env(&p, "start", &[("OCF_RESKEY_CRM_meta_timeout", Some("20000"))]);
@@ -1359,8 +1309,7 @@ pub fn former_primary_check_bounds_a_hung_waldump(v: u32) {
     let env = env_for!(v, "former_primary_hung_waldump");
     let (p, s) = two_nodes(&env);
     env.kill9(&p);
-    env.sql_ok(&s, "SELECT pg_promote()");
-    env.wait_sql(&s, "SELECT pg_is_in_recovery()", "f");
+    env.promote_by_hand(&s);
     env.set_upstream(&p, s.port);
     let bin = env.dir.join("bin-hung-waldump");
     std::fs::create_dir_all(&bin).unwrap();
@@ -1408,8 +1357,8 @@ pub fn former_primary_check_bounds_a_hung_waldump(v: u32) {
 /// `s` is promoted: `p`'s WAL has diverged from the new primary's history.
 fn diverge(env: &TestEnv, p: &Instance, s: &Instance) {
     env.sql_ok(p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
-    let lsn = env.sql_ok(p, "SELECT pg_current_wal_lsn()");
-    env.wait_sql(s, &format!("SELECT pg_last_wal_receive_lsn() >= '{lsn}'"), "t");
+    let lsn = env.current_lsn(p);
+    env.wait_received(s, &lsn);
     env.stop(s, "fast");
     env.sql_ok(
         p,
@@ -1417,8 +1366,7 @@ fn diverge(env: &TestEnv, p: &Instance, s: &Instance) {
     );
     env.kill9(p);
     env.start(s);
-    env.sql_ok(s, "SELECT pg_promote()");
-    env.wait_sql(s, "SELECT pg_is_in_recovery()", "f");
+    env.promote_by_hand(s);
 }
 
 fn diverged_former_primary_start_is_refused(env: &TestEnv, uri: bool) {
@@ -1456,13 +1404,24 @@ fn diverged_former_primary_start_is_refused(env: &TestEnv, uri: bool) {
         "refused start of a diverged former primary",
     );
     assert!(!env.is_running(&p), "the refused start left srv1 running");
-    reap_orphans();
-    assert!(
-        pids_under(&p.pgdata).is_empty(),
-        "processes left in srv1's data directory: {:?}",
-        pids_under(&p.pgdata)
-    );
+    assert_no_process_under(&p.pgdata, Duration::ZERO, "processes left in srv1's data directory");
     assert!(!p.standby_signal().exists(), "the refused start wrote standby.signal");
+}
+
+/// The former primary `p` (srv1) pointed at the new primary `s` (srv2) and
+/// started by the agent: the start (`what`) must succeed after checking
+/// `p`'s WAL against `s`'s history (timeline 2), and leave `p` a standby.
+#[track_caller]
+fn start_following(env: &TestEnv, p: &Instance, s: &Instance, what: &str) {
+    env.set_upstream(p, s.port);
+    let r = env.agent(p, "start");
+    r.expect(OCF_SUCCESS, what);
+    assert!(
+        r.log.contains("can follow the primary (timeline 2)"),
+        "the start must have checked srv1's WAL against srv2's history\n{}",
+        r.describe()
+    );
+    assert!(env.in_recovery(p), "srv1 must be a standby");
 }
 
 /// Controlled switchover done by hand: srv1 stopped cleanly by the agent
@@ -1478,19 +1437,10 @@ pub fn former_primary_after_clean_stop_rejoins(v: u32) {
     let ckpt =
         env.controldata(&p).remove("Latest checkpoint location").expect("checkpoint location");
     env.wait_sql(&s, &format!("SELECT pg_last_wal_receive_lsn() > '{ckpt}'"), "t");
-    env.sql_ok(&s, "SELECT pg_promote()");
-    env.wait_sql(&s, "SELECT pg_is_in_recovery()", "f");
+    env.promote_by_hand(&s);
     env.sql_ok(&s, "INSERT INTO t SELECT generate_series(101, 150)");
 
-    env.set_upstream(&p, s.port);
-    let r = env.agent(&p, "start");
-    r.expect(OCF_SUCCESS, "start of a former primary whose WAL the new primary has");
-    assert!(
-        r.log.contains("can follow the primary (timeline 2)"),
-        "the start must have checked srv1's WAL against srv2's history\n{}",
-        r.describe()
-    );
-    assert!(env.in_recovery(&p), "srv1 must be a standby");
+    start_following(&env, &p, &s, "start of a former primary whose WAL the new primary has");
     let q = "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'srv1' AND state = 'streaming'";
     assert!(
         eventually(Duration::from_secs(10), || env.sql(&s, q).as_deref() == Ok("1")),
@@ -1513,19 +1463,15 @@ pub fn former_primary_crashed_without_lost_wal_rejoins(v: u32) {
     env.wait_sql(&p, "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'srv2' AND flush_lsn = pg_current_wal_lsn()", "1");
     env.kill9(&p);
     assert_eq!(env.cluster_state(&p), "in production", "srv1 crashed as a primary");
-    env.sql_ok(&s, "SELECT pg_promote()");
-    env.wait_sql(&s, "SELECT pg_is_in_recovery()", "f");
+    env.promote_by_hand(&s);
     env.sql_ok(&s, "INSERT INTO t SELECT generate_series(101, 150)");
 
-    env.set_upstream(&p, s.port);
-    let r = env.agent(&p, "start");
-    r.expect(OCF_SUCCESS, "start of a crashed former primary whose WAL the new primary has");
-    assert!(
-        r.log.contains("can follow the primary (timeline 2)"),
-        "the start must have checked srv1's WAL against srv2's history\n{}",
-        r.describe()
+    start_following(
+        &env,
+        &p,
+        &s,
+        "start of a crashed former primary whose WAL the new primary has",
     );
-    assert!(env.in_recovery(&p), "srv1 must be a standby");
     env.wait_streaming(&s, &p);
     env.wait_sql(&p, "SELECT count(*) FROM t", "150");
 }
@@ -1544,11 +1490,10 @@ pub fn crashed_standby_stop_and_start(v: u32) {
     let before = snapshot(&s.pgdata);
     env.agent(&s, "stop").expect(OCF_SUCCESS, "stop of a crashed standby");
     assert!(!env.is_running(&s), "the stop of a crashed standby started it");
-    reap_orphans();
-    assert!(
-        pids_under(&s.pgdata).is_empty(),
-        "processes in srv2's data directory after the stop: {:?}",
-        pids_under(&s.pgdata)
+    assert_no_process_under(
+        &s.pgdata,
+        Duration::ZERO,
+        "processes in srv2's data directory after the stop",
     );
     assert_same_snapshot(&before, &snapshot(&s.pgdata), "stop of a crashed standby");
     env.agent(&s, "start").expect(OCF_SUCCESS, "start of a crashed standby");
@@ -1567,16 +1512,13 @@ pub fn crashed_standby_recovered_in_place(v: u32) {
     let env = env_for!(v, "crashed_standby_in_place");
     let (p, s) = two_nodes(&env);
     env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
-    let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
-    env.wait_sql(&s, &format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'"), "t");
+    let lsn = env.current_lsn(&p);
+    env.wait_replayed(&s, &lsn);
     env.kill9(&s);
     env.agent_env(&s, "monitor", &[interval("16000")])
         .expect(OCF_ERR_GENERIC, "monitor of a crashed standby");
 
-    let mut n = Notify::new("pre", "stop", &["srv1", "srv2"]);
-    n.active = names(&["srv1", "srv2"]);
-    n.promoted = names(&["srv1"]);
-    n.unpromoted = names(&["srv2"]);
+    let mut n = Notify::from_roles("pre", "stop", &["srv1", "srv2"], &["srv1"], &["srv2"]);
     n.stop = names(&["srv2"]);
     n.start = names(&["srv2"]);
     let pm_pid = p.postmaster_pid();
@@ -1596,14 +1538,10 @@ pub fn crashed_standby_recovered_in_place(v: u32) {
         "the stop after pre-stop must be a clean one"
     );
     env.agent(&s, "monitor").expect(OCF_NOT_RUNNING, "probe after the stop: cleanly stopped");
-    n.kind = "post";
-    env.notify_all(&[&p], &n);
-    n.kind = "pre";
-    n.operation = "start";
-    env.notify_all(&[&p], &n);
+    env.notify_all(&[&p], n.at("post", "stop"));
+    env.notify_all(&[&p], n.at("pre", "start"));
     env.agent(&s, "start").expect(OCF_SUCCESS, "start");
-    n.kind = "post";
-    env.notify_all(&[&p, &s], &n);
+    env.notify_all(&[&p, &s], n.at("post", "start"));
     env.wait_streaming(&p, &s);
     env.sql_ok(&p, "INSERT INTO t SELECT generate_series(101, 110)");
     env.wait_sql(&s, "SELECT count(*) FROM t", "110");
@@ -1633,10 +1571,7 @@ pub fn crashed_primary_recovered_in_place(v: u32) {
     env.kill9(&p);
     env.agent(&p, "monitor").expect(OCF_FAILED_PROMOTED, "probe of a crashed primary");
 
-    let mut n = Notify::new("pre", "demote", &["srv1", "srv2"]);
-    n.active = names(&["srv1", "srv2"]);
-    n.promoted = names(&["srv1"]);
-    n.unpromoted = names(&["srv2"]);
+    let mut n = Notify::from_roles("pre", "demote", &["srv1", "srv2"], &["srv1"], &["srv2"]);
     n.demote = names(&["srv1"]);
     n.stop = names(&["srv1"]);
     n.start = names(&["srv1"]);
@@ -1657,26 +1592,17 @@ pub fn crashed_primary_recovered_in_place(v: u32) {
 
     env.agent(&p, "demote").expect(OCF_SUCCESS, "demote");
     assert!(env.in_recovery(&p), "demote leaves a standby");
-    n.kind = "post";
-    env.notify_all(&[&p, &s], &n);
-    n.kind = "pre";
-    n.operation = "stop";
-    env.notify_all(&[&p, &s], &n);
+    env.notify_all(&[&p, &s], n.at("post", "demote"));
+    env.notify_all(&[&p, &s], n.at("pre", "stop"));
     env.agent(&p, "stop").expect(OCF_SUCCESS, "stop");
     assert!(!env.is_running(&p));
-    n.kind = "post";
-    env.notify_all(&[&s], &n);
-    n.kind = "pre";
-    n.operation = "start";
-    env.notify_all(&[&s], &n);
+    env.notify_all(&[&s], n.at("post", "stop"));
+    env.notify_all(&[&s], n.at("pre", "start"));
     env.agent(&p, "start").expect(OCF_SUCCESS, "start");
     assert!(env.in_recovery(&p), "start leaves a standby");
-    n.kind = "post";
-    env.notify_all(&[&p, &s], &n);
+    env.notify_all(&[&p, &s], n.at("post", "start"));
 
-    n.kind = "pre";
-    n.operation = "promote";
-    env.notify_all(&[&p, &s], &n);
+    env.notify_all(&[&p, &s], n.at("pre", "promote"));
     assert_eq!(
         env.private_values("srv1", "recover_primary"),
         vec!["1".to_string()],
@@ -1692,8 +1618,7 @@ pub fn crashed_primary_recovered_in_place(v: u32) {
     r.expect(OCF_SUCCESS, "promote of the primary recovered in place");
     assert!(r.log.contains("no election"), "the promote must skip the election\n{}", r.describe());
     assert!(!env.in_recovery(&p), "srv1 is the primary again");
-    n.kind = "post";
-    env.notify_all(&[&p, &s], &n);
+    env.notify_all(&[&p, &s], n.at("post", "promote"));
     assert!(
         env.private_values("srv1", "recover_primary").is_empty(),
         "post-promote must clear recover_primary"
@@ -1714,6 +1639,19 @@ pub fn crashed_primary_recovered_in_place(v: u32) {
 // ---------------------------------------------------------------------------
 // whole-cluster start (src/actions/monitor.rs, bootstrap_score)
 
+/// A recurring monitor of the standby `s` (timeout 10 s) that must
+/// succeed (`what`).
+#[track_caller]
+fn recurring_standby_monitor(env: &TestEnv, s: &Instance, what: &str) -> AgentRun {
+    let r = env.agent_env(
+        s,
+        "monitor",
+        &[interval("16000"), ("OCF_RESKEY_CRM_meta_timeout", Some("10000"))],
+    );
+    r.expect(OCF_SUCCESS, what);
+    r
+}
+
 /// No primary anywhere and no promotion score in the cluster (every node
 /// rebooted): a standby's monitor publishes its position and, when no
 /// published position is ahead of it, gives itself score 1 so Pacemaker
@@ -1726,13 +1664,11 @@ pub fn standby_monitor_bootstraps_score_without_primary(v: u32) {
     env.wait_sql(&s, "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'", "0");
     env.add_node("srv3"); // a standby elsewhere, ahead of srv2
     env.set_private("srv3", "lsn_location", "1#FF/0");
-    let mon = [interval("16000"), ("OCF_RESKEY_CRM_meta_timeout", Some("10000"))];
     let scores = |env: &TestEnv| -> Vec<Option<String>> {
         ["srv1", "srv2", "srv3"].iter().map(|n| env.score(n)).collect()
     };
 
-    let r = env.agent_env(&s, "monitor", &mon);
-    r.expect(OCF_SUCCESS, "monitor of a standby without primary");
+    let r = recurring_standby_monitor(&env, &s, "monitor of a standby without primary");
     assert_eq!(
         scores(&env),
         vec![None, None, None],
@@ -1758,8 +1694,8 @@ pub fn standby_monitor_bootstraps_score_without_primary(v: u32) {
 
     // nobody ahead of srv2 any more
     env.set_private("srv3", "lsn_location", "");
-    let r = env.agent_env(&s, "monitor", &mon);
-    r.expect(OCF_SUCCESS, "monitor of the most advanced standby without primary");
+    let r =
+        recurring_standby_monitor(&env, &s, "monitor of the most advanced standby without primary");
     assert_eq!(
         scores(&env),
         vec![None, Some("1".to_string()), None],
@@ -1774,8 +1710,8 @@ pub fn standby_monitor_bootstraps_score_without_primary(v: u32) {
     env.set_private("srv2", "lsn_location", "");
     env.set_score("srv2", "-1000");
     env.set_score("srv3", "-1000");
-    let r = env.agent_env(&s, "monitor", &mon);
-    r.expect(OCF_SUCCESS, "monitor of a standby without primary, stale scores");
+    let r =
+        recurring_standby_monitor(&env, &s, "monitor of a standby without primary, stale scores");
     assert_eq!(
         scores(&env),
         vec![None, Some("1".to_string()), Some("-1000".to_string())],
@@ -1785,8 +1721,7 @@ pub fn standby_monitor_bootstraps_score_without_primary(v: u32) {
 
     // Flagged beyond maxlag by the last primary monitor: never.
     env.set_score("srv2", "-100");
-    let r = env.agent_env(&s, "monitor", &mon);
-    r.expect(OCF_SUCCESS, "monitor of a standby flagged beyond maxlag");
+    let r = recurring_standby_monitor(&env, &s, "monitor of a standby flagged beyond maxlag");
     assert_eq!(scores(&env)[1].as_deref(), Some("-100"), "{}", r.describe());
 
     // A positive score exists somewhere: the monitor only reads the CIB.
@@ -1794,8 +1729,11 @@ pub fn standby_monitor_bootstraps_score_without_primary(v: u32) {
     env.set_private("srv2", "lsn_location", "");
     env.set_score("srv3", "990");
     env.clear_calls();
-    let r = env.agent_env(&s, "monitor", &mon);
-    r.expect(OCF_SUCCESS, "monitor of a standby without primary, a positive score present");
+    let r = recurring_standby_monitor(
+        &env,
+        &s,
+        "monitor of a standby without primary, a positive score present",
+    );
     assert_eq!(
         scores(&env),
         vec![None, Some("-1000".to_string()), Some("990".to_string())],
@@ -1842,15 +1780,9 @@ pub fn maxlag_flags_standby_and_election_honours_it(v: u32) {
 
     env.pause_walreceiver(&s3);
     env.sql_ok(&p, "CREATE TABLE t AS SELECT generate_series(1, 10000) AS i");
-    let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
-    env.wait_sql(&s2, &format!("SELECT pg_last_wal_receive_lsn() >= '{lsn}'"), "t");
-    env.wait_sql(
-        &p,
-        &format!(
-            "SELECT write_lsn >= '{lsn}' FROM pg_stat_replication WHERE application_name = 'srv2'"
-        ),
-        "t",
-    );
+    let lsn = env.current_lsn(&p);
+    env.wait_received(&s2, &lsn);
+    env.wait_written(&p, "srv2", &lsn);
     assert_eq!(
         env.sql_ok(&p, "SELECT pg_current_wal_lsn() - write_lsn > 1024 AND state = 'streaming' FROM pg_stat_replication WHERE application_name = 'srv3'"),
         "t",
@@ -1868,10 +1800,7 @@ pub fn maxlag_flags_standby_and_election_honours_it(v: u32) {
     // the primary is lost; srv3 stays frozen where it was
     env.kill9(&p);
     fs::write(env.fake.join("offline"), "srv1\n").unwrap();
-    let mut n = Notify::new("pre", "promote", &["srv1", "srv2", "srv3"]);
-    n.active = names(&["srv2", "srv3"]);
-    n.unpromoted = names(&["srv2", "srv3"]);
-    n.promote = names(&["srv2"]);
+    let mut n = Notify::pre_promote(&["srv1", "srv2", "srv3"], &["srv2", "srv3"], "srv2");
     env.notify_all(&[&s2, &s3], &n);
     let pos = |node: &str| {
         let v = env.private_values(node, "lsn_location");
@@ -1919,8 +1848,7 @@ pub fn maxlag_flags_standby_and_election_honours_it(v: u32) {
     );
     assert!(!env.in_recovery(&s2), "srv2 is the primary");
     assert_eq!(env.sql_ok(&s2, "SELECT count(*) FROM t"), "10000");
-    n.kind = "post";
-    env.notify_all(&[&s2, &s3], &n);
+    env.notify_all(&[&s2, &s3], n.at("post", "promote"));
     for node in ["srv2", "srv3"] {
         assert!(
             env.private_values(node, "lsn_location").is_empty(),
@@ -1952,6 +1880,16 @@ fn timed_monitor(env: &TestEnv, p: &Instance, timeout_ms: &str) -> (AgentRun, Du
     (r, t0.elapsed())
 }
 
+/// A monitor of the hung `p` with a 3 s timeout: it must fail (`what`)
+/// within `limit`.
+#[track_caller]
+fn hung_monitor_fails_within(env: &TestEnv, p: &Instance, limit: Duration, what: &str) -> AgentRun {
+    let (r, wall) = timed_monitor(env, p, "3000");
+    r.expect(OCF_ERR_GENERIC, what);
+    assert!(wall < limit, "the monitor took {wall:?} with a 3 s timeout\n{}", r.describe());
+    r
+}
+
 /// A postmaster that accepts connections but never serves them (SIGSTOP:
 /// the kernel queues the connection, no backend is forked): the monitor
 /// gives up before its timeout, with a reason, instead of hanging until
@@ -1959,12 +1897,11 @@ fn timed_monitor(env: &TestEnv, p: &Instance, timeout_ms: &str) -> (AgentRun, Du
 pub fn monitor_of_a_hung_postmaster_is_bounded(v: u32) {
     let env = env_for!(v, "monitor_hung_postmaster");
     let (p, pm) = paused_primary(&env);
-    let (r, wall) = timed_monitor(&env, &p, "3000");
-    r.expect(OCF_ERR_GENERIC, "monitor of a hung postmaster");
-    assert!(
-        wall < Duration::from_millis(3500),
-        "the monitor took {wall:?} with a 3 s timeout\n{}",
-        r.describe()
+    hung_monitor_fails_within(
+        &env,
+        &p,
+        Duration::from_millis(3500),
+        "monitor of a hung postmaster",
     );
     env.resume(pm);
     timed_monitor(&env, &p, "3000")
@@ -1997,12 +1934,11 @@ pub fn monitor_with_a_full_listen_backlog_is_bounded(v: u32) {
         }
         assert!(queued.len() < 15000, "the listen backlog never filled");
     }
-    let (r, wall) = timed_monitor(&env, &p, "3000");
-    r.expect(OCF_ERR_GENERIC, "monitor of a hung postmaster with a full backlog");
-    assert!(
-        wall < Duration::from_millis(3000),
-        "the monitor took {wall:?} with a 3 s timeout\n{}",
-        r.describe()
+    let r = hung_monitor_fails_within(
+        &env,
+        &p,
+        Duration::from_millis(3000),
+        "monitor of a hung postmaster with a full backlog",
     );
     // Its own reason: the connection that could not finish, or, seen first,
     // the stopped postmaster (the hang detection).
@@ -2080,17 +2016,7 @@ pub fn stop_falls_back_to_immediate_shutdown(v: u32) {
     );
     assert!(!env.is_running(&p), "the primary still runs after its stop");
     // Backends of an immediate shutdown exit on their own, within moments.
-    let gone_by = std::time::Instant::now() + Duration::from_secs(3);
-    while !pids_under(&p.pgdata).is_empty() && std::time::Instant::now() < gone_by {
-        reap_orphans();
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    reap_orphans();
-    assert!(
-        pids_under(&p.pgdata).is_empty(),
-        "processes left 3 s after the stop: {:?}",
-        pids_under(&p.pgdata)
-    );
+    assert_no_process_under(&p.pgdata, Duration::from_secs(3), "processes left 3 s after the stop");
     assert!(
         r.log.contains("immediate"),
         "the stop must have used an immediate shutdown\n{}",
@@ -2173,8 +2099,7 @@ pub fn inherited_sync_record_kept_until_members_caught_up(v: u32) {
     assert_eq!(sync_record(&env).as_deref(), Some(inherited));
 
     env.stop(&p, "fast");
-    env.sql_ok(&s, "SELECT pg_promote()");
-    env.wait_sql(&s, "SELECT pg_is_in_recovery()", "f");
+    env.promote_by_hand(&s);
     set_sync_names(&env, &s, "FIRST 1 (srv1, srv2, srv3)");
     let r = primary_monitor(&env, &s);
     assert_eq!(sync_record(&env).as_deref(), Some(inherited), "{}", r.describe());
@@ -2267,10 +2192,7 @@ pub fn promote_refused_while_sync_standby_absent(v: u32) {
     env.stop(&s2, "immediate");
     env.kill9(&p);
     fs::write(env.fake.join("offline"), "srv1\nsrv2\n").unwrap();
-    let mut n = Notify::new("pre", "promote", &["srv1", "srv2", "srv3"]);
-    n.active = names(&["srv3"]);
-    n.unpromoted = names(&["srv3"]);
-    n.promote = names(&["srv3"]);
+    let mut n = Notify::pre_promote(&["srv1", "srv2", "srv3"], &["srv3"], "srv3");
     env.notify_all(&[&s3], &n);
     let r = env.agent(&s3, "promote");
     r.expect(OCF_ERR_GENERIC, "promote of srv3 without srv2");
@@ -2320,10 +2242,7 @@ pub fn promote_in_availability_mode_warns(v: u32) {
     assert_eq!(sync_record(&env).as_deref(), Some("ANY 1 (\"srv2\",\"srv3\")"));
     env.kill9(&p);
     fs::write(env.fake.join("offline"), "srv1\nsrv3\n").unwrap();
-    let mut n = Notify::new("pre", "promote", &["srv1", "srv2", "srv3"]);
-    n.active = names(&["srv2"]);
-    n.unpromoted = names(&["srv2"]);
-    n.promote = names(&["srv2"]);
+    let n = Notify::pre_promote(&["srv1", "srv2", "srv3"], &["srv2"], "srv2");
     env.notify_all(&[&s], &n);
     let r = env.agent(&s, "promote");
     r.expect(OCF_ERR_GENERIC, "safe mode refuses");
@@ -2694,13 +2613,10 @@ pub fn hung_primary_is_dealt_with_in_seconds(v: u32) {
     r.expect(OCF_ERR_GENERIC, "demote of a hung primary");
     assert!(r.elapsed < Duration::from_secs(10), "demote took {:?}\n{}", r.elapsed, r.describe());
     let demote_took = r.elapsed;
-    assert!(
-        eventually(Duration::from_secs(5), || {
-            reap_orphans();
-            pids_under(&p.pgdata).is_empty()
-        }),
-        "demote of a hung primary must kill it: {:?}",
-        pids_under(&p.pgdata)
+    assert_no_process_under(
+        &p.pgdata,
+        Duration::from_secs(5),
+        "demote of a hung primary must kill it",
     );
     env.agent(&p, "stop").expect(OCF_SUCCESS, "stop after the demote killed it");
 
@@ -2712,13 +2628,10 @@ pub fn hung_primary_is_dealt_with_in_seconds(v: u32) {
     let r = env.agent_env(&p, "stop", &[short]);
     r.expect(OCF_SUCCESS, "stop of a hung standby");
     assert!(r.elapsed < Duration::from_secs(10), "stop took {:?}\n{}", r.elapsed, r.describe());
-    assert!(
-        eventually(Duration::from_secs(5), || {
-            reap_orphans();
-            pids_under(&p.pgdata).is_empty()
-        }),
-        "stop of a hung instance left processes: {:?}",
-        pids_under(&p.pgdata)
+    assert_no_process_under(
+        &p.pgdata,
+        Duration::from_secs(5),
+        "stop of a hung instance left processes",
     );
     eprintln!(
         "hung instance: monitor {:?}, demote {:?}, stop {:?} (timeouts 20 s)",
@@ -2820,6 +2733,22 @@ pub fn server_output_kept_without_logging_collector(v: u32) {
 // rejoin_policy: diverged former primaries rejoining by themselves
 // (src/rejoin_policy.rs, src/actions/rewind.rs)
 
+/// Turns data checksums off in the stopped instance `inst` when they are on
+/// (PostgreSQL 18's initdb turns them on): pg_rewind then has neither them
+/// nor, unless set, wal_log_hints.
+fn disable_checksums(env: &TestEnv, inst: &Instance) {
+    if env.controldata(inst).get("Data page checksum version").map(String::as_str) != Some("0") {
+        run_ok(
+            as_postgres(env.pg.bin("pg_checksums"), &env.dir)
+                .arg("--disable")
+                .arg("-D")
+                .arg(&inst.pgdata),
+            Duration::from_secs(60),
+            &env.dir,
+        );
+    }
+}
+
 /// srv1 primary and srv2 its standby, srv1 started with `rewindable`
 /// (wal_log_hints=on) or with neither wal_log_hints nor data checksums
 /// (PostgreSQL 18's initdb turns checksums on: turned off here). Then the
@@ -2829,16 +2758,7 @@ pub fn server_output_kept_without_logging_collector(v: u32) {
 /// the CIB showing srv2 as the primary, srv1's primary_conninfo to srv2.
 fn diverged_pair(env: &TestEnv, rewindable: bool) -> (Instance, Instance) {
     let p = env.init_instance("srv1");
-    if env.controldata(&p).get("Data page checksum version").map(String::as_str) != Some("0") {
-        run_ok(
-            as_postgres(env.pg.bin("pg_checksums"), &env.dir)
-                .arg("--disable")
-                .arg("-D")
-                .arg(&p.pgdata),
-            Duration::from_secs(60),
-            &env.dir,
-        );
-    }
+    disable_checksums(env, &p);
     append(&p.conf(), if rewindable { "wal_log_hints = on\n" } else { "wal_log_hints = off\n" });
     // A file of the node's own beside postgresql.conf (the cluster's
     // local.conf): the copy from the primary must not replace it.
@@ -2885,6 +2805,25 @@ fn rejoin_start(
     let mut changes = vec![("OCF_RESKEY_rejoin_policy", Some(policy))];
     changes.extend_from_slice(extra);
     env.agent_env(p, "start", &changes)
+}
+
+/// A start of `p` under rejoin `policy` (`extra` added) that must be
+/// refused (`what`) with an exit reason holding `reason`, and leave the
+/// data directory as it was.
+#[track_caller]
+fn expect_rejoin_refused(
+    env: &TestEnv,
+    p: &Instance,
+    policy: &str,
+    extra: &[(&str, Option<&str>)],
+    what: &str,
+    reason: &str,
+) {
+    let before = snapshot(&p.pgdata);
+    let r = rejoin_start(env, p, policy, extra);
+    r.expect(OCF_ERR_GENERIC, what);
+    assert!(r.exit_reasons()[0].contains(reason), "{}", r.describe());
+    assert_same_snapshot(&before, &snapshot(&p.pgdata), what);
 }
 
 /// srv1 streams from srv2, has srv2's rows and not its own lost ones, and
@@ -2977,11 +2916,14 @@ pub fn rejoin_rewind_streams_again(v: u32) {
 pub fn rejoin_manual_keeps_the_refusal(v: u32) {
     let env = env_for!(v, "rejoin_manual");
     let (p, _s) = diverged_pair(&env, true);
-    let before = snapshot(&p.pgdata);
-    let r = rejoin_start(&env, &p, "manual", &[]);
-    r.expect(OCF_ERR_GENERIC, "start of a diverged former primary with rejoin_policy=manual");
-    assert!(r.exit_reasons()[0].contains("rebuild with pg_rewind"), "{}", r.describe());
-    assert_same_snapshot(&before, &snapshot(&p.pgdata), "manual policy");
+    expect_rejoin_refused(
+        &env,
+        &p,
+        "manual",
+        &[],
+        "start of a diverged former primary with rejoin_policy=manual",
+        "rebuild with pg_rewind",
+    );
     assert_nothing_beside(&env);
 }
 
@@ -2991,11 +2933,14 @@ pub fn rejoin_manual_keeps_the_refusal(v: u32) {
 pub fn rejoin_clone_when_rewind_is_impossible(v: u32) {
     let env = env_for!(v, "rejoin_clone");
     let (p, s) = diverged_pair(&env, false);
-    let before = snapshot(&p.pgdata);
-    let r = rejoin_start(&env, &p, "rewind", &[]);
-    r.expect(OCF_ERR_GENERIC, "rewind without wal_log_hints nor checksums");
-    assert!(r.exit_reasons()[0].contains("pg_rewind impossible"), "{}", r.describe());
-    assert_same_snapshot(&before, &snapshot(&p.pgdata), "refused rewind");
+    expect_rejoin_refused(
+        &env,
+        &p,
+        "rewind",
+        &[],
+        "rewind without wal_log_hints nor checksums",
+        "pg_rewind impossible",
+    );
     assert_nothing_beside(&env);
 
     let t0 = std::time::Instant::now();
@@ -3015,28 +2960,25 @@ pub fn rejoin_refused_without_a_reachable_primary(v: u32) {
     let env = env_for!(v, "rejoin_unreachable");
     let (p, s) = diverged_pair(&env, true);
     env.set_upstream(&p, unused_port(s.port));
-    let before = snapshot(&p.pgdata);
-    let r = rejoin_start(
+    expect_rejoin_refused(
         &env,
         &p,
         "rewind-or-clone",
         &[("OCF_RESKEY_CRM_meta_timeout", Some("20000"))],
+        "rejoin with the primary unreachable",
+        "srv2 is the primary but not reachable",
     );
-    r.expect(OCF_ERR_GENERIC, "rejoin with the primary unreachable");
-    assert!(
-        r.exit_reasons()[0].contains("srv2 is the primary but not reachable"),
-        "{}",
-        r.describe()
-    );
-    assert_same_snapshot(&before, &snapshot(&p.pgdata), "rejoin with the primary unreachable");
     // reachable, but the CIB shows no primary
     env.set_upstream(&p, s.port);
     env.set_score("srv2", "1000");
-    let before = snapshot(&p.pgdata);
-    let r = rejoin_start(&env, &p, "rewind-or-clone", &[]);
-    r.expect(OCF_ERR_GENERIC, "rejoin without a primary in the CIB");
-    assert!(r.exit_reasons()[0].contains("no other node is the primary"), "{}", r.describe());
-    assert_same_snapshot(&before, &snapshot(&p.pgdata), "rejoin without a primary in the CIB");
+    expect_rejoin_refused(
+        &env,
+        &p,
+        "rewind-or-clone",
+        &[],
+        "rejoin without a primary in the CIB",
+        "no other node is the primary",
+    );
     assert_nothing_beside(&env);
     assert!(!env.is_running(&p));
 }
@@ -3080,6 +3022,31 @@ fn assert_gone(pidfile: &std::path::Path) {
     assert!(gone, "the stopped command's child {pid} still runs: {state}");
 }
 
+/// A start of `p` under rejoin `policy` with `bindir`, whose `tool` cannot
+/// finish within the start's 20 s timeout: refused, saying so.
+#[track_caller]
+fn rejoin_cut_by_the_timeout(
+    env: &TestEnv,
+    p: &Instance,
+    policy: &str,
+    bindir: &str,
+    tool: &str,
+) -> AgentRun {
+    let r = rejoin_start(
+        env,
+        p,
+        policy,
+        &[("OCF_RESKEY_bindir", Some(bindir)), ("OCF_RESKEY_CRM_meta_timeout", Some("20000"))],
+    );
+    r.expect(OCF_ERR_GENERIC, &format!("a {tool} that cannot finish in time"));
+    assert!(
+        r.exit_reasons()[0].contains(&format!("{tool} did not finish within the start timeout")),
+        "{}",
+        r.describe()
+    );
+    r
+}
+
 /// pg_rewind that cannot finish within the start timeout (a stand-in that
 /// sleeps): the start stops it (its process group killed) and says so; the
 /// next start, with the real pg_rewind, redoes it and srv1 streams.
@@ -3104,19 +3071,8 @@ pub fn rejoin_rewind_cut_by_the_timeout_is_redone(v: u32) {
         ),
     );
     let t0 = std::time::Instant::now();
-    let r = rejoin_start(
-        &env,
-        &p,
-        "rewind",
-        &[("OCF_RESKEY_bindir", Some(&bindir)), ("OCF_RESKEY_CRM_meta_timeout", Some("20000"))],
-    );
-    r.expect(OCF_ERR_GENERIC, "a pg_rewind that cannot finish in time");
+    let r = rejoin_cut_by_the_timeout(&env, &p, "rewind", &bindir, "pg_rewind");
     assert!(t0.elapsed() < Duration::from_secs(20), "{}", r.describe());
-    assert!(
-        r.exit_reasons()[0].contains("pg_rewind did not finish within the start timeout"),
-        "{}",
-        r.describe()
-    );
     assert_gone(&pidfile);
     assert!(!env.is_running(&p));
     assert_eq!(beside(&env, "srv1.rejoin-in-progress").len(), 1, "the marker says what to redo");
@@ -3166,18 +3122,7 @@ pub fn rejoin_clone_cut_by_the_timeout_is_redone(v: u32) {
             pf = pidfile.display()
         ),
     );
-    let r = rejoin_start(
-        &env,
-        &p,
-        "rewind-or-clone",
-        &[("OCF_RESKEY_bindir", Some(&bindir)), ("OCF_RESKEY_CRM_meta_timeout", Some("20000"))],
-    );
-    r.expect(OCF_ERR_GENERIC, "a clone that cannot finish in time");
-    assert!(
-        r.exit_reasons()[0].contains("pg_basebackup did not finish within the start timeout"),
-        "{}",
-        r.describe()
-    );
+    rejoin_cut_by_the_timeout(&env, &p, "rewind-or-clone", &bindir, "pg_basebackup");
     assert_gone(&pidfile);
     assert!(
         p.pgdata.join("base").exists() && !p.pgdata.join("global").exists(),
@@ -3207,16 +3152,7 @@ impl Drop for Mounted {
 pub fn rejoin_validate_prerequisites(v: u32) {
     let env = env_for!(v, "rejoin_validate");
     let p = env.init_instance("srv1");
-    if env.controldata(&p).get("Data page checksum version").map(String::as_str) != Some("0") {
-        run_ok(
-            as_postgres(env.pg.bin("pg_checksums"), &env.dir)
-                .arg("--disable")
-                .arg("-D")
-                .arg(&p.pgdata),
-            Duration::from_secs(60),
-            &env.dir,
-        );
-    }
+    disable_checksums(&env, &p);
     env.start(&p);
     let s = env.clone_standby(&p, "srv2");
     let policy = |v: &'static str| ("OCF_RESKEY_rejoin_policy", Some(v));
@@ -3380,8 +3316,8 @@ pub fn rejoin_rewind_killed_mid_copy_is_redone(v: u32) {
     r.expect(OCF_SUCCESS, "the next start redoes the rewind");
     assert!(r.log.contains("back in pg_wal"), "{}", r.describe());
     assert_rejoined(&env, &p, &s, &r);
-    let lsn = env.sql_ok(&s, "SELECT pg_current_wal_lsn()");
-    env.wait_sql(&p, &format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'"), "t");
+    let lsn = env.current_lsn(&s);
+    env.wait_replayed(&p, &lsn);
     for q in [
         "SELECT count(*), sum(hashtext(t)) FROM big",
         "SELECT count(*), sum(i) FROM t",

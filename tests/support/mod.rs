@@ -155,6 +155,23 @@ pub fn pids_under(dir: &Path) -> Vec<i32> {
         .collect()
 }
 
+/// Fails the test (`what: <pids>`) unless every process working under
+/// `dir` has ended within `within` (Duration::ZERO: one look), reaping the
+/// orphans this process inherits meanwhile.
+#[track_caller]
+pub fn assert_no_process_under(dir: &Path, within: Duration, what: &str) {
+    let t0 = Instant::now();
+    loop {
+        reap_orphans();
+        let left = pids_under(dir);
+        if left.is_empty() {
+            return;
+        }
+        assert!(t0.elapsed() < within, "{what}: {left:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let t0 = Instant::now();
     while !f() {
@@ -509,6 +526,39 @@ impl Notify {
             ..Default::default()
         }
     }
+    /// A notification of a transition that starts from `promoted` and
+    /// `unpromoted` (the active nodes, in that order); the nodes it
+    /// starts, stops, promotes or demotes are for the caller to set.
+    pub fn from_roles(
+        kind: &'static str,
+        operation: &'static str,
+        all: &[&str],
+        promoted: &[&str],
+        unpromoted: &[&str],
+    ) -> Notify {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        Notify {
+            active: names(&[promoted, unpromoted].concat()),
+            promoted: names(promoted),
+            unpromoted: names(unpromoted),
+            ..Notify::new(kind, operation, all)
+        }
+    }
+    /// The pre-promote notification of a transition that promotes
+    /// `promote`, the standbys `standbys` being active (no primary).
+    pub fn pre_promote(all: &[&str], standbys: &[&str], promote: &str) -> Notify {
+        Notify {
+            promote: vec![promote.to_string()],
+            ..Notify::from_roles("pre", "promote", all, &[], standbys)
+        }
+    }
+    /// The same notification at another step of its transition: `kind`
+    /// (pre | post) of `operation`. For `env.notify_all(.., n.at(..))`.
+    pub fn at(&mut self, kind: &'static str, operation: &'static str) -> &Notify {
+        self.kind = kind;
+        self.operation = operation;
+        self
+    }
     fn rsc(&self, node: &str) -> String {
         let i = self.all.iter().position(|n| n == node).unwrap_or(self.all.len());
         format!("{RSC}:{i}")
@@ -847,6 +897,42 @@ impl TestEnv {
         );
     }
 
+    /// The end of the WAL `primary` has written (`pg_current_wal_lsn()`).
+    #[track_caller]
+    pub fn current_lsn(&self, primary: &Instance) -> String {
+        self.sql_ok(primary, "SELECT pg_current_wal_lsn()")
+    }
+
+    /// Waits until `standby` has received the WAL up to `lsn`.
+    pub fn wait_received(&self, standby: &Instance, lsn: &str) {
+        self.wait_sql(standby, &format!("SELECT pg_last_wal_receive_lsn() >= '{lsn}'"), "t");
+    }
+
+    /// Waits until `standby` has replayed the WAL up to `lsn`.
+    pub fn wait_replayed(&self, standby: &Instance, lsn: &str) {
+        self.wait_sql(standby, &format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'"), "t");
+    }
+
+    /// Waits until `primary` sees the standby `node` has written the WAL up
+    /// to `lsn` (write_lsn of its pg_stat_replication row).
+    pub fn wait_written(&self, primary: &Instance, node: &str, lsn: &str) {
+        self.wait_sql(
+            primary,
+            &format!(
+                "SELECT write_lsn >= '{lsn}' FROM pg_stat_replication WHERE application_name = '{node}'"
+            ),
+            "t",
+        );
+    }
+
+    /// Promotes `standby` by hand (`pg_promote()`, no agent) and waits
+    /// until it has left recovery.
+    #[track_caller]
+    pub fn promote_by_hand(&self, standby: &Instance) {
+        self.sql_ok(standby, "SELECT pg_promote()");
+        self.wait_sql(standby, "SELECT pg_is_in_recovery()", "f");
+    }
+
     /// SIGSTOP of the standby's WAL receiver: it stays connected (for
     /// wal_sender_timeout) with a frozen write_lsn. Resumed in Drop.
     pub fn pause_walreceiver(&self, standby: &Instance) -> i32 {
@@ -1011,10 +1097,7 @@ impl TestEnv {
     /// The single-node promotion Pacemaker runs: pre-promote notify,
     /// promote, post-promote notify. Returns the promote's result.
     pub fn promote_like_pacemaker(&self, inst: &Instance) -> AgentRun {
-        let mut n = Notify::new("pre", "promote", &[&inst.node]);
-        n.active = vec![inst.node.clone()];
-        n.unpromoted = vec![inst.node.clone()];
-        n.promote = vec![inst.node.clone()];
+        let mut n = Notify::pre_promote(&[&inst.node], &[&inst.node], &inst.node);
         self.notify(inst, &n).expect(OCF_SUCCESS, "pre-promote notify");
         let r = self.agent(inst, "promote");
         if r.code == OCF_SUCCESS {

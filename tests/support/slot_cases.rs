@@ -225,9 +225,9 @@ pub fn slots_standby_uses_its_slot_and_advances_the_others(v: u32) {
 
     // They follow its replay.
     write_segments(&env, &p, 2);
-    let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
-    env.wait_sql(&s, &format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'"), "t");
-    env.wait_sql(&s3, &format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'"), "t");
+    let lsn = env.current_lsn(&p);
+    env.wait_replayed(&s, &lsn);
+    env.wait_replayed(&s3, &lsn);
     standby_monitor(&env, &s);
     assert_eq!(
         env.sql_ok(
@@ -257,8 +257,8 @@ pub fn slots_standby_uses_its_slot_and_advances_the_others(v: u32) {
         "t",
     );
     env.sql_ok(&s, "INSERT INTO w VALUES (42)");
-    let lsn = env.sql_ok(&s, "SELECT pg_current_wal_lsn()");
-    env.wait_sql(&s3, &format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'"), "t");
+    let lsn = env.current_lsn(&s);
+    env.wait_replayed(&s3, &lsn);
 }
 
 pub fn slots_validate_refuses_unbounded_wal(v: u32) {
@@ -299,11 +299,11 @@ fn standby_behind_recycled_wal(v: u32, name: &str, slots: bool) {
     env.wait_streaming(&p, &s);
     env.agent_env(&s, "stop", on).expect(OCF_SUCCESS, "stop of the standby");
     write_segments(&env, &p, 8); // 128 MB: four times wal_keep_size
-    let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
+    let lsn = env.current_lsn(&p);
     env.agent_env(&s, "start", on).expect(OCF_SUCCESS, "start of the standby behind");
     if slots {
         env.wait_streaming(&p, &s);
-        env.wait_sql(&s, &format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'"), "t");
+        env.wait_replayed(&s, &lsn);
         return;
     }
     // The WAL it needs is gone: it never streams, and its monitor says why.
@@ -359,14 +359,8 @@ pub fn slots_turned_on_under_a_running_standby(v: u32) {
     let created = env.sql_ok(&p, "SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'pgsqlms_srv2' AND NOT active");
     assert!(!created.is_empty(), "slot of srv2 not created, or in use");
     write_segments(&env, &p, 2);
-    let lsn = env.sql_ok(&p, "SELECT pg_current_wal_lsn()");
-    env.wait_sql(
-        &p,
-        &format!(
-            "SELECT write_lsn >= '{lsn}' FROM pg_stat_replication WHERE application_name = 'srv2'"
-        ),
-        "t",
-    );
+    let lsn = env.current_lsn(&p);
+    env.wait_written(&p, "srv2", &lsn);
     let r = primary_monitor(&env, &p, &[("HA_debug", Some("1"))]);
     assert!(r.log.contains("streams without it"), "{}", r.describe());
     assert_eq!(
