@@ -2489,18 +2489,8 @@ async fn sc_cluster_power_cut(ctx: &mut Ctx) -> Result<(), String> {
     script("heal.sh", &[], Duration::from_secs(30)).await;
     sleep(Duration::from_secs(3)).await;
     on_all("power.sh", "on", &[good.clone(), lagging.clone()]).await?;
-    let deadline = Instant::now() + WRITABLE_LIMIT;
-    while ctx.first_promoted().is_none() && Instant::now() < deadline {
-        sleep(Duration::from_millis(200)).await;
-    }
-    let first = ctx.first_promoted();
-    ctx.notes.push(format!("promoted: {}", first.as_deref().unwrap_or("-")));
+    ctx.expect_promoted(&good, &format!("it holds the most WAL; {lagging} lagged")).await;
     ctx.notes.push(format!("wal_on_disk published: {}", private_attrs(&good, "wal_on_disk").await));
-    if first.as_deref() != Some(good.as_str()) {
-        ctx.fail(format!(
-            "expected {good}, which holds the most WAL, promoted; got {first:?} ({lagging} lagged)"
-        ));
-    }
     ctx.wait_writable_after_outage(WRITABLE_LIMIT).await;
     // the old primary's node is down (fenced at the cluster's
     // start: it never came back), the new primary is shown.
@@ -2620,15 +2610,7 @@ async fn never_promote_inner(
     }
     script("heal.sh", &[], Duration::from_secs(30)).await;
     script("cleanup.sh", &[], Duration::from_secs(60)).await;
-    let deadline = Instant::now() + WRITABLE_LIMIT;
-    while ctx.first_promoted().is_none() && Instant::now() < deadline {
-        sleep(Duration::from_millis(200)).await;
-    }
-    let first = ctx.first_promoted();
-    ctx.notes.push(format!("promoted once unmarked: {}", first.as_deref().unwrap_or("-")));
-    if first.as_deref() != Some(n) {
-        ctx.fail(format!("expected {n} (the most advanced, unmarked) promoted, got {first:?}"));
-    }
+    ctx.expect_promoted(n, "the most advanced, unmarked").await;
     ctx.wait_writable_after_outage(WRITABLE_LIMIT).await;
     script("cleanup.sh", &[], Duration::from_secs(60)).await;
     ctx.rebuild(&p).await;
@@ -2871,15 +2853,12 @@ async fn sc_five_any2(ctx: &mut Ctx, too_few: bool) -> Result<(), String> {
         script("heal.sh", &[], Duration::from_secs(30)).await;
         b.clone()
     };
-    let deadline = Instant::now() + WRITABLE_LIMIT;
-    while ctx.first_promoted().is_none() && Instant::now() < deadline {
-        sleep(Duration::from_millis(200)).await;
-    }
-    let first = ctx.first_promoted();
-    ctx.notes.push(format!("promoted: {}", first.as_deref().unwrap_or("-")));
-    if first.as_deref() != Some(expected.as_str()) {
-        ctx.fail(format!("expected {expected} promoted, got {first:?}"));
-    }
+    let why = if too_few {
+        "brought back: it may hold acknowledged commits"
+    } else {
+        "enough members of ANY 2 survive"
+    };
+    ctx.expect_promoted(&expected, why).await;
     ctx.wait_writable_after_outage(WRITABLE_LIMIT).await;
     if let Some(restore) = restore {
         script("on.sh", &[&c, "pcs", "property", "set", &restore], Duration::from_secs(30)).await;
@@ -3379,15 +3358,7 @@ async fn sync_loss_available(ctx: &mut Ctx, p: &str, x: &str, y: &str) -> Result
     ctx.fault();
     on_all("crash.sh", "", &[p.to_string(), x.to_string()]).await?;
     script("heal.sh", &[], Duration::from_secs(30)).await;
-    let deadline = Instant::now() + WRITABLE_LIMIT;
-    while ctx.first_promoted().is_none() && Instant::now() < deadline {
-        sleep(Duration::from_millis(200)).await;
-    }
-    let first = ctx.first_promoted();
-    ctx.notes.push(format!("promoted: {}", first.as_deref().unwrap_or("-")));
-    if first.as_deref() != Some(y) {
-        ctx.fail(format!("expected {y}, the only survivor, promoted; got {first:?}"));
-    }
+    ctx.expect_promoted(y, "the only survivor").await;
     let log = "/var/log/pacemaker/pacemaker.log";
     let pattern = "sync_failover=available: promoting the most advanced standby";
     let out = script("on.sh", &[y, "grep", "-m1", pattern, log], Duration::from_secs(30)).await;
