@@ -2673,6 +2673,10 @@ pub fn conninfo_password_not_in_arguments(v: u32) {
     )
     .unwrap();
     fs::set_permissions(bin.join("psql"), fs::Permissions::from_mode(0o755)).unwrap();
+    // srv2 promoted in the CIB's history: psql asks primary_conninfo even
+    // though nothing listens there (with no primary anywhere, a quick probe
+    // of the address would spare psql).
+    env.set_lrm_op("srv2", "pgsqld_last_0", "promote", 0, 0);
     env.agent_env(&p, "start", &[("OCF_RESKEY_bindir", Some(bin.to_str().unwrap()))])
         .expect(OCF_SUCCESS, "start of a former primary (divergence check through psql)");
     let calls = fs::read_to_string(&record).expect("psql was not called");

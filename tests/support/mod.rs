@@ -1128,6 +1128,7 @@ impl TestEnv {
     /// status section records it (`lrm_rsc_op` `id`: operation, rc-code,
     /// op-status).
     pub fn set_lrm_op(&self, node: &str, id: &str, operation: &str, rc: i32, status: i32) {
+        self.add_node(node);
         let d = self.fake.join("lrm").join(node);
         fs::create_dir_all(&d).unwrap();
         fs::write(d.join(id), format!("{operation} {rc} {status}\n")).unwrap();
