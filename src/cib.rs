@@ -217,15 +217,11 @@ mod tests {
       </transient_attributes>
       <lrm id="1"><lrm_resources/></lrm>
     </node_state>
-    <node_state id="3" in_ccm="true" crmd="online">
-      <transient_attributes id="3">
-        <instance_attributes id="status-3">
-          <nvpair id="status-3-master-pgsqld" name="master-pgsqld" value="-INFINITY"/>
-          <nvpair id="status-3-lost" name="pgsqlms-slot-lost-pgsqld" value="pgsqlms_srv3"/>
-          <nvpair id="status-3-lost-other" name="pgsqlms-slot-lost-other" value="x"/>
-        </instance_attributes>
-      </transient_attributes>
-    </node_state>
+    <node_state id="3" in_ccm="true" crmd="online"><transient_attributes id="3"><instance_attributes id="status-3">
+      <nvpair id="status-3-master-pgsqld" name="master-pgsqld" value="-INFINITY"/>
+      <nvpair id="status-3-lost" name="pgsqlms-slot-lost-pgsqld" value="pgsqlms_srv3"/>
+      <nvpair id="status-3-lost-other" name="pgsqlms-slot-lost-other" value="x"/>
+    </instance_attributes></transient_attributes></node_state>
   </status>
 </cib>"#;
 

@@ -152,7 +152,7 @@ fn s22_cluster_power_cut_wal_on_disk() {
 #[test]
 #[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
 fn s23_never_promote_most_advanced() {
-    opt_in("s23_never_promote_most_advanced", "never_promote_most_advanced");
+    scenario("never_promote_most_advanced");
 }
 #[test]
 #[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
@@ -162,17 +162,17 @@ fn s24_crash_primary_after_start_sync() {
 #[test]
 #[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
 fn s25_crash_primary_after_start_async() {
-    opt_in("s25_crash_primary_after_start_async", "crash_primary_after_start_async");
+    scenario("crash_primary_after_start_async");
 }
 #[test]
 #[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
 fn s26_crash_new_primary_after_failover_sync() {
-    opt_in("s26_crash_new_primary_after_failover_sync", "crash_new_primary_after_failover_sync");
+    scenario("crash_new_primary_after_failover_sync");
 }
 #[test]
 #[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
 fn s27_crash_new_primary_after_failover_async() {
-    opt_in("s27_crash_new_primary_after_failover_async", "crash_new_primary_after_failover_async");
+    scenario("crash_new_primary_after_failover_async");
 }
 #[test]
 #[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
@@ -214,13 +214,13 @@ fn s16_sync_loss_any() {
 #[test]
 #[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
 fn s28_sync_loss_available() {
-    opt_in("s28_sync_loss_available", "sync_loss_available");
+    scenario("sync_loss_available");
 }
 
 #[test]
 #[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
 fn s29_reload_agent_parameter() {
-    opt_in("s29_reload_agent_parameter", "reload_agent_parameter");
+    scenario("reload_agent_parameter");
 }
 
 #[test]
@@ -258,12 +258,12 @@ fn s70_slots_stopped_standby_catches_up() {
 #[test]
 #[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
 fn s71_no_slots_standby_says_why() {
-    opt_in("s71_no_slots_standby_says_why", "no_slots_standby_behind");
+    scenario("no_slots_standby_behind");
 }
 #[test]
 #[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
 fn s72_slots_node_removed() {
-    opt_in("s72_slots_node_removed", "slots_node_removed");
+    scenario("slots_node_removed");
 }
 #[test]
 #[ignore = "needs the namespace cluster: tests/cluster/run-scenarios.sh"]
