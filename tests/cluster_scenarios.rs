@@ -1098,11 +1098,13 @@ async fn ensure_healthy(s: &Settings) -> Result<(), String> {
         }
         let r = roles().await;
         if r.promoted.len() == 1 {
+            let mut broken = Vec::new();
             for n in &s.nodes {
                 if *n != r.promoted[0] && !node_streaming(s, n).await {
-                    script("rebuild.sh", &[n], Duration::from_secs(240)).await;
+                    broken.push(n.clone());
                 }
             }
+            rebuild_nodes(&broken).await;
             if wait_healthy(60).await {
                 return cleanup_failcounts().await;
             }
@@ -2428,12 +2430,15 @@ async fn rebuild_unless_streaming(ctx: &mut Ctx, nodes: &[String]) {
         return;
     }
     let primary = roles().await.promoted;
+    let mut broken = Vec::new();
     for n in nodes {
         if primary.contains(n) || node_streaming(&ctx.s, n).await {
             continue;
         }
         set_autostart(&ctx.s, n, true).ok();
-        let out = script("rebuild.sh", &[n], Duration::from_secs(240)).await;
+        broken.push(n.clone());
+    }
+    for (n, out) in rebuild_nodes(&broken).await {
         if out.ok {
             ctx.notes.push(format!("{n} re-cloned"));
         } else {
@@ -2867,8 +2872,8 @@ async fn sc_five_any2(ctx: &mut Ctx, too_few: bool) -> Result<(), String> {
         // a standby's node down (A), the new primary shown.
         expect_down_and_primary(ctx, "a standby node down", &a, &b).await;
     }
-    for n in lost.iter().filter(|n| **n != expected) {
-        let out = script("rebuild.sh", &[n], Duration::from_secs(240)).await;
+    let broken: Vec<String> = lost.iter().filter(|n| **n != expected).cloned().collect();
+    for (n, out) in rebuild_nodes(&broken).await {
         if !out.ok {
             ctx.fail(format!("rebuild.sh {n}: {}", out.stderr.trim()));
         }
@@ -3375,10 +3380,7 @@ async fn sync_loss_available(ctx: &mut Ctx, p: &str, x: &str, y: &str) -> Result
     if let Err(e) = bring_back(&ctx.s, x).await {
         ctx.fail(e);
     }
-    // Both need rebuilding: the cluster is healthy only after the second.
-    for (n, more) in [(p, &["--no-wait"][..]), (x, &[][..])] {
-        let args: Vec<&str> = std::iter::once(n).chain(more.iter().copied()).collect();
-        let out = script("rebuild.sh", &args, Duration::from_secs(240)).await;
+    for (n, out) in rebuild_nodes(&[p.to_string(), x.to_string()]).await {
         if !out.ok {
             ctx.fail(format!("rebuild.sh {n}: {}", out.stderr.trim()));
         }
@@ -3489,6 +3491,21 @@ async fn agent_slots(s: &Settings, node: &str) -> BTreeMap<String, (bool, String
 fn slot_of(node: &str) -> String {
     // The cluster's node names are valid slot names (srv1...): no hash.
     format!("pgsqlms_{node}")
+}
+
+/// Re-clones `nodes` from the primary one after the other (rebuild.sh); only
+/// the last waits for a healthy cluster, which the others cannot reach
+/// while one of them still needs its rebuild.
+async fn rebuild_nodes(nodes: &[String]) -> Vec<(String, Out)> {
+    let mut outs = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        let mut args = vec![n.as_str()];
+        if i + 1 < nodes.len() {
+            args.push("--no-wait");
+        }
+        outs.push((n.clone(), script("rebuild.sh", &args, Duration::from_secs(240)).await));
+    }
+    outs
 }
 
 /// Starts or stops (`what`) the cluster stack of `node`, on the node, as
