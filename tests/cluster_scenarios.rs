@@ -2131,21 +2131,9 @@ async fn sc_sync_loss(ctx: &mut Ctx, first: bool) -> Result<(), String> {
         format!("ANY 1 (\"{}\",\"{}\")", m[0], m[1])
     };
     // The primary's monitor (every second) records who holds the commits.
-    let query =
-        ["crm_attribute", "--type", "crm_config", "--name", "pgsqlms-sync-pgsqld", "--query"];
-    let mut seen = String::new();
-    for _ in 0..30 {
-        seen = script("on.sh", &[&[y.as_str()][..], &query[..]].concat(), Duration::from_secs(20))
-            .await
-            .stdout;
-        if seen.contains(&record) {
-            break;
-        }
-        sleep(Duration::from_secs(1)).await;
-    }
-    if !seen.contains(&record) {
-        ctx.fail(format!("sync record: expected {record}, CIB has {seen:?}"));
-    }
+    // `--quiet`: the bare value (Pacemaker 3.0 prints `scope=... value=...`
+    // with its quotes escaped otherwise).
+    wait_sync_record(ctx, &y, Some(&record)).await;
     let policy = script(
         "on.sh",
         &[
