@@ -34,6 +34,7 @@ PKGS=(
   postgresql-17 postgresql-common
   corosync pacemaker pacemaker-cli-utils pcs resource-agents resource-agents-paf
   iproute2 procps psmisc util-linux mount sysvinit-utils hostname python3 ca-certificates
+  strace  # bench/runner --forks counts the monitor's processes under strace
 )
 
 # The host's ids of the users and groups the node directories are owned by
