@@ -169,28 +169,24 @@ pub async fn identify_primary(
 /// something accepts, psql asks it as always.
 const QUICK_PROBE: Duration = Duration::from_millis(500);
 
-/// Does any of `eps` accept a connection within `within`? Only connects
-/// and closes: nothing is sent. A host name counts as accepting: resolving
-/// it runs on a thread the deadline cannot stop (and the runtime would wait
-/// for at exit), so psql asks it as before.
+/// Does any of `eps` accept a TCP connection within `within`? Only
+/// connects and closes: nothing is sent. A host name counts as accepting
+/// (resolving it runs on a thread the deadline cannot stop, and the runtime
+/// would wait for it at exit), and so does a socket directory (root must
+/// not connect to whatever socket a database superuser names there; psql,
+/// run as system_user, asks it as before).
 async fn accepts_connections(eps: &[crate::conninfo::Endpoint], within: Duration) -> bool {
     use crate::conninfo::Endpoint;
     let mut tries = tokio::task::JoinSet::new();
-    for e in eps.iter().cloned() {
-        let addr = match &e {
-            Endpoint::Tcp { host, port } => match host.parse::<std::net::IpAddr>() {
-                Ok(ip) => Some(std::net::SocketAddr::new(ip, *port)),
-                Err(_) => return true,
-            },
-            Endpoint::Unix(_) => None,
+    for e in eps {
+        let Endpoint::Tcp { host, port } = e else {
+            return true;
         };
-        tries.spawn(async move {
-            match (e, addr) {
-                (_, Some(addr)) => tokio::net::TcpStream::connect(addr).await.is_ok(),
-                (Endpoint::Unix(path), None) => tokio::net::UnixStream::connect(path).await.is_ok(),
-                (Endpoint::Tcp { .. }, None) => true,
-            }
-        });
+        let Ok(ip) = host.parse::<std::net::IpAddr>() else {
+            return true;
+        };
+        let addr = std::net::SocketAddr::new(ip, *port);
+        tries.spawn(async move { tokio::net::TcpStream::connect(addr).await.is_ok() });
     }
     let any = async {
         while let Some(done) = tries.join_next().await {

@@ -3342,7 +3342,14 @@ pub fn former_primary_start_skips_a_dead_address_when_nobody_is_primary(v: u32) 
     let (p, s) = two_nodes(&env);
     env.agent(&p, "stop").expect(OCF_SUCCESS, "stop of the primary");
     assert_eq!(env.cluster_state(&p), "shut down");
-    env.set_upstream(&p, unused_port(s.port));
+    // A TCP address where nothing listens (the agent probes TCP only).
+    append(
+        &p.conf(),
+        &format!(
+            "primary_conninfo = 'host=127.0.0.1 port={} application_name=srv1'\n",
+            unused_port(s.port)
+        ),
+    );
     let calls = env.dir.join("psql.calls");
     let bindir = bindir_with(
         &env,
