@@ -5,7 +5,7 @@
 # cluster and the checker. The same SEED replays the same fault sequence.
 #   soak.sh N SEED              e.g. soak.sh 10 42 (SEED: a number or any text)
 #   soak.sh --ci                the CI soak: seed from the commit id (printed),
-#                               faults until SOAK_BUDGET_SECS (420) are spent
+#                               faults until SOAK_BUDGET_SECS (300) are spent
 #   soak.sh --regressions       replay every seed of tests/soak/regressions.txt
 #   soak.sh --plan N SEED       print the schedule only (no cluster)
 # Settings: SOAK_KINDS=kill_primary,switchover (only those faults),
@@ -36,7 +36,7 @@ case "${1:-}" in
   --ci)
     seed=$(git rev-parse HEAD 2>/dev/null) || seed=$(date +%F)
     echo "CI soak seed: $seed (replay: tests/cluster/soak.sh ${SOAK_CI_FAULTS:-40} $seed)"
-    SOAK_BUDGET_SECS=${SOAK_BUDGET_SECS:-420} soak "${SOAK_CI_FAULTS:-40}" "$seed" || rc=1 ;;
+    SOAK_BUDGET_SECS=${SOAK_BUDGET_SECS:-300} soak "${SOAK_CI_FAULTS:-40}" "$seed" || rc=1 ;;
   --plan)
     SOAK_FAULTS=${2:?N} SOAK_SEED=${3:?SEED} cargo test --locked --test cluster_soak plan -- \
       --ignored --nocapture 2>&1 | grep -E '^(seed|  )'
