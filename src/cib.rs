@@ -29,6 +29,17 @@ pub struct ClusterView {
     pub maybe_promoted: Vec<String>,
 }
 
+impl ClusterView {
+    /// A node other than `me` with the primary's promotion score (its
+    /// monitor gives it that score).
+    pub fn scored_primary(&self, me: &str) -> Option<&str> {
+        self.scores
+            .iter()
+            .find(|(n, s)| n.as_str() != me && **s == crate::scores::PRIMARY)
+            .map(|(n, _)| n.as_str())
+    }
+}
+
 /// One recorded operation of the resource (`lrm_rsc_op`): may it have left
 /// a promoted instance behind? Errs on the side of yes: a promote in any
 /// state (done, failed, still running), any result "running promoted"
@@ -232,6 +243,8 @@ mod tests {
         assert_eq!(v.scores.get("srv1"), Some(&1001));
         assert_eq!(v.scores.get("srv3"), Some(&-1_000_000));
         assert_eq!(v.scores.get("srv2"), None);
+        assert_eq!(v.scored_primary("srv3"), Some("srv1"));
+        assert_eq!(v.scored_primary("srv1"), None);
         assert_eq!(v.permanent_scores.get("srv2"), Some(&1000));
         assert_eq!(v.never_promote, vec!["srv3"]);
         let other = parse(CIB, "other").unwrap();

@@ -218,9 +218,8 @@ fn describe(eps: &[crate::conninfo::Endpoint]) -> String {
 async fn nobody_primary(agent: &Agent) -> Option<String> {
     let me = agent.node().await.ok()?;
     let view = agent.pcmk.cluster_view(agent.deadline).await.ok()?;
-    let scored = view.scores.iter().any(|(n, s)| n != me && *s == scores::PRIMARY);
     let promoted = view.maybe_promoted.iter().any(|n| n != me);
-    (!scored && !promoted).then(|| {
+    (view.scored_primary(me).is_none() && !promoted).then(|| {
         format!(
             "no other node is or may be the primary (no promotion score {} nor promoted instance in the CIB)",
             scores::PRIMARY
@@ -235,7 +234,7 @@ pub async fn primary_elsewhere(agent: &Agent) -> Result<Option<String>, Failure>
     let view = agent.pcmk.cluster_view(agent.deadline).await.map_err(|e| {
         Failure::generic(format!("cannot tell whether a primary runs elsewhere: {e}"))
     })?;
-    Ok(view.scores.into_iter().find(|(n, s)| n != me && *s == scores::PRIMARY).map(|(n, _)| n))
+    Ok(view.scored_primary(me).map(str::to_string))
 }
 
 /// One replication-protocol command, through psql as system_user.
