@@ -2655,29 +2655,21 @@ pub fn conninfo_password_not_in_arguments(v: u32) {
         ),
     );
     // bindir: the real binaries, psql wrapped to record how it was called.
-    let bin = env.dir.join("bin");
-    fs::create_dir_all(&bin).unwrap();
-    for e in fs::read_dir(&env.pg.bindir).unwrap().flatten() {
-        if e.file_name() != "psql" {
-            std::os::unix::fs::symlink(e.path(), bin.join(e.file_name())).unwrap();
-        }
-    }
     let record = env.dir.join("psql-calls");
-    fs::write(
-        bin.join("psql"),
-        format!(
-            "#!/bin/sh\nprintf 'argv:%s\\n' \"$*\" >> {rec}\nprintf 'env:%s\\n' \"$PGPASSWORD\" >> {rec}\nexec {real} \"$@\"\n",
+    let bin = bindir_with(
+        &env,
+        "psql",
+        &format!(
+            "printf 'argv:%s\\n' \"$*\" >> {rec}\nprintf 'env:%s\\n' \"$PGPASSWORD\" >> {rec}\nexec {real} \"$@\"",
             rec = record.display(),
             real = env.pg.bin("psql").display()
         ),
-    )
-    .unwrap();
-    fs::set_permissions(bin.join("psql"), fs::Permissions::from_mode(0o755)).unwrap();
+    );
     // srv2 promoted in the CIB's history: psql asks primary_conninfo even
     // though nothing listens there (with no primary anywhere, a quick probe
     // of the address would spare psql).
     env.set_lrm_op("srv2", "pgsqld_last_0", "promote", 0, 0);
-    env.agent_env(&p, "start", &[("OCF_RESKEY_bindir", Some(bin.to_str().unwrap()))])
+    env.agent_env(&p, "start", &[("OCF_RESKEY_bindir", Some(&bin))])
         .expect(OCF_SUCCESS, "start of a former primary (divergence check through psql)");
     let calls = fs::read_to_string(&record).expect("psql was not called");
     assert!(calls.contains("argv:"), "{calls}");
