@@ -94,7 +94,25 @@ pub fn parse(xml: &str, resource: &str) -> Result<ClusterStatus, String> {
     let mut path: Vec<String> = Vec::new();
     // The primitive we are inside (<resource> ... <node/> ... </resource>).
     let mut current: Option<(String, String, String, bool, bool)> = None;
+    let mut current_has_node = false;
     let mut attr_node: Option<String> = None;
+    // Instances of ours listed with a role but without a node, and the
+    // pending operations of ours in the node history (see `place_pending`).
+    let mut nodeless: Vec<String> = Vec::new();
+    let mut pending: Vec<(String, String)> = Vec::new();
+    let mut hist_node: Option<String> = None;
+    let mut hist_ours = false;
+    let close = |current: &mut Option<(String, String, String, bool, bool)>,
+                 has_node: bool,
+                 nodeless: &mut Vec<String>| {
+        if let Some((id, _, role, _, _)) = current.take()
+            && !has_node
+            && id.split(':').next() == Some(resource)
+            && role != "Stopped"
+        {
+            nodeless.push(role);
+        }
+    };
     loop {
         let ev =
             reader.read_event().map_err(|e| format!("crm_mon output is not valid XML: {e}"))?;
@@ -104,10 +122,14 @@ pub fn parse(xml: &str, resource: &str) -> Result<ClusterStatus, String> {
             Event::End(_) => {
                 if let Some(name) = path.pop() {
                     match name.as_str() {
-                        "resource" => current = None,
+                        "resource" => close(&mut current, current_has_node, &mut nodeless),
                         "node" if path.last().map(String::as_str) == Some("node_attributes") => {
                             attr_node = None
                         }
+                        "node" if path.last().map(String::as_str) == Some("node_history") => {
+                            hist_node = None
+                        }
+                        "resource_history" => hist_ours = false,
                         _ => {}
                     }
                 }
@@ -150,8 +172,10 @@ pub fn parse(xml: &str, resource: &str) -> Result<ClusterStatus, String> {
                     });
                 }
                 current = Some((id, agent, role, failed, managed));
+                current_has_node = false;
             }
             ("resource", "node") => {
+                current_has_node = true;
                 if let (Some((id, _, role, failed, managed)), Some(node)) =
                     (&current, attr(e, "name"))
                 {
@@ -184,6 +208,18 @@ pub fn parse(xml: &str, resource: &str) -> Result<ClusterStatus, String> {
                     .unwrap_or_default(),
                 last_rc_change: attr(e, "last-rc-change").unwrap_or_default(),
             }),
+            ("node_history", "node") => hist_node = attr(e, "name"),
+            ("node", "resource_history") if hist_node.is_some() => {
+                hist_ours = attr(e, "id").is_some_and(|i| i.split(':').next() == Some(resource));
+            }
+            ("resource_history", "operation_history") if hist_ours => {
+                // 193: Pacemaker's "pending" result (record-pending).
+                if let (Some(node), Some("193"), Some(task)) =
+                    (&hist_node, attr(e, "rc").as_deref(), attr(e, "task"))
+                {
+                    pending.push((node.clone(), task));
+                }
+            }
             ("fence_history", "fence_event") => st.fencing.push(FenceEvent {
                 target: attr(e, "target").unwrap_or_default(),
                 action: attr(e, "action").unwrap_or_default(),
@@ -195,13 +231,50 @@ pub fn parse(xml: &str, resource: &str) -> Result<ClusterStatus, String> {
         if !empty {
             path.push(name);
         } else if name == "resource" {
-            current = None;
+            close(&mut current, current_has_node, &mut nodeless);
         }
     }
     if path.is_empty() && st.dc.is_none() && st.nodes.is_empty() {
         return Err("crm_mon output has no cluster summary or nodes".into());
     }
+    place_pending(&mut st.instances, nodeless, &pending);
     Ok(st)
+}
+
+/// The role Pacemaker shows while `task` runs.
+fn pending_role(task: &str) -> Option<&'static str> {
+    Some(match task {
+        "start" => "Starting",
+        "stop" => "Stopping",
+        "promote" => "Promoting",
+        "demote" => "Demoting",
+        "migrate_to" | "migrate_from" => "Migrating",
+        _ => return None,
+    })
+}
+
+/// crm_mon (2.1 and 3.0) may list an instance whose action is pending
+/// without its node (`role="Demoting" nodes_running_on="0"`): read alone,
+/// the node being demoted would look stopped. The node history names the
+/// node with that pending operation; give the instance back to it.
+fn place_pending(
+    instances: &mut BTreeMap<String, Instance>,
+    mut nodeless: Vec<String>,
+    pending: &[(String, String)],
+) {
+    for (node, task) in pending {
+        if instances.contains_key(node) {
+            continue;
+        }
+        let Some(role) = pending_role(task) else { continue };
+        if let Some(i) = nodeless.iter().position(|r| r == role) {
+            nodeless.swap_remove(i);
+            instances.insert(
+                node.clone(),
+                Instance { role: role.to_string(), failed: false, managed: true },
+            );
+        }
+    }
 }
 
 impl ClusterStatus {
@@ -274,6 +347,54 @@ mod tests {
         );
         assert_eq!(st.last_fence().unwrap().target, "a");
         assert_eq!(st.primary(), None);
+    }
+
+    /// Taken from the cluster (PostgreSQL 18, s40) during a switchover:
+    /// srv2's demote is pending and crm_mon lists it without a node.
+    const PENDING_DEMOTE: &str = include_str!("../tests/fixtures/crm_mon/pending-demote.xml");
+
+    #[test]
+    fn a_pending_instance_listed_without_its_node_is_placed_by_its_history() {
+        let st = parse(PENDING_DEMOTE, "pgsqld").unwrap();
+        assert_eq!(st.instances["srv2"].role, "Demoting");
+        assert_eq!(st.instances["srv1"].role, "Unpromoted");
+        assert_eq!(st.instances["srv3"].role, "Unpromoted");
+        assert_eq!(st.primary(), None);
+        // Without the pending record the instance stays unplaced, never
+        // guessed onto a node.
+        let no_history = PENDING_DEMOTE.replace("rc=\"193\"", "rc=\"0\"");
+        let st = parse(&no_history, "pgsqld").unwrap();
+        assert!(!st.instances.contains_key("srv2"));
+    }
+
+    #[test]
+    fn place_pending_matches_role_to_task() {
+        let mut inst = BTreeMap::new();
+        let a = Instance { role: "Unpromoted".into(), failed: false, managed: true };
+        inst.insert("a".to_string(), a.clone());
+        let pending = [
+            ("a".to_string(), "demote".to_string()), // already placed: kept
+            ("b".to_string(), "promote".to_string()), // no Promoting instance
+            ("c".to_string(), "stop".to_string()),
+            ("d".to_string(), "monitor".to_string()),
+        ];
+        place_pending(&mut inst, vec!["Stopping".into(), "Demoting".into()], &pending);
+        assert_eq!(inst["a"], a);
+        assert!(!inst.contains_key("b"));
+        assert_eq!(inst["c"].role, "Stopping");
+        assert!(!inst.contains_key("d"));
+        for (task, role) in [
+            ("start", "Starting"),
+            ("stop", "Stopping"),
+            ("promote", "Promoting"),
+            ("demote", "Demoting"),
+            ("migrate_to", "Migrating"),
+            ("migrate_from", "Migrating"),
+        ] {
+            assert_eq!(pending_role(task), Some(role));
+        }
+        assert_eq!(pending_role("monitor"), None);
+        assert_eq!(pending_role("notify"), None);
     }
 
     #[test]
