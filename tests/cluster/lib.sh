@@ -109,6 +109,12 @@ fi
 #                        away tries again), primary_conninfo connect_timeout=5
 #                        tcp_user_timeout=2000 (a connection to a vanished
 #                        primary is dropped after 2 s unacknowledged).
+#  FIRMWARE_DELAY        3 s       a fenced node's reboot (power.sh): power
+#                                  back, then this long before its OS starts
+#                                  (real servers: 30 s and more). Long
+#                                  enough for the fencing result to reach
+#                                  every node first; 0 reproduces the race
+#                                  Pacemaker 3.0 loses (tests/cluster/README).
 : "${COROSYNC_TOKEN:=1000}"
 : "${COROSYNC_TOKEN_COEFFICIENT:=650}"  # Corosync's default
 : "${DC_DEADTIME:=5s}"
@@ -116,6 +122,7 @@ fi
 : "${STONITH_TIMEOUT:=30s}"
 : "${MON_PROMOTED_INTERVAL:=5s}"
 : "${MON_UNPROMOTED_INTERVAL:=6s}"
+: "${FIRMWARE_DELAY:=3}"
 
 # ---- host-side names -------------------------------------------------------
 BRIDGE=pgms0                         # the "switch"
@@ -182,11 +189,30 @@ node_is_on() {
   [ -r "$cg/cgroup.events" ] && grep -q '^populated 1' "$cg/cgroup.events"
 }
 
+# A node powered on whose firmware still runs (power.sh reboot,
+# FIRMWARE_DELAY) has no pid 1 yet, and one just booted may not have its
+# filesystems yet: wait for both (as power.sh on does) rather than call it
+# down; a node off is down at once.
+node_boot_pid() {
+  local node=$1 i pid
+  for ((i = 0; i <= (FIRMWARE_DELAY + 30) * 10; i++)); do
+    if pid=$(node_init_pid "$node"); then
+      if [ -e "/proc/$pid/root/run/pgsqlms-node-ready" ] || [ "$i" -ge 300 ]; then
+        echo "$pid"
+        return 0
+      fi
+    fi
+    node_is_on "$node" || return 1
+    sleep 0.1
+  done
+  node_init_pid "$node"
+}
+
 # Run a command inside a node (all its namespaces, its cgroup), as root.
 on_node() {
   local node=$1 pid
   shift
-  pid=$(node_init_pid "$node") || die "node $node is down"
+  pid=$(node_boot_pid "$node") || die "node $node is down"
   # Join the node's cgroup first: a power-off then kills the command too.
   # Entering the mount namespace puts root and cwd at the node's root (its
   # pivoted trixie root with DEBIAN=13); --wd=/ would be the host's /.

@@ -31,8 +31,9 @@ for cell in "${CELLS[@]}"; do
   r=$?
   pass=$(grep -c ' PASS' target/cluster-scenarios.txt)
   fail=$(grep -c ' FAIL' target/cluster-scenarios.txt)
+  skip=$(grep -c ' SKIP' target/cluster-scenarios.txt)
   verdict=PASS; [ "$r" = 0 ] || { verdict=FAIL; rc=1; }
-  echo "CELL debian=$deb pg=$pg $verdict pass=$pass fail=$fail $((SECONDS - t0))s" | tee -a "$out"
+  echo "CELL debian=$deb pg=$pg $verdict pass=$pass fail=$fail skip=$skip $((SECONDS - t0))s" | tee -a "$out"
   sed 's/^/  /' target/cluster-scenarios.txt >> "$out"
 done
 exit "$rc"

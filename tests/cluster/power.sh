@@ -14,6 +14,11 @@
 # reboot : off then on, without waiting for the boot: a power switch (IPMI,
 #          a hypervisor) reports a reboot done once power is back, not once
 #          the operating system is up, and Pacemaker's fencing returns then.
+#          The node's "firmware" then takes FIRMWARE_DELAY seconds (lib.sh)
+#          before its operating system starts, as a real machine's POST
+#          does: an instant boot let Pacemaker 3.0 on the fenced node join
+#          before the fencing result reached it ("We were allegedly just
+#          fenced"), which no real fence device does.
 # status : prints on|off (exit 0 when on, 2 when off, as fence agents do).
 #
 # The hypervisor (hypervisor.py) runs this for fence_ns; crash.sh runs `off`.
@@ -50,8 +55,8 @@ reset_netns() {
   ip -n "$ns" link set eth0 up
 }
 
-power_on() {   # NODE [nowait]
-  local node=$1 wait=${2:-wait} nd cg pid i
+power_on() {   # NODE [nowait [FIRMWARE_SECONDS]]
+  local node=$1 wait=${2:-wait} firmware=${3:-0} nd cg pid i
   nd=$(node_dir "$node")
   cg=$(node_cg "$node")
   if node_is_on "$node"; then
@@ -62,18 +67,19 @@ power_on() {   # NODE [nowait]
   reset_netns "$node"
   ip link set "$(node_veth "$node")" up
   mkdir -p "$cg"
-  {
-    echo "---- boot $(date '+%F %T.%3N')"
-  } >> "$nd/boot.log"
   # setsid -f: the node must not belong to the caller's session or job.
+  # The firmware's wait runs inside the node's cgroup: the node counts as
+  # on (status) and a power-off during it kills it.
   # shellcheck disable=SC2016  # expanded by the inner shell
   setsid -f env -i PATH="$HOST_PATH" HOME=/root LANG=C.UTF-8 \
     PGSQLMS_CLUSTER_STATE="$STATE_DIR" \
     bash -c 'echo $$ > "$0/cgroup.procs" || exit 1
+             [ "$4" = 0 ] || { echo "---- power on, firmware ${4}s"; sleep "$4"; }
+             echo "---- boot $(date "+%F %T.%3N")"
              exec nsenter --net="/run/netns/$1" -- \
                unshare --mount --uts --ipc --pid --fork --mount-proc \
                  --propagation private -- "$2" "$3"' \
-    "$cg" "$(node_netns "$node")" "$HARNESS_DIR/node-init.sh" "$node" \
+    "$cg" "$(node_netns "$node")" "$HARNESS_DIR/node-init.sh" "$node" "$firmware" \
     </dev/null >>"$nd/boot.log" 2>&1
   [ "$wait" = wait ] || return 0
   for ((i = 0; i < 300; i++)); do
@@ -94,7 +100,7 @@ check_node "$node"
 case "$action" in
   on)     power_on "$node" ;;
   off)    power_off "$node" ;;
-  reboot) power_off "$node" && power_on "$node" nowait ;;
+  reboot) power_off "$node" && power_on "$node" nowait "$FIRMWARE_DELAY" ;;
   status)
     if node_is_on "$node"; then echo on; exit 0; else echo off; exit 2; fi ;;
   *) die "unknown action '$action'" ;;
