@@ -1793,26 +1793,16 @@ async fn sc_rejoin(ctx: &mut Ctx, clone: bool) -> Result<(), String> {
     let policy = if clone { "rewind-or-clone" } else { "rewind" };
     let functions = "pg_catalog.pg_ls_dir(text, boolean, boolean), pg_catalog.pg_stat_file(text, boolean), \
                      pg_catalog.pg_read_binary_file(text), pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)";
-    let grant = if clone {
-        format!("REVOKE EXECUTE ON FUNCTION {functions} FROM replicator")
-    } else {
-        format!("GRANT EXECUTE ON FUNCTION {functions} TO replicator")
-    };
-    node_sql(&s, &p, "postgres", &grant).await?;
-    let update = |v: String| {
-        let p = p.clone();
-        async move {
-            script(
-                "on.sh",
-                &[&p, "pcs", "resource", "update", "pgsqld", &v],
-                Duration::from_secs(60),
-            )
-            .await
-        }
-    };
-    let out = update(format!("rejoin_policy={policy}")).await;
+    let revoke = format!("REVOKE EXECUTE ON FUNCTION {functions} FROM replicator");
+    // The README's recipe, on the primary's node: pg_rewind's grants to
+    // replicator, the parameter, a start timeout, validate-all.
+    let out = recipe(&p, "08-rejoin-policy.sh", &[policy, "120s"]).await;
     if !out.ok {
-        return Err(format!("pcs resource update rejoin_policy: {}", out.stderr.trim()));
+        return Err(format!("08-rejoin-policy.sh {policy}: {}", out.stderr.trim()));
+    }
+    if clone {
+        // pg_rewind must fail for rewind-or-clone to clone.
+        node_sql(&s, &p, "postgres", &revoke).await?;
     }
     if !wait_healthy(60).await {
         return Err(format!("cluster not healthy after setting rejoin_policy={policy}"));
@@ -1890,10 +1880,32 @@ async fn sc_rejoin(ctx: &mut Ctx, clone: bool) -> Result<(), String> {
         }
     }
     ctx.notes.push(format!("kept {segments} WAL segments in {:?}", kept.first()));
+    let listed = recipe(&p, "08-rejoin-policy.sh", &["kept"]).await;
+    let named = kept
+        .first()
+        .and_then(|d| d.file_name())
+        .map_or("diverged-".to_string(), |f| f.to_string_lossy().into_owned());
+    if !listed.ok || !listed.stdout.contains(&named) {
+        ctx.fail(format!(
+            "08-rejoin-policy.sh kept on {p} does not list {named}: {}",
+            listed.stdout
+        ));
+    }
     // Back to the cluster's defaults for the scenarios that follow.
-    let out = update("rejoin_policy=manual".into()).await;
+    let r = roles().await;
+    let on = r.promoted.first().cloned().unwrap_or(p.clone());
+    let out = recipe(&on, "08-rejoin-policy.sh", &["manual"]).await;
     if !out.ok {
-        ctx.fail(format!("pcs resource update rejoin_policy=manual: {}", out.stderr.trim()));
+        ctx.fail(format!("08-rejoin-policy.sh manual: {}", out.stderr.trim()));
+    }
+    let out = pcs(
+        &on,
+        &["resource", "update", "pgsqld", "op", "start", "timeout=60s"],
+        Duration::from_secs(60),
+    )
+    .await;
+    if !out.ok {
+        ctx.fail(format!("start timeout back to 60s: {}", out.stderr.trim()));
     }
     for d in kept.iter().chain(replaced.iter()) {
         let _ = std::fs::remove_dir_all(d);
@@ -3690,20 +3702,6 @@ async fn set_on_all(ctx: &mut Ctx, settings: &[(&str, &str)]) {
     }
 }
 
-/// Restart the standby instance on `node` (stop and start by Pacemaker).
-async fn restart_standby(ctx: &mut Ctx, node: &str) {
-    let p = ctx.primary.clone();
-    let out = pcs(
-        &p,
-        &["resource", "restart", "pgsqld-clone", node, "--wait=120"],
-        Duration::from_secs(150),
-    )
-    .await;
-    if !out.ok {
-        ctx.fail(format!("pcs resource restart pgsqld-clone {node}: {}", out.stderr.trim()));
-    }
-}
-
 /// Wait until `node`'s slot is in use on `primary`.
 async fn wait_slot_active(ctx: &Ctx, primary: &str, node: &str, secs: u64) -> bool {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -3725,18 +3723,19 @@ async fn slots_on(ctx: &mut Ctx, extra: &[(&str, &str)]) {
     settings.extend_from_slice(extra);
     set_on_all(ctx, &settings).await;
     let p = ctx.primary.clone();
-    let out = pcs(
-        &p,
-        &["resource", "update", "pgsqld", "replication_slots=true", "replication_slots_grace=20"],
-        Duration::from_secs(60),
-    )
-    .await;
+    // As the README's recipe says: `check` on every node, `on` on one.
+    for n in ctx.s.nodes.clone() {
+        let out = slots_recipe(ctx, &n, &[], "check").await;
+        if !out.ok {
+            ctx.fail(format!("09-replication-slots.sh check on {n}: {}", out.stderr.trim()));
+        }
+    }
+    let out = slots_recipe(ctx, &p, &["GRACE=20"], "on").await;
     if !out.ok {
-        ctx.fail(format!("pcs resource update replication_slots=true: {}", out.stderr.trim()));
+        ctx.fail(format!("09-replication-slots.sh on: {}", out.stderr.trim()));
     }
     wait_healthy(60).await;
     for sb in ctx.standbys.clone() {
-        restart_standby(ctx, &sb).await;
         if !wait_slot_active(ctx, &p, &sb, 60).await {
             ctx.fail(format!(
                 "{sb} does not use its slot on {p}: {:?}",
@@ -3752,33 +3751,32 @@ async fn slots_on(ctx: &mut Ctx, extra: &[(&str, &str)]) {
 async fn slots_off(ctx: &mut Ctx) {
     let r = roles().await;
     let Some(p) = r.promoted.first().cloned() else { return };
-    let out = pcs(
-        &p,
-        &["resource", "update", "pgsqld", "replication_slots=false"],
-        Duration::from_secs(60),
-    )
-    .await;
+    let out = slots_recipe(ctx, &p, &[], "off").await;
     if !out.ok {
-        ctx.fail(format!("pcs resource update replication_slots=false: {}", out.stderr.trim()));
+        ctx.fail(format!("09-replication-slots.sh off: {}", out.stderr.trim()));
     }
-    wait_healthy(60).await;
-    let saved = ctx.primary.clone();
-    ctx.primary = p.clone();
-    for sb in r.unpromoted.clone() {
-        restart_standby(ctx, &sb).await;
-    }
-    ctx.primary = saved;
     wait_healthy(60).await;
     for n in ctx.s.nodes.clone() {
-        let _ = node_exec(
-            &ctx.s,
-            &n,
-            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
-             WHERE slot_name LIKE 'pgsqlms\\_%' AND NOT active",
-        )
-        .await;
+        let out = slots_recipe(ctx, &n, &[], "drop").await;
+        if !out.ok {
+            ctx.fail(format!("09-replication-slots.sh drop on {n}: {}", out.stderr.trim()));
+        }
+    }
+    let left: Vec<String> = agent_slots(&ctx.s, &p).await.into_keys().collect();
+    if !left.is_empty() {
+        ctx.fail(format!("slots of the agent left on {p} after off and drop: {left:?}"));
     }
     set_on_all(ctx, &[("max_slot_wal_keep_size", ""), ("wal_keep_size", "")]).await;
+}
+
+/// pcs-examples/09-replication-slots.sh on `node`, pointed at the
+/// cluster's PostgreSQL socket and port.
+async fn slots_recipe(ctx: &Ctx, node: &str, vars: &[&str], action: &str) -> Out {
+    let host = format!("PGHOST={}", ctx.s.sockdir);
+    let port = format!("PGPORT={}", ctx.s.port);
+    let mut all = vec![host.as_str(), port.as_str()];
+    all.extend_from_slice(vars);
+    recipe_with(node, &all, "09-replication-slots.sh", &[action]).await
 }
 
 /// `segments` WAL segments on the primary (a row, a switch), then two

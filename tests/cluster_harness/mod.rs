@@ -193,8 +193,16 @@ pub async fn script_env(name: &str, args: &[&str], env: &[(&str, &str)], limit: 
 /// Run pcs-examples/RECIPE ARGS on NODE, as an operator would; its output
 /// goes to the test log.
 pub async fn recipe(node: &str, name: &str, args: &[&str]) -> Out {
+    recipe_with(node, &[], name, args).await
+}
+
+/// `recipe` with the recipe's variables (`NAME=value`) set, as an operator
+/// sets them on its command line.
+pub async fn recipe_with(node: &str, vars: &[&str], name: &str, args: &[&str]) -> Out {
     let path = format!("{RECIPES}/{name}");
-    let mut all = vec![node, path.as_str()];
+    let mut all = vec![node, "env"];
+    all.extend_from_slice(vars);
+    all.push(path.as_str());
     all.extend_from_slice(args);
     let out = script("on.sh", &all, Duration::from_secs(300)).await;
     for l in out.stdout.lines().filter(|l| l.starts_with(name)) {
