@@ -31,7 +31,13 @@ case "$policy" in
     datadir=$(param datadir)
     [ -n "$datadir" ] || datadir=$(param pgdata)
     [ -n "$datadir" ] || die "cannot read the datadir of $RSC"
-    ls -ld "$datadir".diverged-* "$datadir".replaced-* 2>/dev/null || say "nothing set aside beside $datadir"
+    shopt -s nullglob
+    set -- "$datadir".diverged-* "$datadir".replaced-*
+    if [ $# -eq 0 ]; then
+      say "nothing set aside beside $datadir"
+    else
+      ls -ld "$@"
+    fi
     exit 0
     ;;
   *) die "$usage" ;;

@@ -1885,7 +1885,9 @@ async fn sc_rejoin(ctx: &mut Ctx, clone: bool) -> Result<(), String> {
         .first()
         .and_then(|d| d.file_name())
         .map_or("diverged-".to_string(), |f| f.to_string_lossy().into_owned());
-    if !listed.ok || !listed.stdout.contains(&named) {
+    // (It once listed the directory and said "nothing set aside" too.)
+    if !listed.ok || !listed.stdout.contains(&named) || listed.stdout.contains("nothing set aside")
+    {
         ctx.fail(format!(
             "08-rejoin-policy.sh kept on {p} does not list {named}: {}",
             listed.stdout
