@@ -99,8 +99,7 @@ pub fn compute(
     let mut best: BTreeMap<&str, &ReplicationRow> = BTreeMap::new();
     for r in rows.iter().filter(|r| is_peer(&r.application_name)) {
         let e = best.entry(&r.application_name).or_insert(r);
-        let rank_key = |r: &ReplicationRow| (is_streaming(&r.state), r.write_lsn);
-        if rank_key(r) > rank_key(e) {
+        if row_rank(r) > row_rank(e) {
             *e = r;
         }
     }
@@ -153,6 +152,14 @@ pub fn compute(
             .or_insert(Score { value: NOT_CONNECTED, reason: Reason::NotConnected });
     }
     Table { scores, foreign_clients }
+}
+
+/// How two rows of the same standby compare: streaming before anything
+/// else, then the most advanced. A standby can have several walsenders: a
+/// connection its node lost without a word (power cut, node rebuilt) stays
+/// in `startup` until TCP gives up on it, beside the live one.
+pub fn row_rank(r: &ReplicationRow) -> (bool, Option<Lsn>) {
+    (is_streaming(&r.state), r.write_lsn)
 }
 
 fn is_streaming(state: &str) -> bool {

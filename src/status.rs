@@ -240,7 +240,12 @@ pub fn build(resource: &str, local: &str, st: &ClusterStatus, pg: &LocalPg) -> R
             n.source = "local".into();
             fill_local(&mut n, pg);
         } else if local_is_primary {
-            if let Some(r) = pg.replication.iter().find(|r| &r.standby.application_name == name) {
+            let best = pg
+                .replication
+                .iter()
+                .filter(|r| &r.standby.application_name == name)
+                .max_by_key(|r| scores::row_rank(&r.standby));
+            if let Some(r) = best {
                 n.source = "primary".into();
                 n.postgres_role = "standby".into();
                 n.timeline = pg.timeline;
@@ -565,6 +570,30 @@ mod tests {
         let srv1 = r.nodes.iter().find(|n| n.name == "srv1").unwrap();
         assert_eq!(srv1.not_promotable_because.as_deref(), Some("already the primary"));
         assert_eq!(srv1.source, "local");
+    }
+
+    #[test]
+    fn a_stale_walsender_does_not_hide_the_live_one() {
+        // Seen in the cluster after s28 rebuilt srv1: the primary kept the
+        // walsender of srv1's lost connection in "startup", listed first.
+        let mut pg = primary_pg();
+        let live = pg.replication[0].clone();
+        let stale = ReplicationView {
+            standby: scores::ReplicationRow {
+                application_name: "srv2".into(),
+                state: "startup".into(),
+                write_lsn: None,
+            },
+            sync_state: "potential".into(),
+            ..Default::default()
+        };
+        for rows in [vec![stale.clone(), live.clone()], vec![live, stale]] {
+            pg.replication = rows;
+            let r = build("pgsqld", "srv1", &healthy(), &pg);
+            let srv2 = r.nodes.iter().find(|n| n.name == "srv2").unwrap();
+            assert_eq!(srv2.replication.as_deref(), Some("streaming sync"));
+            assert_eq!(srv2.wal_replayed.as_deref(), Some("0/3000000"));
+        }
     }
 
     #[test]

@@ -1274,6 +1274,7 @@ async fn expect_status_view_healthy(ctx: &mut Ctx) {
         }
     };
     let when = "healthy after the fault";
+    settle(ctx).await;
     let Err(first) = status_view_agrees(ctx, when, all_streaming).await else { return };
     let direct = primary_replication_rows(ctx).await;
     let n_streaming = direct.iter().filter(|r| r.ends_with(":streaming")).count();
@@ -1287,6 +1288,38 @@ async fn expect_status_view_healthy(ctx: &mut Ctx) {
     if let Err(e) = status_view_agrees(ctx, when, all_streaming).await {
         ctx.fail(e);
     }
+}
+
+/// Waits (30 s at most) until Pacemaker has no action left to run, so that
+/// "healthy" also means settled. A healthy cluster can still have a
+/// transition ahead: right after `pcs resource update`, wait-healthy.sh
+/// passes before the controller schedules the reload-agent actions, and
+/// while the promoted instance's reload-agent is pending, Pacemaker 2.1.5
+/// itself lists that instance as Unpromoted (its last operation is the
+/// pending reload and its monitor is cancelled), so a status view taken then
+/// rightly shows no primary. Seen once, in a CI run of s28.
+async fn settle(ctx: &mut Ctx) {
+    let r = roles().await;
+    let Some(node) = view_node(ctx, &r) else {
+        return;
+    };
+    let out = script(
+        "on.sh",
+        &[&node, "crm_resource", "--wait", "--timeout=30s"],
+        Duration::from_secs(45),
+    )
+    .await;
+    if !out.ok {
+        ctx.notes.push(format!("not settled after 30 s: {}", out.stderr.trim()));
+    }
+}
+
+/// Where status views are taken: the primary's node, else any node that is on.
+fn view_node(ctx: &Ctx, r: &Roles) -> Option<String> {
+    r.promoted
+        .first()
+        .cloned()
+        .or_else(|| ctx.s.nodes.iter().find(|n| ctx.s.init_pid(n).is_some()).cloned())
 }
 
 /// `application_name:state` of each row of the primary's pg_stat_replication.
@@ -1314,12 +1347,7 @@ async fn status_view_agrees(
     pred: impl Fn(&serde_json::Value, &Roles) -> Result<(), String>,
 ) -> Result<(), String> {
     let r = roles().await;
-    let Some(node) = r
-        .promoted
-        .first()
-        .cloned()
-        .or_else(|| ctx.s.nodes.iter().find(|n| ctx.s.init_pid(n).is_some()).cloned())
-    else {
+    let Some(node) = view_node(ctx, &r) else {
         return Err(format!("status view ({when}): no node is on"));
     };
     let t = Instant::now();
