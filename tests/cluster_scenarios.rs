@@ -1293,11 +1293,12 @@ async fn expect_status_view_healthy(ctx: &mut Ctx) {
 /// Waits (30 s at most) until Pacemaker has no action left to run, so that
 /// "healthy" also means settled. A healthy cluster can still have a
 /// transition ahead: right after `pcs resource update`, wait-healthy.sh
-/// passes before the controller schedules the reload-agent actions, and
-/// while the promoted instance's reload-agent is pending, Pacemaker 2.1.5
-/// itself lists that instance as Unpromoted (its last operation is the
-/// pending reload and its monitor is cancelled), so a status view taken then
-/// rightly shows no primary. Seen once, in a CI run of s28.
+/// passes before the controller schedules the reload-agent actions. Between
+/// the promoted instance's reload and the first result of its rescheduled
+/// monitor, crm_mon (Pacemaker 2.1.5) lists that instance as Unpromoted,
+/// `pending="Monitoring"`: its last recorded operation is the reload, no
+/// longer the promote. A status view taken then rightly shows no primary.
+/// Seen once, in a CI run of s28; caught again by polling crm_mon.
 async fn settle(ctx: &mut Ctx) {
     let r = roles().await;
     let Some(node) = view_node(ctx, &r) else {
