@@ -1300,10 +1300,8 @@ async fn expect_status_view_healthy(ctx: &mut Ctx) {
 /// longer the promote. A status view taken then rightly shows no primary.
 /// Seen once, in a CI run of s28; caught again by polling crm_mon.
 async fn settle(ctx: &mut Ctx) {
-    let r = roles().await;
-    let Some(node) = view_node(ctx, &r) else {
-        return;
-    };
+    // Any node will do: the wait is for the whole cluster's transition.
+    let Some(node) = ctx.s.first_node_on().cloned() else { return };
     let out = script(
         "on.sh",
         &[&node, "crm_resource", "--wait", "--timeout=30s"],
@@ -1317,10 +1315,7 @@ async fn settle(ctx: &mut Ctx) {
 
 /// Where status views are taken: the primary's node, else any node that is on.
 fn view_node(ctx: &Ctx, r: &Roles) -> Option<String> {
-    r.promoted
-        .first()
-        .cloned()
-        .or_else(|| ctx.s.nodes.iter().find(|n| ctx.s.init_pid(n).is_some()).cloned())
+    r.promoted.first().cloned().or_else(|| ctx.s.first_node_on().cloned())
 }
 
 /// `application_name:state` of each row of the primary's pg_stat_replication.
@@ -2000,7 +1995,7 @@ async fn postmaster_pids(s: &Settings) -> BTreeMap<String, String> {
 
 /// The agents of the pgsqld instances Pacemaker reports (crm_mon).
 async fn running_agents(s: &Settings) -> BTreeSet<String> {
-    let Some(n) = s.nodes.iter().find(|n| s.init_pid(n).is_some()) else { return BTreeSet::new() };
+    let Some(n) = s.first_node_on() else { return BTreeSet::new() };
     let mon =
         script("on.sh", &[n, "crm_mon", "-1", "--output-as=xml"], Duration::from_secs(30)).await;
     mon.stdout

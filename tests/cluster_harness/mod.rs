@@ -87,6 +87,11 @@ impl Settings {
         }
     }
 
+    /// The first node that is on (its init runs), in the settings' order.
+    pub fn first_node_on(&self) -> Option<&String> {
+        self.nodes.iter().find(|n| self.init_pid(n).is_some())
+    }
+
     /// Host pid of the node's init (pid 1 of its pid namespace).
     pub fn init_pid(&self, node: &str) -> Option<u32> {
         let procs =
